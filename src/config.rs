@@ -1,0 +1,1073 @@
+//! The configuration file: parsed once from TOML into raw structs, then validated into
+//! [`Config`], the one high-level struct the rest of the program takes.
+//!
+//! Nothing downstream re-checks raw input: paths are absolute (resolved against the config
+//! file's folder), enums are enums, limits are in range. Secrets are not read here; each target
+//! keeps a [`SecretSource`] that is resolved only when the target is about to be called, so
+//! `plan` works without credentials.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The commented example configuration, as `init` writes it.
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+/// A configuration error: names the file, the key and the expected form.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// Character encoding of a CSV roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Gbk,
+    Gb18030,
+}
+
+/// Optional crop of the normalized photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crop {
+    None,
+    Portrait,
+}
+
+/// Output image format of a target profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    Jpeg,
+    Png,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+        }
+    }
+}
+
+/// Which roster columns hold what, by header name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub id: String,
+    pub name: Option<String>,
+    pub photo: Option<String>,
+    pub feishu_user_id: Option<String>,
+    pub vzicloud_user_id: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterConfig {
+    pub path: PathBuf,
+    pub encoding: Encoding,
+    /// `None`: detected from the header line.
+    pub delimiter: Option<u8>,
+    /// `None`: the first sheet.
+    pub sheet: Option<String>,
+    pub columns: Columns,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoConfig {
+    pub dir: PathBuf,
+    pub recursive: bool,
+    pub face_check: bool,
+    pub crop: Crop,
+    /// Decoding limits checked from the header, before the full decode.
+    pub max_pixels: u64,
+    pub max_file_bytes: u64,
+    /// Shortest side, in pixels, below which a photo is `too_small`.
+    pub min_short_side: u32,
+    /// The face's width as a fraction of the image's shorter side, below which it is too small.
+    pub min_face_fraction: f32,
+    /// Margin around the face for `crop = "portrait"`, as a multiple of the face's width.
+    pub portrait_margin: f32,
+}
+
+/// How a target wants its photos: format and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Profile {
+    pub format: OutputFormat,
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_bytes: u64,
+    pub min_quality: u8,
+}
+
+/// Delivery settings every target has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    pub enabled: bool,
+    pub base_url: String,
+    pub rate_per_second: f64,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub timeout: Duration,
+    pub profile: Profile,
+}
+
+/// Where a secret comes from. Resolved only when a target is about to be called.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    Inline(Secret),
+    Missing,
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "Env({name})"),
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+            Self::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+impl SecretSource {
+    /// The secret, or an error naming the key and the variable to set.
+    pub fn resolve(&self, key: &str) -> Result<Secret, String> {
+        match self {
+            Self::Inline(s) => Ok(s.clone()),
+            Self::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                _ => Err(format!(
+                    "environment variable {var} (named by `{key}_env`) is not set: export it before running"
+                )),
+            },
+            Self::Missing => Err(format!(
+                "no secret configured: set `{key}_env` to the name of an environment variable holding it"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserIdType {
+    OpenId,
+    UnionId,
+    UserId,
+}
+
+impl UserIdType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenId => "open_id",
+            Self::UnionId => "union_id",
+            Self::UserId => "user_id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeishuConfig {
+    pub delivery: DeliveryConfig,
+    pub app_id: String,
+    pub app_secret: SecretSource,
+    pub user_id_type: UserIdType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionType {
+    Update,
+    Replace,
+}
+
+impl ActionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Update => "UPDATE",
+            Self::Replace => "REPLACE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VziCloudConfig {
+    pub delivery: DeliveryConfig,
+    pub app_id: u64,
+    pub group_id: String,
+    pub accesskey_id: String,
+    pub accesskey_secret: SecretSource,
+    pub action_type: ActionType,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    pub database: PathBuf,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (absolute).
+    pub file: PathBuf,
+    pub roster: RosterConfig,
+    pub photos: PhotoConfig,
+    pub state: StateConfig,
+    pub feishu: Option<FeishuConfig>,
+    pub vzicloud: Option<VziCloudConfig>,
+    /// Human-readable warnings found while loading (a secret in a world-readable file).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut config = Self::parse(&text, &file)?;
+        if config.has_inline_secret() && readable_by_others(&file) {
+            config.warnings.push(format!(
+                "{} holds a secret and is readable by other users: run `chmod 600 {}` or use an `_env` key",
+                file.display(),
+                file.display()
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Parses config text; relative paths resolve against `file`'s folder.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: file.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Validator { file, base: &base }.config(raw)
+    }
+
+    /// Enabled targets' names, in a fixed order.
+    pub fn enabled_targets(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.feishu.as_ref().is_some_and(|f| f.delivery.enabled) {
+            names.push("feishu");
+        }
+        if self.vzicloud.as_ref().is_some_and(|v| v.delivery.enabled) {
+            names.push("vzicloud");
+        }
+        names
+    }
+
+    /// The delivery settings of a target by name.
+    pub fn delivery(&self, target: &str) -> Option<&DeliveryConfig> {
+        match target {
+            "feishu" => self.feishu.as_ref().map(|f| &f.delivery),
+            "vzicloud" => self.vzicloud.as_ref().map(|v| &v.delivery),
+            _ => None,
+        }
+    }
+
+    /// A fingerprint of everything that shapes what a target receives and where: the photo
+    /// settings, the target's profile and its identity settings. A delivery made under another
+    /// fingerprint is stale and is made again.
+    pub fn delivery_fingerprint(&self, target: &str) -> String {
+        let p = &self.photos;
+        let mut parts = vec![
+            format!("pipeline=1"),
+            format!("face_check={}", p.face_check),
+            format!("crop={:?}", p.crop),
+            format!("margin={}", p.portrait_margin),
+            format!("min_face={}", p.min_face_fraction),
+        ];
+        if let Some(d) = self.delivery(target) {
+            let pr = &d.profile;
+            parts.push(format!(
+                "profile={:?},{},{},{},{}",
+                pr.format, pr.max_width, pr.max_height, pr.max_bytes, pr.min_quality
+            ));
+            parts.push(format!("base_url={}", d.base_url));
+        }
+        match target {
+            "feishu" => {
+                if let Some(f) = &self.feishu {
+                    parts.push(format!(
+                        "app_id={},id_type={}",
+                        f.app_id,
+                        f.user_id_type.as_str()
+                    ));
+                }
+            }
+            "vzicloud" => {
+                if let Some(v) = &self.vzicloud {
+                    parts.push(format!(
+                        "app_id={},group={},action={}",
+                        v.app_id,
+                        v.group_id,
+                        v.action_type.as_str()
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let digest = blake3::hash(parts.join(";").as_bytes());
+        digest.to_hex()[..16].to_string()
+    }
+
+    fn has_inline_secret(&self) -> bool {
+        matches!(
+            self.feishu.as_ref().map(|f| &f.app_secret),
+            Some(SecretSource::Inline(_))
+        ) || matches!(
+            self.vzicloud.as_ref().map(|v| &v.accesskey_secret),
+            Some(SecretSource::Inline(_))
+        )
+    }
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
+
+// ---- raw form, exactly as TOML spells it ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    roster: RawRoster,
+    #[serde(default)]
+    photos: RawPhotos,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    targets: RawTargets,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoster {
+    path: String,
+    #[serde(default = "auto")]
+    encoding: String,
+    #[serde(default = "auto")]
+    delimiter: String,
+    #[serde(default)]
+    sheet: String,
+    #[serde(default)]
+    columns: RawColumns,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawColumns {
+    id: String,
+    name: String,
+    photo: String,
+    feishu_user_id: String,
+    vzicloud_user_id: String,
+    email: String,
+    mobile: String,
+}
+
+impl Default for RawColumns {
+    fn default() -> Self {
+        Self {
+            id: "employee_id".into(),
+            name: "name".into(),
+            photo: String::new(),
+            feishu_user_id: String::new(),
+            vzicloud_user_id: String::new(),
+            email: String::new(),
+            mobile: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPhotos {
+    dir: String,
+    recursive: bool,
+    face_check: bool,
+    crop: String,
+    max_pixels: u64,
+    max_file_bytes: u64,
+    min_short_side: u32,
+    min_face_fraction: f64,
+    portrait_margin: f64,
+}
+
+impl Default for RawPhotos {
+    fn default() -> Self {
+        Self {
+            dir: "photos".into(),
+            recursive: false,
+            face_check: true,
+            crop: "none".into(),
+            max_pixels: 50_000_000,
+            max_file_bytes: 40 * 1024 * 1024,
+            min_short_side: 200,
+            min_face_fraction: 0.1,
+            portrait_margin: 0.6,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawState {
+    database: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        Self {
+            database: "facesync.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargets {
+    feishu: Option<RawFeishu>,
+    vzicloud: Option<RawVziCloud>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeishu {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "feishu_url")]
+    base_url: String,
+    #[serde(default)]
+    app_id: String,
+    app_secret: Option<String>,
+    app_secret_env: Option<String>,
+    #[serde(default = "user_id_type")]
+    user_id_type: String,
+    #[serde(default = "five")]
+    rate_per_second: f64,
+    burst: Option<u32>,
+    #[serde(default = "four")]
+    concurrency: usize,
+    #[serde(default = "five_u32")]
+    max_retries: u32,
+    #[serde(default = "thirty")]
+    timeout_seconds: u64,
+    #[serde(default = "feishu_profile")]
+    profile: RawProfile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVziCloud {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "vzicloud_url")]
+    base_url: String,
+    app_id: Option<toml::Value>,
+    #[serde(default)]
+    group_id: String,
+    #[serde(default)]
+    accesskey_id: String,
+    accesskey_secret: Option<String>,
+    accesskey_secret_env: Option<String>,
+    #[serde(default = "action_type")]
+    action_type: String,
+    #[serde(default = "five")]
+    rate_per_second: f64,
+    burst: Option<u32>,
+    #[serde(default = "four")]
+    concurrency: usize,
+    #[serde(default = "five_u32")]
+    max_retries: u32,
+    #[serde(default = "thirty")]
+    timeout_seconds: u64,
+    #[serde(default = "vzicloud_profile")]
+    profile: RawProfile,
+}
+
+fn yes() -> bool {
+    true
+}
+fn feishu_url() -> String {
+    "https://open.feishu.cn".into()
+}
+fn vzicloud_url() -> String {
+    "https://api.vzicloud.com".into()
+}
+fn user_id_type() -> String {
+    "user_id".into()
+}
+fn action_type() -> String {
+    "REPLACE".into()
+}
+
+/// The limits every target section has (serde cannot flatten them into a section that also
+/// refuses unknown keys, so each section lists the fields and hands them over here).
+struct RawLimits {
+    rate_per_second: f64,
+    burst: Option<u32>,
+    concurrency: usize,
+    max_retries: u32,
+    timeout_seconds: u64,
+}
+
+fn five() -> f64 {
+    5.0
+}
+fn four() -> usize {
+    4
+}
+fn five_u32() -> u32 {
+    5
+}
+fn thirty() -> u64 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default = "jpeg")]
+    format: String,
+    max_width: u32,
+    max_height: u32,
+    max_bytes: u64,
+    #[serde(default = "min_quality")]
+    min_quality: u8,
+}
+
+fn jpeg() -> String {
+    "jpeg".into()
+}
+fn min_quality() -> u8 {
+    60
+}
+fn feishu_profile() -> RawProfile {
+    RawProfile {
+        format: jpeg(),
+        max_width: 1080,
+        max_height: 1440,
+        max_bytes: 1_048_576,
+        min_quality: min_quality(),
+    }
+}
+fn vzicloud_profile() -> RawProfile {
+    RawProfile {
+        format: jpeg(),
+        max_width: 1920,
+        max_height: 1080,
+        max_bytes: 1_572_864,
+        min_quality: min_quality(),
+    }
+}
+
+// ---- validation ----
+
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.file.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn path(&self, key: &str, value: &str) -> Result<PathBuf, ConfigError> {
+        if value.trim().is_empty() {
+            return Err(self.err(
+                key,
+                "must not be empty: give a path (relative to the config file)",
+            ));
+        }
+        let p = Path::new(value.trim());
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        })
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let roster = self.roster(raw.roster)?;
+        let photos = self.photos(raw.photos)?;
+        let state = StateConfig {
+            database: self.path("state.database", &raw.state.database)?,
+        };
+        let feishu = raw.targets.feishu.map(|f| self.feishu(f)).transpose()?;
+        let vzicloud = raw.targets.vzicloud.map(|v| self.vzicloud(v)).transpose()?;
+        Ok(Config {
+            file: self.file.to_path_buf(),
+            roster,
+            photos,
+            state,
+            feishu,
+            vzicloud,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn roster(&self, raw: RawRoster) -> Result<RosterConfig, ConfigError> {
+        let encoding = match raw.encoding.to_ascii_lowercase().as_str() {
+            "auto" => Encoding::Auto,
+            "utf-8" | "utf8" => Encoding::Utf8,
+            "gbk" => Encoding::Gbk,
+            "gb18030" => Encoding::Gb18030,
+            other => {
+                return Err(self.err(
+                    "roster.encoding",
+                    format!("`{other}` is not an encoding: expected auto, utf-8, gbk or gb18030"),
+                ));
+            }
+        };
+        let delimiter = match raw.delimiter.as_str() {
+            "auto" | "" => None,
+            "," => Some(b','),
+            ";" => Some(b';'),
+            "\t" | "\\t" | "tab" => Some(b'\t'),
+            other => {
+                return Err(self.err(
+                    "roster.delimiter",
+                    format!(
+                        "`{other}` is not a delimiter: expected \"auto\", \",\", \";\" or \"\\t\""
+                    ),
+                ));
+            }
+        };
+        let c = raw.columns;
+        if c.id.trim().is_empty() {
+            return Err(self.err(
+                "roster.columns.id",
+                "must name the roster column holding the employee id",
+            ));
+        }
+        let opt = |s: String| {
+            let s = s.trim().to_string();
+            (!s.is_empty()).then_some(s)
+        };
+        Ok(RosterConfig {
+            path: self.path("roster.path", &raw.path)?,
+            encoding,
+            delimiter,
+            sheet: opt(raw.sheet),
+            columns: Columns {
+                id: c.id.trim().to_string(),
+                name: opt(c.name),
+                photo: opt(c.photo),
+                feishu_user_id: opt(c.feishu_user_id),
+                vzicloud_user_id: opt(c.vzicloud_user_id),
+                email: opt(c.email),
+                mobile: opt(c.mobile),
+            },
+        })
+    }
+
+    fn photos(&self, raw: RawPhotos) -> Result<PhotoConfig, ConfigError> {
+        let crop = match raw.crop.as_str() {
+            "none" => Crop::None,
+            "portrait" => Crop::Portrait,
+            other => {
+                return Err(self.err(
+                    "photos.crop",
+                    format!("`{other}` is not a crop: expected \"none\" or \"portrait\""),
+                ));
+            }
+        };
+        if raw.max_pixels == 0 {
+            return Err(self.err("photos.max_pixels", "must be a positive number of pixels"));
+        }
+        if raw.max_file_bytes == 0 {
+            return Err(self.err(
+                "photos.max_file_bytes",
+                "must be a positive number of bytes",
+            ));
+        }
+        if !(0.0..=1.0).contains(&raw.min_face_fraction) {
+            return Err(self.err(
+                "photos.min_face_fraction",
+                "must be a fraction between 0.0 and 1.0",
+            ));
+        }
+        if !(0.0..=5.0).contains(&raw.portrait_margin) {
+            return Err(self.err(
+                "photos.portrait_margin",
+                "must be between 0.0 and 5.0 (a multiple of the face's width)",
+            ));
+        }
+        Ok(PhotoConfig {
+            dir: self.path("photos.dir", &raw.dir)?,
+            recursive: raw.recursive,
+            face_check: raw.face_check,
+            crop,
+            max_pixels: raw.max_pixels,
+            max_file_bytes: raw.max_file_bytes,
+            min_short_side: raw.min_short_side,
+            min_face_fraction: raw.min_face_fraction as f32,
+            portrait_margin: raw.portrait_margin as f32,
+        })
+    }
+
+    fn delivery(
+        &self,
+        target: &str,
+        enabled: bool,
+        base_url: String,
+        limits: RawLimits,
+        profile: RawProfile,
+    ) -> Result<DeliveryConfig, ConfigError> {
+        let key = |k: &str| format!("targets.{target}.{k}");
+        let base_url = base_url.trim().trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(self.err(
+                &key("base_url"),
+                format!("`{base_url}` is not a URL: expected http://... or https://..."),
+            ));
+        }
+        if !(limits.rate_per_second > 0.0 && limits.rate_per_second <= 10_000.0) {
+            return Err(self.err(
+                &key("rate_per_second"),
+                "must be a number of requests per second above 0 (such as 5 or 0.5)",
+            ));
+        }
+        if limits.concurrency == 0 || limits.concurrency > 256 {
+            return Err(self.err(&key("concurrency"), "must be between 1 and 256"));
+        }
+        if limits.max_retries > 100 {
+            return Err(self.err(&key("max_retries"), "must be between 0 and 100"));
+        }
+        if limits.timeout_seconds == 0 {
+            return Err(self.err(&key("timeout_seconds"), "must be at least 1 second"));
+        }
+        let burst = limits
+            .burst
+            .unwrap_or_else(|| (limits.rate_per_second.ceil() as u32).max(1));
+        if burst == 0 {
+            return Err(self.err(&key("burst"), "must be at least 1"));
+        }
+        let format = match profile.format.to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => OutputFormat::Jpeg,
+            "png" => OutputFormat::Png,
+            other => {
+                return Err(self.err(
+                    &key("profile.format"),
+                    format!("`{other}` is not an output format: expected \"jpeg\" or \"png\""),
+                ));
+            }
+        };
+        if profile.max_width < 64 || profile.max_height < 64 {
+            return Err(self.err(
+                &key("profile.max_width"),
+                "max_width and max_height must be at least 64 pixels",
+            ));
+        }
+        if profile.max_bytes < 10_000 {
+            return Err(self.err(&key("profile.max_bytes"), "must be at least 10000 bytes"));
+        }
+        if !(1..=100).contains(&profile.min_quality) {
+            return Err(self.err(&key("profile.min_quality"), "must be between 1 and 100"));
+        }
+        Ok(DeliveryConfig {
+            enabled,
+            base_url,
+            rate_per_second: limits.rate_per_second,
+            burst,
+            concurrency: limits.concurrency,
+            max_retries: limits.max_retries,
+            timeout: Duration::from_secs(limits.timeout_seconds),
+            profile: Profile {
+                format,
+                max_width: profile.max_width,
+                max_height: profile.max_height,
+                max_bytes: profile.max_bytes,
+                min_quality: profile.min_quality,
+            },
+        })
+    }
+
+    fn secret(
+        &self,
+        key: &str,
+        inline: Option<String>,
+        env: Option<String>,
+    ) -> Result<SecretSource, ConfigError> {
+        match (inline, env) {
+            (Some(_), Some(_)) => {
+                Err(self.err(key, format!("set either `{key}` or `{key}_env`, not both")))
+            }
+            (Some(s), None) if !s.trim().is_empty() => {
+                Ok(SecretSource::Inline(Secret::new(s.trim())))
+            }
+            (_, Some(e)) if !e.trim().is_empty() => Ok(SecretSource::Env(e.trim().to_string())),
+            _ => Ok(SecretSource::Missing),
+        }
+    }
+
+    fn feishu(&self, raw: RawFeishu) -> Result<FeishuConfig, ConfigError> {
+        let delivery = self.delivery(
+            "feishu",
+            raw.enabled,
+            raw.base_url,
+            RawLimits {
+                rate_per_second: raw.rate_per_second,
+                burst: raw.burst,
+                concurrency: raw.concurrency,
+                max_retries: raw.max_retries,
+                timeout_seconds: raw.timeout_seconds,
+            },
+            raw.profile,
+        )?;
+        let user_id_type = match raw.user_id_type.as_str() {
+            "open_id" => UserIdType::OpenId,
+            "union_id" => UserIdType::UnionId,
+            "user_id" => UserIdType::UserId,
+            other => {
+                return Err(self.err(
+                    "targets.feishu.user_id_type",
+                    format!("`{other}` is not an id type: expected open_id, union_id or user_id"),
+                ));
+            }
+        };
+        if raw.enabled && raw.app_id.trim().is_empty() {
+            return Err(self.err(
+                "targets.feishu.app_id",
+                "must be the app's id (cli_...) from the Feishu developer console",
+            ));
+        }
+        Ok(FeishuConfig {
+            delivery,
+            app_id: raw.app_id.trim().to_string(),
+            app_secret: self.secret(
+                "targets.feishu.app_secret",
+                raw.app_secret,
+                raw.app_secret_env,
+            )?,
+            user_id_type,
+        })
+    }
+
+    fn vzicloud(&self, raw: RawVziCloud) -> Result<VziCloudConfig, ConfigError> {
+        let delivery = self.delivery(
+            "vzicloud",
+            raw.enabled,
+            raw.base_url,
+            RawLimits {
+                rate_per_second: raw.rate_per_second,
+                burst: raw.burst,
+                concurrency: raw.concurrency,
+                max_retries: raw.max_retries,
+                timeout_seconds: raw.timeout_seconds,
+            },
+            raw.profile,
+        )?;
+        let app_id = match raw.app_id {
+            Some(toml::Value::Integer(n)) if n > 0 => n as u64,
+            Some(toml::Value::String(s)) if s.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
+                s.trim().parse().unwrap_or_default()
+            }
+            None if !raw.enabled => 0,
+            _ => {
+                return Err(self.err(
+                    "targets.vzicloud.app_id",
+                    "must be the application's numeric id (such as 2)",
+                ));
+            }
+        };
+        let action_type = match raw.action_type.to_ascii_uppercase().as_str() {
+            "UPDATE" => ActionType::Update,
+            "REPLACE" => ActionType::Replace,
+            other => {
+                return Err(self.err(
+                    "targets.vzicloud.action_type",
+                    format!("`{other}` is not an action: expected UPDATE or REPLACE"),
+                ));
+            }
+        };
+        let group_id = raw.group_id.trim().to_string();
+        if raw.enabled && !is_vzicloud_id(&group_id) {
+            return Err(self.err(
+                "targets.vzicloud.group_id",
+                "must be 1 to 48 letters, digits or underscores",
+            ));
+        }
+        if raw.enabled && raw.accesskey_id.trim().is_empty() {
+            return Err(self.err(
+                "targets.vzicloud.accesskey_id",
+                "must be the access key id from the VziCloud console",
+            ));
+        }
+        Ok(VziCloudConfig {
+            delivery,
+            app_id,
+            group_id,
+            accesskey_id: raw.accesskey_id.trim().to_string(),
+            accesskey_secret: self.secret(
+                "targets.vzicloud.accesskey_secret",
+                raw.accesskey_secret,
+                raw.accesskey_secret_env,
+            )?,
+            action_type,
+        })
+    }
+}
+
+/// VziCloud ids (user and group): letters, digits, underscore; 1 to 48 characters.
+pub fn is_vzicloud_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 48 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Unused-key helper for tests and docs: the sections a config may have.
+pub fn known_sections() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("roster", "the HR roster export and its columns"),
+        ("photos", "the photo folder and the photo checks"),
+        ("state", "the SQLite state database"),
+        ("targets.feishu", "Feishu ACS"),
+        ("targets.vzicloud", "VziCloud FRS"),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/facesync/config.toml"))
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_resolves_paths_against_its_folder() {
+        let c = parse(EXAMPLE).expect("config.example.toml must parse");
+        assert_eq!(c.roster.path, Path::new("/etc/facesync/roster.csv"));
+        assert_eq!(c.photos.dir, Path::new("/etc/facesync/photos"));
+        assert_eq!(c.state.database, Path::new("/etc/facesync/facesync.db"));
+        assert_eq!(c.enabled_targets(), vec!["feishu", "vzicloud"]);
+        let v = c.vzicloud.unwrap();
+        assert_eq!(v.delivery.profile.max_width, 1920);
+        assert_eq!(v.delivery.profile.max_height, 1080);
+        assert_eq!(
+            v.accesskey_secret,
+            SecretSource::Env("VZICLOUD_ACCESSKEY_SECRET".into())
+        );
+    }
+
+    fn check_error(text: &str, expected: &[&str]) {
+        let err = parse(text)
+            .expect_err("config should be refused")
+            .to_string();
+        for part in expected {
+            assert!(err.contains(part), "error `{err}` should mention `{part}`");
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_key_and_the_expected_form() {
+        check_error("", &["roster"]);
+        check_error(
+            "[roster]\npath = \"r.csv\"\ncolour = 1\n",
+            &["colour", "config.toml"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\nencoding = \"latin1\"\n",
+            &["roster.encoding", "gbk"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\ndelimiter = \"|\"\n",
+            &["roster.delimiter"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[photos]\ncrop = \"square\"\n",
+            &["photos.crop", "portrait"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.vzicloud]\napp_id = 2\ngroup_id = \"bad-group\"\naccesskey_id = \"k\"\n",
+            &["targets.vzicloud.group_id", "underscores"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\nrate_per_second = 0\n",
+            &["targets.feishu.rate_per_second"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\nuser_id_type = \"email\"\n",
+            &["targets.feishu.user_id_type", "open_id"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\n[targets.feishu.profile]\nformat = \"gif\"\nmax_width = 100\nmax_height = 100\nmax_bytes = 100000\n",
+            &["targets.feishu.profile.format"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\napp_secret = \"a\"\napp_secret_env = \"B\"\n",
+            &["not both"],
+        );
+        check_error("[roster]\npath = \"r.csv\"\n[targets.slack]\n", &["slack"]);
+    }
+
+    #[test]
+    fn secrets_come_from_the_named_environment_variable() {
+        let c = parse(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\napp_secret_env = \"FACESYNC_TEST_SECRET_A\"\n",
+        )
+        .unwrap();
+        let src = &c.feishu.as_ref().unwrap().app_secret;
+        // SAFETY of the test: the variable name is unique to this test.
+        let missing = src.resolve("targets.feishu.app_secret").unwrap_err();
+        assert!(missing.contains("FACESYNC_TEST_SECRET_A"));
+        assert!(!format!("{c:?}").contains("FACESYNC_TEST_SECRET_A="));
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_the_profile_and_not_with_the_rate() {
+        let a = parse(EXAMPLE).unwrap();
+        let mut b = a.clone();
+        b.vzicloud.as_mut().unwrap().delivery.rate_per_second = 1.0;
+        assert_eq!(
+            a.delivery_fingerprint("vzicloud"),
+            b.delivery_fingerprint("vzicloud")
+        );
+        b.vzicloud.as_mut().unwrap().delivery.profile.max_bytes = 500_000;
+        assert_ne!(
+            a.delivery_fingerprint("vzicloud"),
+            b.delivery_fingerprint("vzicloud")
+        );
+        assert_eq!(
+            a.delivery_fingerprint("feishu"),
+            b.delivery_fingerprint("feishu")
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! facesync: enroll employees' face photos into access-control and face-recognition clouds in
+//! bulk, and keep them in sync night after night.
+//!
+//! The modules follow the pipeline: [`roster`] reads the HR export, [`matching`] pairs people
+//! with photos, [`photo`] decodes, checks and normalizes them, [`plan`] decides per person and
+//! target against the [`store`], [`targets`] speak to each cloud, and [`cli`] ties it together.
+//! [`emulator`] is a local stand-in for both clouds. See ARCHITECTURE.md for the code map.
+
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod matching;
+pub mod photo;
+pub mod plan;
+pub mod reason;
+pub mod roster;
+pub mod secret;
+pub mod store;
+pub mod targets;

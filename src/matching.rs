@@ -1,0 +1,294 @@
+//! Pairs roster people with photo files: by the roster's photo column, else by file name
+//! `<id>.<ext>` (id and extension case-insensitive). One pass over the folder builds an index by
+//! file stem, so matching is linear in the number of files and people.
+//!
+//! This module reads directory entries and file metadata only; it never opens a photo.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use crate::reason::{Finding, ReasonCode};
+use crate::roster::Row;
+
+/// Extensions of the formats the photo pipeline decodes.
+pub const SUPPORTED_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"];
+
+/// Extensions of photo formats people have but the pipeline does not decode; a person whose only
+/// photo has one of these gets `unsupported_format` (with advice) instead of `no_photo`.
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "heic", "heif", "avif", "jxl", "cr2", "nef", "arw", "dng", "raw", "psd",
+];
+
+/// A photo file found for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoFile {
+    pub path: PathBuf,
+    /// The path relative to the photo folder, with `/` separators (for reports).
+    pub relative: String,
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+/// The photo folder could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read photo folder {path}: {message}")]
+pub struct PhotoDirError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The files of a photo folder, indexed by lower-case file stem.
+#[derive(Debug, Default)]
+pub struct PhotoIndex {
+    dir: PathBuf,
+    canonical_dir: PathBuf,
+    by_stem: HashMap<String, Vec<Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    relative: String,
+    extension: String,
+}
+
+impl PhotoIndex {
+    /// Lists the folder once (and its sub-folders when `recursive`). Hidden files are skipped.
+    pub fn scan(dir: &Path, recursive: bool) -> Result<PhotoIndex, PhotoDirError> {
+        let err = |message: String| PhotoDirError {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let canonical_dir = dir.canonicalize().map_err(|e| err(e.to_string()))?;
+        if !canonical_dir.is_dir() {
+            return Err(err("not a folder".into()));
+        }
+        let mut index = PhotoIndex {
+            dir: dir.to_path_buf(),
+            canonical_dir,
+            by_stem: HashMap::new(),
+        };
+        let walker = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .max_depth(if recursive { usize::MAX } else { 1 })
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walker {
+            let entry = entry.map_err(|e| err(e.to_string()))?;
+            let file_type = entry.file_type();
+            if !(file_type.is_file() || file_type.is_symlink()) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy();
+            let Some((stem, ext)) = name.rsplit_once('.') else {
+                continue;
+            };
+            let relative = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap_or(entry.path())
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            index
+                .by_stem
+                .entry(stem.to_lowercase())
+                .or_default()
+                .push(Entry {
+                    relative,
+                    extension: ext.to_lowercase(),
+                });
+        }
+        Ok(index)
+    }
+
+    /// The photo folder as configured.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The outcome of matching a whole roster.
+#[derive(Debug, Default)]
+pub struct Matches {
+    /// For each roster row (same order): its photo, or why it has none.
+    pub photos: Vec<Result<PhotoFile, Finding>>,
+    /// Photo files (relative paths) that no roster row refers to.
+    pub orphans: Vec<String>,
+}
+
+/// Matches every row to a photo. Rows that already have a finding are not matched, but their
+/// files are not orphans either.
+pub fn match_rows(rows: &[Row], index: &PhotoIndex) -> Matches {
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut photos = Vec::with_capacity(rows.len());
+    for row in rows {
+        let person = &row.person;
+        if let Some(relative) = &person.photo {
+            claimed.insert(relative.replace('\\', "/"));
+        } else {
+            claimed.insert(person.id.to_lowercase());
+        }
+        if let Some(f) = &row.finding {
+            photos.push(Err(f.clone()));
+            continue;
+        }
+        let found = match &person.photo {
+            Some(relative) => by_column(row, relative, index),
+            None => by_name(row, index),
+        };
+        photos.push(found);
+    }
+    let mut orphans: Vec<String> = index
+        .by_stem
+        .iter()
+        .flat_map(|(stem, entries)| entries.iter().map(move |e| (stem, e)))
+        .filter(|(stem, e)| {
+            SUPPORTED_EXTENSIONS.contains(&e.extension.as_str())
+                && !claimed.contains(stem.as_str())
+                && !claimed.contains(&e.relative)
+        })
+        .map(|(_, e)| e.relative.clone())
+        .collect();
+    orphans.sort();
+    Matches { photos, orphans }
+}
+
+fn by_column(row: &Row, relative: &str, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
+    let outside = |why: &str| {
+        Finding::new(
+            ReasonCode::PhotoOutsideFolder,
+            format!("row {}: photo `{relative}` {why}", row.row),
+        )
+    };
+    let rel = Path::new(relative);
+    if rel.is_absolute() || relative.starts_with('/') || relative.starts_with('\\') {
+        return Err(outside(
+            "is an absolute path; give it relative to the photo folder",
+        ));
+    }
+    if rel.components().any(|c| {
+        matches!(
+            c,
+            Component::ParentDir | Component::Prefix(_) | Component::RootDir
+        )
+    }) || relative.split(['/', '\\']).any(|p| p == "..")
+    {
+        return Err(outside("climbs out of the photo folder with `..`"));
+    }
+    let path = index.dir.join(rel);
+    match path.canonicalize() {
+        Ok(real) if !real.starts_with(&index.canonical_dir) => {
+            Err(outside("is a link pointing outside the photo folder"))
+        }
+        Ok(_) => photo_file(row, path, relative.replace('\\', "/")),
+        Err(_) => Err(Finding::new(
+            ReasonCode::NoPhoto,
+            format!(
+                "row {}: the photo column names `{relative}`, which is not in {}",
+                row.row,
+                index.dir.display()
+            ),
+        )),
+    }
+}
+
+fn by_name(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
+    let entries = index
+        .by_stem
+        .get(&row.person.id.to_lowercase())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let supported: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| SUPPORTED_EXTENSIONS.contains(&e.extension.as_str()))
+        .collect();
+    match supported.as_slice() {
+        [one] => {
+            let path = index.dir.join(&one.relative);
+            match path.canonicalize() {
+                Ok(real) if !real.starts_with(&index.canonical_dir) => Err(Finding::new(
+                    ReasonCode::PhotoOutsideFolder,
+                    format!(
+                        "row {}: `{}` is a link pointing outside the photo folder",
+                        row.row, one.relative
+                    ),
+                )),
+                Ok(_) => photo_file(row, path, one.relative.clone()),
+                Err(e) => Err(Finding::new(
+                    ReasonCode::PhotoUnreadable,
+                    format!("row {}: `{}`: {e}", row.row, one.relative),
+                )),
+            }
+        }
+        [] => {
+            if let Some(e) = entries
+                .iter()
+                .find(|e| KNOWN_UNSUPPORTED.contains(&e.extension.as_str()))
+            {
+                return Err(Finding::new(
+                    ReasonCode::UnsupportedFormat,
+                    format!(
+                        "row {}: `{}` is a .{} file, which is not supported: export it as JPEG",
+                        row.row, e.relative, e.extension
+                    ),
+                ));
+            }
+            Err(Finding::new(
+                ReasonCode::NoPhoto,
+                format!(
+                    "row {}: no photo named `{}.jpg` (or .png, .webp, ...) in {}",
+                    row.row,
+                    row.person.id,
+                    index.dir.display()
+                ),
+            ))
+        }
+        many => Err(Finding::new(
+            ReasonCode::AmbiguousPhoto,
+            format!(
+                "row {}: several photos match `{}`: {}",
+                row.row,
+                row.person.id,
+                many.iter()
+                    .map(|e| format!("`{}`", e.relative))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        )),
+    }
+}
+
+fn photo_file(row: &Row, path: PathBuf, relative: String) -> Result<PhotoFile, Finding> {
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        Finding::new(
+            ReasonCode::PhotoUnreadable,
+            format!("row {}: `{relative}`: {e}", row.row),
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(Finding::new(
+            ReasonCode::PhotoUnreadable,
+            format!("row {}: `{relative}` is not a file", row.row),
+        ));
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Ok(PhotoFile {
+        path,
+        relative,
+        size: meta.len(),
+        mtime_ns,
+    })
+}
+
+#[cfg(test)]
+mod tests;

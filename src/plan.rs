@@ -1,0 +1,348 @@
+//! Planning: roster + photo folder + state DB -> an action per person and target.
+//!
+//! No network. The decision for one person and target is [`decide`], a pure function of the
+//! previous delivery row and the current photo hash, settings fingerprint and target user id;
+//! everything else here gathers those inputs (reading the roster, scanning the folder, hashing
+//! photos whose size or mtime changed) and records the findings through the store.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use futures::StreamExt as _;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::matching::{self, PhotoFile, PhotoIndex};
+use crate::reason::{Finding, ReasonCode};
+use crate::roster::{self, Row};
+use crate::store::{DeliveryRecord, PersonRecord, State, Store};
+use crate::targets;
+
+/// What a run would do for one person at one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// New or changed: send it.
+    Upload,
+    /// The target already holds this photo under these settings.
+    Unchanged,
+    /// Failed for good with this very photo; left alone until the photo or roster changes (or
+    /// `--only-failed` / `--force` is given).
+    Skip,
+    /// Not fit to send.
+    Invalid,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upload => "upload",
+            Self::Unchanged => "unchanged",
+            Self::Skip => "skip",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Choices that change what the plan sends.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Resend everything valid, even what is unchanged.
+    pub force: bool,
+    /// Take only people whose last attempt failed (retryable or permanent).
+    pub only_failed: bool,
+    /// Targets to plan for; empty means every enabled target.
+    pub targets: Vec<String>,
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub row: usize,
+    pub id: String,
+    pub name: String,
+    pub target: String,
+    pub action: Action,
+    /// Why it is invalid or skipped.
+    pub finding: Option<Finding>,
+    /// The photo's path relative to the photo folder.
+    pub photo: Option<String>,
+    /// The id the target knows the person by.
+    pub target_user_id: Option<String>,
+    /// The source photo's hash (blake3, hex), when there is a photo.
+    pub source_hash: Option<String>,
+}
+
+/// The plan for a whole roster.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+    /// Photo files no roster row refers to.
+    pub orphans: Vec<String>,
+    /// The targets planned for.
+    pub targets: Vec<String>,
+    /// Absolute paths of the photos by their relative path (for the photo stage).
+    pub photo_paths: HashMap<String, std::path::PathBuf>,
+}
+
+impl Plan {
+    pub fn count(&self, target: &str, action: Action) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.target == target && i.action == action)
+            .count()
+    }
+
+    pub fn has_invalid(&self) -> bool {
+        self.items.iter().any(|i| i.action == Action::Invalid)
+    }
+}
+
+/// Decides one person at one target from the previous row and what is there now.
+pub fn decide(
+    previous: Option<&DeliveryRecord>,
+    source_hash: &str,
+    fingerprint: &str,
+    target_user_id: &str,
+    options: &PlanOptions,
+) -> (Action, Option<Finding>) {
+    let Some(prev) = previous else {
+        return if options.only_failed {
+            (Action::Skip, None)
+        } else {
+            (Action::Upload, None)
+        };
+    };
+    let same = prev.is_about(source_hash, fingerprint, target_user_id);
+    let cached_finding = || {
+        prev.reason_code
+            .map(|code| Finding::new(code, prev.reason.clone().unwrap_or_default()))
+    };
+    // A photo the pipeline already found unfit stays unfit until it changes: not decoded again.
+    if prev.state == State::Invalid && same {
+        if let Some(f) = cached_finding() {
+            return (Action::Invalid, Some(f));
+        }
+    }
+    if options.force {
+        return (Action::Upload, None);
+    }
+    if options.only_failed {
+        return if prev.state.is_failed() {
+            (Action::Upload, None)
+        } else {
+            (Action::Skip, None)
+        };
+    }
+    if prev.holds(source_hash, fingerprint, target_user_id) {
+        return (Action::Unchanged, None);
+    }
+    if prev.state == State::FailedPermanent && same {
+        return (Action::Skip, cached_finding());
+    }
+    (Action::Upload, None)
+}
+
+/// Reads the roster and the photo folder, hashes what changed, decides every person and
+/// target, and records the outcome in the store (people, and delivery rows for what is
+/// invalid, unchanged or newly pending). `run_id` is the run the people are seen in.
+pub async fn build(
+    config: &Config,
+    store: &Store,
+    run_id: i64,
+    options: &PlanOptions,
+) -> anyhow::Result<Plan> {
+    let targets: Vec<String> = config
+        .enabled_targets()
+        .into_iter()
+        .filter(|t| options.targets.is_empty() || options.targets.iter().any(|o| o == t))
+        .map(str::to_string)
+        .collect();
+    let roster = roster::read(&config.roster)?;
+    let index = PhotoIndex::scan(&config.photos.dir, config.photos.recursive)?;
+    let matches = matching::match_rows(&roster.rows, &index);
+    let known_people = store.people().await?;
+    let hashes = hash_photos(&roster.rows, &matches.photos, &known_people).await;
+    let previous = store.deliveries().await?;
+
+    let mut plan = Plan {
+        orphans: matches.orphans,
+        targets: targets.clone(),
+        ..Plan::default()
+    };
+    let mut people = Vec::with_capacity(roster.rows.len());
+    let mut deliveries = Vec::new();
+    let mut recorded = std::collections::HashSet::new();
+    for (i, row) in roster.rows.iter().enumerate() {
+        let photo = matches.photos[i].as_ref().ok();
+        let hash = &hashes[i];
+        if row.finding.is_none() {
+            people.push(PersonRecord {
+                person_id: row.person.id.clone(),
+                name: row.person.name.clone(),
+                roster_row: Some(row.row as i64),
+                photo_path: photo.map(|p| p.relative.clone()),
+                photo_size: photo.map(|p| p.size as i64),
+                photo_mtime_ns: photo.map(|p| p.mtime_ns),
+                photo_hash: hash.as_ref().ok().cloned(),
+            });
+        }
+        if let Some(p) = photo {
+            plan.photo_paths.insert(p.relative.clone(), p.path.clone());
+        }
+        for target in &targets {
+            let fingerprint = config.delivery_fingerprint(target);
+            let user_id = targets::user_id_for(target, &row.person);
+            let prev = previous.get(&(row.person.id.clone(), target.clone()));
+            let (action, finding) = match (&matches.photos[i], hash, &user_id) {
+                (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
+                (_, _, Err(message)) => (
+                    Action::Invalid,
+                    Some(Finding::new(
+                        ReasonCode::BadTargetId,
+                        format!("row {}: {message}", row.row),
+                    )),
+                ),
+                (Ok(_), Err(f), _) => (Action::Invalid, Some(f.clone())),
+                (Ok(_), Ok(h), Ok(uid)) => decide(prev, h, &fingerprint, uid, options),
+            };
+            let item = PlanItem {
+                row: row.row,
+                id: row.person.id.clone(),
+                name: row.person.name.clone(),
+                target: target.clone(),
+                action,
+                finding,
+                photo: photo.map(|p| p.relative.clone()),
+                target_user_id: user_id.ok(),
+                source_hash: hash.as_ref().ok().cloned(),
+            };
+            // Duplicate ids share one delivery row: the first copy's finding is recorded.
+            if recorded.insert((item.id.clone(), target.clone())) {
+                if let Some(record) = record_for(prev, &item, &fingerprint) {
+                    deliveries.push(record);
+                }
+            }
+            plan.items.push(item);
+        }
+    }
+    store.save_people(&people, run_id).await?;
+    store.save_deliveries(&deliveries).await?;
+    Ok(plan)
+}
+
+/// The delivery row a plan item leads to, or `None` when the row stays as it is.
+pub fn record_for(
+    prev: Option<&DeliveryRecord>,
+    item: &PlanItem,
+    fingerprint: &str,
+) -> Option<DeliveryRecord> {
+    let mut d = prev
+        .cloned()
+        .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target));
+    let about_now = |d: &mut DeliveryRecord| {
+        d.source_hash = item.source_hash.clone();
+        d.fingerprint = Some(fingerprint.to_string());
+        d.target_user_id = item.target_user_id.clone();
+    };
+    match item.action {
+        Action::Invalid => {
+            let f = item.finding.as_ref()?;
+            if prev.is_some_and(|p| {
+                p.state == State::Invalid
+                    && p.reason_code == Some(f.code)
+                    && p.reason.as_deref() == Some(f.message.as_str())
+                    && p.source_hash == item.source_hash
+            }) {
+                return None;
+            }
+            about_now(&mut d);
+            d.state = State::Invalid;
+            d.reason_code = Some(f.code);
+            d.reason = Some(f.message.clone());
+        }
+        Action::Unchanged => {
+            if prev.is_some_and(|p| p.state == State::Delivered) {
+                return None;
+            }
+            about_now(&mut d);
+            d.state = State::Delivered;
+            d.reason_code = None;
+            d.reason = None;
+        }
+        Action::Upload => {
+            let same = prev.is_some_and(|p| {
+                p.source_hash == item.source_hash
+                    && p.fingerprint.as_deref() == Some(fingerprint)
+                    && p.target_user_id == item.target_user_id
+            });
+            if same
+                && prev.is_some_and(|p| p.state != State::Delivered && p.state != State::Invalid)
+            {
+                return None; // already pending or failed with this photo: keep its history
+            }
+            about_now(&mut d);
+            d.state = State::Pending;
+            d.reason_code = None;
+            d.reason = None;
+            if !same {
+                d.attempts = 0;
+            }
+        }
+        Action::Skip => return None,
+    }
+    Some(d)
+}
+
+/// Hashes each matched photo, reusing the stored hash when path, size and mtime are unchanged.
+/// Hashing runs on blocking threads, a few files at a time.
+async fn hash_photos(
+    rows: &[Row],
+    photos: &[Result<PhotoFile, Finding>],
+    known: &HashMap<String, PersonRecord>,
+) -> Vec<Result<String, Finding>> {
+    let jobs = rows.iter().zip(photos).map(|(row, photo)| {
+        let cached = photo.as_ref().ok().and_then(|p| {
+            known.get(&row.person.id).and_then(|k| {
+                (k.photo_path.as_deref() == Some(p.relative.as_str())
+                    && k.photo_size == Some(p.size as i64)
+                    && k.photo_mtime_ns == Some(p.mtime_ns))
+                .then(|| k.photo_hash.clone())
+                .flatten()
+            })
+        });
+        let path = photo.as_ref().ok().map(|p| p.path.clone());
+        let row_no = row.row;
+        async move {
+            match (cached, path) {
+                (Some(h), _) => Ok(h),
+                (None, Some(path)) => tokio::task::spawn_blocking(move || hash_file(&path))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        Finding::new(
+                            ReasonCode::PhotoUnreadable,
+                            format!("row {row_no}: cannot read the photo: {e}"),
+                        )
+                    }),
+                (None, None) => Err(Finding::new(ReasonCode::NoPhoto, "no photo")),
+            }
+        }
+    });
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    futures::stream::iter(jobs)
+        .buffered(parallel)
+        .collect()
+        .await
+}
+
+/// blake3 of a file's bytes, hex.
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! Decision cases: one previous row, one current photo, one expected action.
+
+use super::*;
+use crate::store::State;
+
+const H: &str = "hash-now";
+const F: &str = "fp-now";
+const U: &str = "E1";
+
+fn delivered(hash: &str, fp: &str) -> DeliveryRecord {
+    let mut d = DeliveryRecord::new("E1", "feishu");
+    d.state = State::Delivered;
+    for (slot, value) in [
+        (&mut d.source_hash, hash),
+        (&mut d.delivered_source_hash, hash),
+        (&mut d.fingerprint, fp),
+        (&mut d.delivered_fingerprint, fp),
+        (&mut d.target_user_id, U),
+        (&mut d.delivered_user_id, U),
+    ] {
+        *slot = Some(value.to_string());
+    }
+    d
+}
+
+fn with_state(mut d: DeliveryRecord, state: State, code: Option<ReasonCode>) -> DeliveryRecord {
+    d.state = state;
+    d.reason_code = code;
+    d.reason = code.map(|c| format!("because {c}"));
+    d
+}
+
+fn check(prev: Option<DeliveryRecord>, options: PlanOptions, expected: Action) {
+    let (action, _) = decide(prev.as_ref(), H, F, U, &options);
+    assert_eq!(action, expected, "prev = {prev:?}, options = {options:?}");
+}
+
+fn plain() -> PlanOptions {
+    PlanOptions::default()
+}
+fn force() -> PlanOptions {
+    PlanOptions {
+        force: true,
+        ..PlanOptions::default()
+    }
+}
+fn only_failed() -> PlanOptions {
+    PlanOptions {
+        only_failed: true,
+        ..PlanOptions::default()
+    }
+}
+
+#[test]
+fn new_people_are_uploaded() {
+    check(None, plain(), Action::Upload);
+    check(None, force(), Action::Upload);
+    check(None, only_failed(), Action::Skip);
+}
+
+#[test]
+fn delivered_and_unchanged_is_not_sent_again() {
+    check(Some(delivered(H, F)), plain(), Action::Unchanged);
+    check(Some(delivered(H, F)), force(), Action::Upload);
+    check(Some(delivered(H, F)), only_failed(), Action::Skip);
+}
+
+#[test]
+fn a_changed_photo_profile_or_user_id_is_uploaded() {
+    check(Some(delivered("old", F)), plain(), Action::Upload);
+    check(Some(delivered(H, "old-fp")), plain(), Action::Upload);
+    let mut other_user = delivered(H, F);
+    other_user.delivered_user_id = Some("E0".into());
+    other_user.target_user_id = Some("E0".into());
+    check(Some(other_user), plain(), Action::Upload);
+}
+
+#[test]
+fn a_permanent_failure_waits_for_a_change_or_only_failed() {
+    let failed = with_state(
+        delivered(H, F),
+        State::FailedPermanent,
+        Some(ReasonCode::UserNotFound),
+    );
+    let mut never_delivered = failed.clone();
+    never_delivered.delivered_source_hash = None;
+    check(Some(never_delivered.clone()), plain(), Action::Skip);
+    check(Some(never_delivered.clone()), only_failed(), Action::Upload);
+    check(Some(never_delivered.clone()), force(), Action::Upload);
+    let mut changed = never_delivered;
+    changed.source_hash = Some("old".into());
+    check(Some(changed), plain(), Action::Upload);
+}
+
+#[test]
+fn a_retryable_failure_is_retried() {
+    let mut d = with_state(
+        delivered("old", F),
+        State::FailedRetryable,
+        Some(ReasonCode::ServerError),
+    );
+    d.source_hash = Some(H.into());
+    check(Some(d.clone()), plain(), Action::Upload);
+    check(Some(d), only_failed(), Action::Upload);
+}
+
+#[test]
+fn an_unfit_photo_is_not_decoded_again_until_it_changes() {
+    let mut d = with_state(
+        delivered("old", F),
+        State::Invalid,
+        Some(ReasonCode::NoFace),
+    );
+    d.source_hash = Some(H.into());
+    let (action, finding) = decide(Some(&d), H, F, U, &plain());
+    assert_eq!(action, Action::Invalid);
+    assert_eq!(finding.unwrap().code, ReasonCode::NoFace);
+    check(Some(d.clone()), force(), Action::Invalid);
+    d.source_hash = Some("older".into());
+    check(Some(d), plain(), Action::Upload);
+}
+
+fn item(action: Action, finding: Option<Finding>) -> PlanItem {
+    PlanItem {
+        row: 2,
+        id: "E1".into(),
+        name: String::new(),
+        target: "feishu".into(),
+        action,
+        finding,
+        photo: Some("E1.jpg".into()),
+        target_user_id: Some(U.into()),
+        source_hash: Some(H.into()),
+    }
+}
+
+#[test]
+fn recording_keeps_history_and_writes_only_what_changed() {
+    // A new upload becomes a pending row about this photo.
+    let new = record_for(None, &item(Action::Upload, None), F).unwrap();
+    assert_eq!(
+        (new.state, new.source_hash.as_deref()),
+        (State::Pending, Some(H))
+    );
+    // Already pending with the same photo: nothing to write.
+    assert!(record_for(Some(&new), &item(Action::Upload, None), F).is_none());
+    // A changed photo of a delivered person: pending, the delivered columns kept.
+    let d = delivered("old", F);
+    let changed = record_for(Some(&d), &item(Action::Upload, None), F).unwrap();
+    assert_eq!(changed.state, State::Pending);
+    assert_eq!(changed.delivered_source_hash.as_deref(), Some("old"));
+    // Invalid: the reason is written once.
+    let finding = Finding::new(ReasonCode::NoFace, "no face");
+    let inv = record_for(None, &item(Action::Invalid, Some(finding.clone())), F).unwrap();
+    assert_eq!(inv.reason_code, Some(ReasonCode::NoFace));
+    assert!(record_for(Some(&inv), &item(Action::Invalid, Some(finding)), F).is_none());
+    // Unchanged and already delivered: nothing to write.
+    assert!(record_for(Some(&delivered(H, F)), &item(Action::Unchanged, None), F).is_none());
+}
+
+mod on_disk {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn setup() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("roster.csv"),
+            "employee_id,name\nE1,A\nE2,B\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("photos")).unwrap();
+        std::fs::write(dir.path().join("photos/E1.jpg"), b"first").unwrap();
+        std::fs::write(dir.path().join("photos/E2.jpg"), b"other").unwrap();
+        let text = "[roster]\npath = \"roster.csv\"\n[targets.feishu]\napp_id = \"cli_x\"\n";
+        let config = Config::parse(text, &dir.path().join("config.toml")).unwrap();
+        (dir, config)
+    }
+
+    async fn hash_of(store: &Store, id: &str) -> String {
+        store.people().await.unwrap()[id]
+            .photo_hash
+            .clone()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_untouched_photo_is_not_hashed_again() {
+        let (dir, config) = setup();
+        let store = Store::open(&config.state.database).await.unwrap();
+        let run = store.begin_run("plan").await.unwrap();
+        build(&config, &store, run, &PlanOptions::default())
+            .await
+            .unwrap();
+        let first = hash_of(&store, "E1").await;
+        assert_eq!(first, blake3::hash(b"first").to_hex().to_string());
+
+        // Same size and mtime, other bytes: the stored hash is trusted (the point of the cache).
+        let path = dir.path().join("photos/E1.jpg");
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"FIRST").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        build(&config, &store, run, &PlanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(hash_of(&store, "E1").await, first);
+
+        // A new mtime: hashed again.
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        build(&config, &store, run, &PlanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            hash_of(&store, "E1").await,
+            blake3::hash(b"FIRST").to_hex().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn plans_record_pending_and_invalid_rows() {
+        let (dir, config) = setup();
+        std::fs::remove_file(dir.path().join("photos/E2.jpg")).unwrap();
+        let store = Store::open(&config.state.database).await.unwrap();
+        let run = store.begin_run("plan").await.unwrap();
+        let plan = build(&config, &store, run, &PlanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(plan.count("feishu", Action::Upload), 1);
+        assert_eq!(plan.count("feishu", Action::Invalid), 1);
+        let rows = store.deliveries().await.unwrap();
+        assert_eq!(rows[&("E1".into(), "feishu".into())].state, State::Pending);
+        let e2 = &rows[&("E2".into(), "feishu".into())];
+        assert_eq!(
+            (e2.state, e2.reason_code),
+            (State::Invalid, Some(ReasonCode::NoPhoto))
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The vocabulary of why a person cannot be (or was not) delivered.
+//!
+//! Every finding the tool records, from a bad roster row to a cloud refusing a face, carries one
+//! of these codes. The code is stable (reports, the state DB and admins' scripts key on it); the
+//! advice is what the HTML report and the terminal summary tell an admin to do about it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    // Roster rows.
+    MissingId,
+    DuplicateId,
+    BadTargetId,
+    PhotoOutsideFolder,
+    // Matching a person to a photo.
+    NoPhoto,
+    AmbiguousPhoto,
+    PhotoUnreadable,
+    // The photo itself.
+    UnsupportedFormat,
+    CorruptImage,
+    ImageTooLarge,
+    TooSmall,
+    NoFace,
+    MultipleFaces,
+    FaceTooSmall,
+    CannotFit,
+    // Answers from a target.
+    UserNotFound,
+    FaceRejected,
+    NotInAccessGroup,
+    BadRequest,
+    Throttled,
+    ServerError,
+    NetworkError,
+    AuthFailed,
+    QuotaExhausted,
+    Interrupted,
+    TargetStopped,
+}
+
+impl ReasonCode {
+    /// Every code, in declaration order (tests and docs iterate over it).
+    pub const ALL: &'static [ReasonCode] = &[
+        Self::MissingId,
+        Self::DuplicateId,
+        Self::BadTargetId,
+        Self::PhotoOutsideFolder,
+        Self::NoPhoto,
+        Self::AmbiguousPhoto,
+        Self::PhotoUnreadable,
+        Self::UnsupportedFormat,
+        Self::CorruptImage,
+        Self::ImageTooLarge,
+        Self::TooSmall,
+        Self::NoFace,
+        Self::MultipleFaces,
+        Self::FaceTooSmall,
+        Self::CannotFit,
+        Self::UserNotFound,
+        Self::FaceRejected,
+        Self::NotInAccessGroup,
+        Self::BadRequest,
+        Self::Throttled,
+        Self::ServerError,
+        Self::NetworkError,
+        Self::AuthFailed,
+        Self::QuotaExhausted,
+        Self::Interrupted,
+        Self::TargetStopped,
+    ];
+
+    /// The snake_case code as written in reports and the state DB.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingId => "missing_id",
+            Self::DuplicateId => "duplicate_id",
+            Self::BadTargetId => "bad_target_id",
+            Self::PhotoOutsideFolder => "photo_outside_folder",
+            Self::NoPhoto => "no_photo",
+            Self::AmbiguousPhoto => "ambiguous_photo",
+            Self::PhotoUnreadable => "photo_unreadable",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::CorruptImage => "corrupt_image",
+            Self::ImageTooLarge => "image_too_large",
+            Self::TooSmall => "too_small",
+            Self::NoFace => "no_face",
+            Self::MultipleFaces => "multiple_faces",
+            Self::FaceTooSmall => "face_too_small",
+            Self::CannotFit => "cannot_fit",
+            Self::UserNotFound => "user_not_found",
+            Self::FaceRejected => "face_rejected",
+            Self::NotInAccessGroup => "not_in_access_group",
+            Self::BadRequest => "bad_request",
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::NetworkError => "network_error",
+            Self::AuthFailed => "auth_failed",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::Interrupted => "interrupted",
+            Self::TargetStopped => "target_stopped",
+        }
+    }
+
+    /// Parses the snake_case form back (the state DB stores codes as text).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// What an admin should do about it, in plain words.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::MissingId => "fill in the employee id in this roster row",
+            Self::DuplicateId => {
+                "give each person a unique employee id; no copy is uploaded until then"
+            }
+            Self::BadTargetId => {
+                "use only letters, digits and underscore (at most 48) or set a per-target id column"
+            }
+            Self::PhotoOutsideFolder => {
+                "keep photos inside the photo folder and give a relative path"
+            }
+            Self::NoPhoto => "add a photo named <employee id>.jpg to the photo folder",
+            Self::AmbiguousPhoto => "keep one photo per person: remove or rename the extra file",
+            Self::PhotoUnreadable => {
+                "check the file's permissions and that it is not still being copied"
+            }
+            Self::UnsupportedFormat => "export the photo as JPEG (or PNG) and replace the file",
+            Self::CorruptImage => {
+                "the file is damaged or truncated: copy it again from the original"
+            }
+            Self::ImageTooLarge => {
+                "the image is larger than the configured limits: export a smaller copy"
+            }
+            Self::TooSmall => "retake the photo at a higher resolution",
+            Self::NoFace => "no face found: retake the photo facing the camera",
+            Self::MultipleFaces => "several faces found: use a photo of this person alone",
+            Self::FaceTooSmall => {
+                "the face is too small: retake the photo closer, head and shoulders"
+            }
+            Self::CannotFit => {
+                "the photo cannot be made small enough for the target: use a simpler photo"
+            }
+            Self::UserNotFound => {
+                "the target does not know this user: add the user there, or fix the id column"
+            }
+            Self::FaceRejected => {
+                "the target could not find a usable face: retake the photo facing the camera in good light"
+            }
+            Self::NotInAccessGroup => {
+                "not in an access-control group: add the user in the Feishu admin console"
+            }
+            Self::BadRequest => {
+                "the target refused the request: see the message and the target's documentation"
+            }
+            Self::Throttled => {
+                "the target kept throttling: lower rate_per_second or run again later"
+            }
+            Self::ServerError => "the target had a server error: it is retried on the next run",
+            Self::NetworkError => {
+                "the target could not be reached: check the network and base_url; retried on the next run"
+            }
+            Self::AuthFailed => {
+                "the target refused the credentials or scope: check app id, secret and permissions"
+            }
+            Self::QuotaExhausted => {
+                "the target's request quota is used up: contact the vendor; retried on the next run"
+            }
+            Self::Interrupted => {
+                "the run was stopped before this person finished: it is retried on the next run"
+            }
+            Self::TargetStopped => {
+                "the target stopped during the run (see the run's log): retried on the next run"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reason code with the specific message for this person ("row 7: id is empty").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_text() {
+        for &code in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!(!code.advice().is_empty());
+        }
+    }
+}

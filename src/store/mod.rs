@@ -1,0 +1,411 @@
+//! The state database (SQLite through sqlx). The only module that writes SQL.
+//!
+//! Migrations in `migrations/` are embedded and applied on open; the journal is WAL, so a run
+//! killed at any point leaves a consistent file. Bulk writes go in one transaction per batch:
+//! a 100,000-person roster is a handful of commits, not 100,000.
+
+mod records;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row as _, SqlitePool};
+
+pub use records::{
+    AttemptOutcome, AttemptRecord, DeliveryRecord, PersonRecord, RunRecord, State, StatusCount,
+};
+
+/// Rows written per transaction in bulk operations.
+const BATCH: usize = 2000;
+
+/// The state DB could not be opened, migrated, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open state database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot migrate state database {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("state database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A handle on the state database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, in WAL mode, and applies migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store { pool })
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    // ---- runs ----
+
+    pub async fn begin_run(&self, kind: &str) -> Result<i64, StoreError> {
+        let id = sqlx::query(
+            "INSERT INTO runs (kind, started_at, status) VALUES (?, ?, 'running') RETURNING id",
+        )
+        .bind(kind)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?
+        .get::<i64, _>(0);
+        Ok(id)
+    }
+
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        exit_code: i32,
+        summary: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, summary = ? WHERE id = ?",
+        )
+        .bind(now())
+        .bind(status)
+        .bind(exit_code)
+        .bind(summary.to_string())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs that were still `running` when their process died are marked `interrupted`.
+    pub async fn close_abandoned_runs(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn last_runs(&self, n: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, started_at, finished_at, status, exit_code, summary
+             FROM runs ORDER BY id DESC LIMIT ?",
+        )
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(RunRecord::from_row).collect())
+    }
+
+    // ---- people ----
+
+    /// Every known person, by id.
+    pub async fn people(&self) -> Result<HashMap<String, PersonRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT person_id, name, roster_row, photo_path, photo_size, photo_mtime_ns, photo_hash
+             FROM people",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(PersonRecord::from_row)
+            .map(|p| (p.person_id.clone(), p))
+            .collect())
+    }
+
+    /// Inserts or refreshes people, in batches.
+    pub async fn save_people(
+        &self,
+        people: &[PersonRecord],
+        run_id: i64,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        for chunk in people.chunks(BATCH) {
+            let mut tx = self.pool.begin().await?;
+            for p in chunk {
+                sqlx::query(
+                    "INSERT INTO people (person_id, name, roster_row, photo_path, photo_size,
+                         photo_mtime_ns, photo_hash, last_seen_run, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (person_id) DO UPDATE SET
+                         name = excluded.name, roster_row = excluded.roster_row,
+                         photo_path = excluded.photo_path, photo_size = excluded.photo_size,
+                         photo_mtime_ns = excluded.photo_mtime_ns, photo_hash = excluded.photo_hash,
+                         last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at",
+                )
+                .bind(&p.person_id)
+                .bind(&p.name)
+                .bind(p.roster_row)
+                .bind(&p.photo_path)
+                .bind(p.photo_size)
+                .bind(p.photo_mtime_ns)
+                .bind(&p.photo_hash)
+                .bind(run_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    // ---- deliveries ----
+
+    /// Every delivery row, keyed by (person id, target).
+    pub async fn deliveries(
+        &self,
+    ) -> Result<HashMap<(String, String), DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM deliveries",
+            DeliveryRecord::COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(DeliveryRecord::from_row)
+            .map(|d| ((d.person_id.clone(), d.target.clone()), d))
+            .collect())
+    }
+
+    /// One delivery row.
+    pub async fn delivery(
+        &self,
+        person_id: &str,
+        target: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM deliveries WHERE person_id = ? AND target = ?",
+            DeliveryRecord::COLUMNS
+        ))
+        .bind(person_id)
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(DeliveryRecord::from_row))
+    }
+
+    /// Writes delivery rows whole (insert or replace), in batches.
+    pub async fn save_deliveries(&self, rows: &[DeliveryRecord]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(BATCH) {
+            let mut tx = self.pool.begin().await?;
+            for d in chunk {
+                upsert_delivery(d).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    // ---- attempts ----
+
+    /// Records that a request is about to go out. Written before the request, so a crash
+    /// mid-request leaves a trace that the next run finds.
+    pub async fn begin_attempt(
+        &self,
+        run_id: i64,
+        person_id: &str,
+        target: &str,
+        sent_hash: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let id = sqlx::query(
+            "INSERT INTO attempts (run_id, person_id, target, sent_hash, started_at, outcome)
+             VALUES (?, ?, ?, ?, ?, 'in_flight') RETURNING id",
+        )
+        .bind(run_id)
+        .bind(person_id)
+        .bind(target)
+        .bind(sent_hash)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?
+        .get::<i64, _>(0);
+        Ok(id)
+    }
+
+    /// Completes an attempt and, in the same transaction, writes the delivery row it led to.
+    pub async fn finish_attempt(
+        &self,
+        attempt: &AttemptRecord,
+        delivery: &DeliveryRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, http_status = ?, code = ?,
+                 message = ?, request_id = ?, remote_id = ?, duration_ms = ?
+             WHERE id = ?",
+        )
+        .bind(now())
+        .bind(attempt.outcome.as_str())
+        .bind(attempt.http_status)
+        .bind(&attempt.code)
+        .bind(&attempt.message)
+        .bind(&attempt.request_id)
+        .bind(&attempt.remote_id)
+        .bind(attempt.duration_ms)
+        .bind(attempt.id)
+        .execute(&mut *tx)
+        .await?;
+        upsert_delivery(delivery).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Attempts a killed run left in flight: marked `interrupted`, and returned so the caller
+    /// can decide what each person's state should be.
+    pub async fn recover_in_flight(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = ?,
+                 message = 'the run stopped before the answer was recorded'
+             WHERE outcome = 'in_flight' RETURNING person_id, target",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect())
+    }
+
+    /// Attempts of one person and target, oldest first.
+    pub async fn attempts(
+        &self,
+        person_id: &str,
+        target: &str,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, outcome, http_status, code, message, request_id, remote_id, duration_ms
+             FROM attempts WHERE person_id = ? AND target = ? ORDER BY id",
+        )
+        .bind(person_id)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(AttemptRecord::from_row).collect())
+    }
+
+    // ---- reading for status and reports ----
+
+    /// Counts of delivery rows per target and state.
+    pub async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state
+             ORDER BY target, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StatusCount {
+                target: r.get(0),
+                state: State::parse(&r.get::<String, _>(1)).unwrap_or(State::Pending),
+                count: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Counts of attempts per (person, target), for reports.
+    pub async fn attempt_counts(&self) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let rows = sqlx::query("SELECT person_id, target, COUNT(*) FROM attempts GROUP BY 1, 2")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect())
+    }
+}
+
+fn upsert_delivery(
+    d: &DeliveryRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO deliveries (person_id, target, state, source_hash, fingerprint,
+             target_user_id, delivered_source_hash, delivered_hash, delivered_fingerprint,
+             delivered_user_id, delivered_at, reason_code, reason, remote_id, request_id,
+             attempts, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (person_id, target) DO UPDATE SET
+             state = excluded.state, source_hash = excluded.source_hash,
+             fingerprint = excluded.fingerprint, target_user_id = excluded.target_user_id,
+             delivered_source_hash = excluded.delivered_source_hash,
+             delivered_hash = excluded.delivered_hash,
+             delivered_fingerprint = excluded.delivered_fingerprint,
+             delivered_user_id = excluded.delivered_user_id,
+             delivered_at = excluded.delivered_at, reason_code = excluded.reason_code,
+             reason = excluded.reason, remote_id = excluded.remote_id,
+             request_id = excluded.request_id, attempts = excluded.attempts,
+             updated_at = excluded.updated_at",
+    )
+    .bind(&d.person_id)
+    .bind(&d.target)
+    .bind(d.state.as_str())
+    .bind(&d.source_hash)
+    .bind(&d.fingerprint)
+    .bind(&d.target_user_id)
+    .bind(&d.delivered_source_hash)
+    .bind(&d.delivered_hash)
+    .bind(&d.delivered_fingerprint)
+    .bind(&d.delivered_user_id)
+    .bind(&d.delivered_at)
+    .bind(d.reason_code.map(|c| c.as_str()))
+    .bind(&d.reason)
+    .bind(&d.remote_id)
+    .bind(&d.request_id)
+    .bind(d.attempts)
+    .bind(now())
+}
+
+#[cfg(test)]
+mod tests;

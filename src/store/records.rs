@@ -1,0 +1,274 @@
+//! The rows of the state database as Rust types.
+
+use serde::Serialize;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use crate::reason::ReasonCode;
+
+/// A person's state at one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting to be sent.
+    Pending,
+    /// The target holds this person's current photo.
+    Delivered,
+    /// The target refused this photo or person for good; not retried until something changes.
+    FailedPermanent,
+    /// A transient failure that outlasted the retries; retried on the next run.
+    FailedRetryable,
+    /// The roster row or the photo is not fit to send.
+    Invalid,
+    /// Left out of a run on purpose (a limit, a target that stopped).
+    Skipped,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Delivered,
+        State::FailedPermanent,
+        State::FailedRetryable,
+        State::Invalid,
+        State::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::FailedPermanent => "failed_permanent",
+            Self::FailedRetryable => "failed_retryable",
+            Self::Invalid => "invalid",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_failed(self) -> bool {
+        matches!(self, Self::FailedPermanent | Self::FailedRetryable)
+    }
+}
+
+/// A roster person as last seen, with the photo hash cache (size + mtime + hash).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PersonRecord {
+    pub person_id: String,
+    pub name: String,
+    pub roster_row: Option<i64>,
+    pub photo_path: Option<String>,
+    pub photo_size: Option<i64>,
+    pub photo_mtime_ns: Option<i64>,
+    pub photo_hash: Option<String>,
+}
+
+impl PersonRecord {
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            person_id: r.get("person_id"),
+            name: r.get("name"),
+            roster_row: r.get("roster_row"),
+            photo_path: r.get("photo_path"),
+            photo_size: r.get("photo_size"),
+            photo_mtime_ns: r.get("photo_mtime_ns"),
+            photo_hash: r.get("photo_hash"),
+        }
+    }
+}
+
+/// One person at one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub person_id: String,
+    pub target: String,
+    pub state: State,
+    pub source_hash: Option<String>,
+    pub fingerprint: Option<String>,
+    pub target_user_id: Option<String>,
+    pub delivered_source_hash: Option<String>,
+    pub delivered_hash: Option<String>,
+    pub delivered_fingerprint: Option<String>,
+    pub delivered_user_id: Option<String>,
+    pub delivered_at: Option<String>,
+    pub reason_code: Option<ReasonCode>,
+    pub reason: Option<String>,
+    pub remote_id: Option<String>,
+    pub request_id: Option<String>,
+    pub attempts: i64,
+    pub updated_at: String,
+}
+
+impl DeliveryRecord {
+    pub(super) const COLUMNS: &'static str = "person_id, target, state, source_hash, fingerprint,
+        target_user_id, delivered_source_hash, delivered_hash, delivered_fingerprint,
+        delivered_user_id, delivered_at, reason_code, reason, remote_id, request_id, attempts,
+        updated_at";
+
+    /// A fresh row for a person and target that have no history.
+    pub fn new(person_id: &str, target: &str) -> Self {
+        Self {
+            person_id: person_id.to_string(),
+            target: target.to_string(),
+            state: State::Pending,
+            source_hash: None,
+            fingerprint: None,
+            target_user_id: None,
+            delivered_source_hash: None,
+            delivered_hash: None,
+            delivered_fingerprint: None,
+            delivered_user_id: None,
+            delivered_at: None,
+            reason_code: None,
+            reason: None,
+            remote_id: None,
+            request_id: None,
+            attempts: 0,
+            updated_at: String::new(),
+        }
+    }
+
+    /// True when the target already holds exactly this photo, made under these settings, for
+    /// this user id.
+    pub fn holds(&self, source_hash: &str, fingerprint: &str, target_user_id: &str) -> bool {
+        self.delivered_source_hash.as_deref() == Some(source_hash)
+            && self.delivered_fingerprint.as_deref() == Some(fingerprint)
+            && self.delivered_user_id.as_deref() == Some(target_user_id)
+    }
+
+    /// True when this row's current state is about exactly this photo, settings and user.
+    pub fn is_about(&self, source_hash: &str, fingerprint: &str, target_user_id: &str) -> bool {
+        self.source_hash.as_deref() == Some(source_hash)
+            && self.fingerprint.as_deref() == Some(fingerprint)
+            && self.target_user_id.as_deref() == Some(target_user_id)
+    }
+
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            person_id: r.get("person_id"),
+            target: r.get("target"),
+            state: State::parse(&r.get::<String, _>("state")).unwrap_or(State::Pending),
+            source_hash: r.get("source_hash"),
+            fingerprint: r.get("fingerprint"),
+            target_user_id: r.get("target_user_id"),
+            delivered_source_hash: r.get("delivered_source_hash"),
+            delivered_hash: r.get("delivered_hash"),
+            delivered_fingerprint: r.get("delivered_fingerprint"),
+            delivered_user_id: r.get("delivered_user_id"),
+            delivered_at: r.get("delivered_at"),
+            reason_code: r
+                .get::<Option<String>, _>("reason_code")
+                .and_then(|c| ReasonCode::parse(&c)),
+            reason: r.get("reason"),
+            remote_id: r.get("remote_id"),
+            request_id: r.get("request_id"),
+            attempts: r.get("attempts"),
+            updated_at: r.get("updated_at"),
+        }
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    InFlight,
+    Delivered,
+    Transient,
+    Permanent,
+    Fatal,
+    Interrupted,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::Delivered => "delivered",
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Fatal => "fatal",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::InFlight,
+            Self::Delivered,
+            Self::Transient,
+            Self::Permanent,
+            Self::Fatal,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One request to a target, as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub outcome: AttemptOutcome,
+    pub http_status: Option<i64>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+impl AttemptRecord {
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            id: r.get("id"),
+            outcome: AttemptOutcome::parse(&r.get::<String, _>("outcome"))
+                .unwrap_or(AttemptOutcome::Interrupted),
+            http_status: r.get("http_status"),
+            code: r.get("code"),
+            message: r.get("message"),
+            request_id: r.get("request_id"),
+            remote_id: r.get("remote_id"),
+            duration_ms: r.get("duration_ms"),
+        }
+    }
+}
+
+/// A run, as `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub summary: Option<serde_json::Value>,
+}
+
+impl RunRecord {
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            id: r.get("id"),
+            kind: r.get("kind"),
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
+            status: r.get("status"),
+            exit_code: r.get("exit_code"),
+            summary: r
+                .get::<Option<String>, _>("summary")
+                .and_then(|s| serde_json::from_str(&s).ok()),
+        }
+    }
+}
+
+/// How many people are in one state at one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusCount {
+    pub target: String,
+    pub state: State,
+    pub count: i64,
+}
