@@ -8,11 +8,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod emulator;
 pub mod matching;
 pub mod photo;
 pub mod plan;
 pub mod reason;
+pub mod report;
 pub mod roster;
 pub mod secret;
 pub mod store;

@@ -5,7 +5,9 @@
 mod demo;
 mod init;
 mod plan;
+mod report;
 mod status;
+mod sync;
 pub mod table;
 
 use std::path::PathBuf;
@@ -53,6 +55,23 @@ pub enum Command {
                             1 the plan could not be made.")]
     Plan(PlanArgs),
 
+    /// Upload what is new, changed or failed, to every enabled target
+    #[command(after_help = "Examples:\n  facesync sync -c config.toml\n  \
+                            facesync sync -c config.toml --target vzicloud --limit 100\n  \
+                            facesync sync -c config.toml --only-failed\n  \
+                            facesync sync -c config.toml --max-duration 2h\n\n\
+                            Exit codes: 0 everything delivered or unchanged; 2 some people \
+                            failed, are invalid or were not sent (see `facesync report`); \
+                            1 the run or a target could not work at all.")]
+    Sync(SyncArgs),
+
+    /// Every person's outcome per target, as CSV or JSON
+    #[command(
+        after_help = "Examples:\n  facesync report -c config.toml --format csv -o report.csv\n  \
+                            facesync report -c config.toml --format json | jq '.[] | select(.state != \"delivered\")'"
+    )]
+    Report(ReportArgs),
+
     /// Counts per target and state, and the last runs, from the state DB
     #[command(after_help = "Examples:\n  facesync status -c config.toml\n  \
                             facesync status -c config.toml --format json")]
@@ -95,6 +114,48 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Sync only this target (repeatable); default: every enabled target
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Take only people whose last attempt failed, including permanent failures
+    #[arg(long, conflicts_with = "force")]
+    pub only_failed: bool,
+    /// Send every valid person again, even when the target already holds the photo
+    #[arg(long)]
+    pub force: bool,
+    /// Upload at most N people this run
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Stop taking new work after this long (such as 90m or 2h); requests in flight finish
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<humantime::Duration>,
+    /// Do not send anything: print the plan (the same as `facesync plan`)
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -110,6 +171,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::Sync(args) => sync::run(&args).await,
+        Command::Report(args) => report::run(&args).await,
     }
 }
 

@@ -235,6 +235,18 @@ impl Store {
         Ok(row.as_ref().map(DeliveryRecord::from_row))
     }
 
+    /// The delivery rows of one person, at every target.
+    pub async fn deliveries_of(&self, person_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM deliveries WHERE person_id = ?",
+            DeliveryRecord::COLUMNS
+        ))
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(DeliveryRecord::from_row).collect())
+    }
+
     /// Writes delivery rows whole (insert or replace), in batches.
     pub async fn save_deliveries(&self, rows: &[DeliveryRecord]) -> Result<(), StoreError> {
         for chunk in rows.chunks(BATCH) {

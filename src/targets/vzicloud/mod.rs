@@ -1,3 +1,295 @@
-//! VziCloud FRS: signed JSON requests, UPDATE/REPLACE face uploads into a user group.
+//! VziCloud FRS: signed JSON requests; the user group made sure of before uploads, then
+//! `PUT /v2/frs/user/apps/:app_id/faces` with UPDATE or REPLACE.
 
 pub mod sign;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+
+use super::{Class, Failure, Receipt, Target, Upload, http_client};
+use crate::config::{ActionType, VziCloudConfig};
+use crate::reason::ReasonCode;
+use crate::secret::Secret;
+
+/// How long a signature stays valid. The vendor recommends a short window; requests are
+/// signed at send time, so this only has to cover the trip.
+const SIGNATURE_LIFETIME: Duration = Duration::from_secs(120);
+
+/// The VziCloud FRS target.
+pub struct VziCloud {
+    base_url: String,
+    app_id: u64,
+    group_id: String,
+    accesskey_id: String,
+    secret: Secret,
+    action_type: ActionType,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error_code: i64,
+    #[serde(default)]
+    error_message: String,
+}
+
+#[derive(Deserialize)]
+struct FaceResponse {
+    #[serde(default)]
+    face_id: Option<String>,
+}
+
+impl VziCloud {
+    pub fn new(config: &VziCloudConfig) -> Result<Self, String> {
+        let secret = config
+            .accesskey_secret
+            .resolve("targets.vzicloud.accesskey_secret")?;
+        Ok(Self {
+            base_url: config.delivery.base_url.clone(),
+            app_id: config.app_id,
+            group_id: config.group_id.clone(),
+            accesskey_id: config.accesskey_id.clone(),
+            secret,
+            action_type: config.action_type,
+            client: http_client(config.delivery.timeout)?,
+        })
+    }
+
+    /// Sends one signed request; the signature is computed now, over these exact bytes.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, String), Failure> {
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + SIGNATURE_LIFETIME.as_secs();
+        let query = sign::Signing {
+            accesskey_id: &self.accesskey_id,
+            secret: self.secret.expose(),
+            expires,
+        }
+        .query(method.as_str(), path, &[], &body);
+        let url = format!("{}{path}?{query}", self.base_url);
+        let mut request = self.client.request(method, &url);
+        if !body.is_empty() {
+            request = request.header("Content-Type", sign::JSON).body(body);
+        }
+        let resp = request.send().await.map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
+        Ok((status, text))
+    }
+
+    fn faces_path(&self) -> String {
+        format!("/v2/frs/user/apps/{}/faces", self.app_id)
+    }
+}
+
+/// Classifies a non-200 VziCloud answer by its `error_code`.
+pub(crate) fn classify(status: u16, body: &str) -> Failure {
+    let parsed: Option<ErrorBody> = serde_json::from_str(body).ok();
+    let Some(ErrorBody {
+        error_code,
+        error_message,
+    }) = parsed
+    else {
+        let (class, reason) = if status >= 500 || status == 429 {
+            (Class::Transient, ReasonCode::ServerError)
+        } else {
+            (Class::Permanent, ReasonCode::BadRequest)
+        };
+        return Failure::new(
+            class,
+            reason,
+            format!("vzicloud answered HTTP {status} without an error code"),
+        )
+        .with_http(status, None, None);
+    };
+    let (class, reason, what) = match error_code {
+        1002 => (
+            Class::Transient,
+            ReasonCode::AuthFailed,
+            "the signature expired on the way; signed again",
+        ),
+        1001 | 1003 | 1004 => (
+            Class::Fatal,
+            ReasonCode::AuthFailed,
+            "vzicloud refused the request signature: check accesskey_id and the secret",
+        ),
+        1005 | 1006 | 2401 | 2402 => (
+            Class::Fatal,
+            ReasonCode::AuthFailed,
+            "vzicloud refused the access key: check targets.vzicloud.accesskey_id and the secret",
+        ),
+        1012 | 1015 => (
+            Class::Fatal,
+            ReasonCode::AuthFailed,
+            "the access key may not use the face service: ask the ROOT account to grant it",
+        ),
+        1016 => (
+            Class::Transient,
+            ReasonCode::Throttled,
+            "vzicloud throttled the request (QPS limit)",
+        ),
+        1017 | 1018 => (
+            Class::Fatal,
+            ReasonCode::QuotaExhausted,
+            "the vzicloud request quota is used up",
+        ),
+        1106 | 1108 | 1109 => (
+            Class::Transient,
+            ReasonCode::ServerError,
+            "vzicloud could not process the request now",
+        ),
+        1110 | 3001 | 3002 | 3003 => (
+            Class::Permanent,
+            ReasonCode::FaceRejected,
+            "vzicloud found no usable face in the photo",
+        ),
+        3301 => (
+            Class::Permanent,
+            ReasonCode::UserNotFound,
+            "vzicloud has no such user (action_type = UPDATE needs the user to exist)",
+        ),
+        3101 => (
+            Class::Fatal,
+            ReasonCode::BadRequest,
+            "vzicloud has no such face application: check targets.vzicloud.app_id",
+        ),
+        _ if status >= 500 => (
+            Class::Transient,
+            ReasonCode::ServerError,
+            "vzicloud server error",
+        ),
+        _ => (
+            Class::Permanent,
+            ReasonCode::BadRequest,
+            "vzicloud refused the request",
+        ),
+    };
+    let mut f = Failure::new(
+        class,
+        reason,
+        format!("{what} (code {error_code}: {error_message})"),
+    )
+    .with_http(status, Some(error_code.to_string()), None);
+    if error_code == 1016 {
+        f.pause_target = true;
+        f.retry_after = Some(Duration::from_secs(1));
+    }
+    f
+}
+
+#[async_trait]
+impl Target for VziCloud {
+    fn name(&self) -> &'static str {
+        "vzicloud"
+    }
+
+    /// Makes sure the group exists: create it, and take "already exists" (3202) as success.
+    async fn prepare(&self) -> Result<(), Failure> {
+        let path = format!("/v2/frs/user/apps/{}/groups", self.app_id);
+        let body = serde_json::json!({
+            "group_id": self.group_id,
+            "group_name": self.group_id,
+            "remark": "managed by facesync",
+        });
+        let (status, text) = self
+            .send(reqwest::Method::POST, &path, body.to_string().into_bytes())
+            .await?;
+        if status == 200 {
+            return Ok(());
+        }
+        let f = classify(status, &text);
+        if f.code.as_deref() == Some("3202") {
+            return Ok(());
+        }
+        Err(match f.class {
+            // A group that cannot be made stops the target: every upload would fail the same way.
+            Class::Permanent => Failure {
+                class: Class::Fatal,
+                message: format!("cannot create group `{}`: {}", self.group_id, f.message),
+                ..f
+            },
+            _ => f,
+        })
+    }
+
+    async fn upload(&self, upload: &Upload<'_>) -> Result<Receipt, Failure> {
+        let body = serde_json::json!({
+            "image_type": "BASE64",
+            "image": BASE64.encode(upload.bytes),
+            "group_id": self.group_id,
+            "user_id": upload.user_id,
+            "user_name": upload.name,
+            "action_type": self.action_type.as_str(),
+        });
+        let (status, text) = self
+            .send(
+                reqwest::Method::PUT,
+                &self.faces_path(),
+                body.to_string().into_bytes(),
+            )
+            .await?;
+        if status != 200 {
+            return Err(classify(status, &text));
+        }
+        let face: Option<FaceResponse> = serde_json::from_str(&text).ok();
+        Ok(Receipt {
+            http_status: status,
+            remote_id: face.and_then(|f| f.face_id),
+            request_id: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(status: u16, body: &str, class: Class, reason: ReasonCode) {
+        let f = classify(status, body);
+        assert_eq!((f.class, f.reason), (class, reason), "{status} {body}");
+    }
+
+    fn err(code: i64) -> String {
+        format!(r#"{{"error_code":{code},"error_message":"x"}}"#)
+    }
+
+    #[test]
+    fn errors_are_classified_by_code() {
+        check(401, &err(1002), Class::Transient, ReasonCode::AuthFailed);
+        check(401, &err(1004), Class::Fatal, ReasonCode::AuthFailed);
+        check(401, &err(1005), Class::Fatal, ReasonCode::AuthFailed);
+        check(429, &err(1016), Class::Transient, ReasonCode::Throttled);
+        check(403, &err(1017), Class::Fatal, ReasonCode::QuotaExhausted);
+        check(403, &err(1018), Class::Fatal, ReasonCode::QuotaExhausted);
+        check(500, &err(1108), Class::Transient, ReasonCode::ServerError);
+        check(400, &err(1110), Class::Permanent, ReasonCode::FaceRejected);
+        check(400, &err(3002), Class::Permanent, ReasonCode::FaceRejected);
+        check(404, &err(3301), Class::Permanent, ReasonCode::UserNotFound);
+        check(400, &err(1103), Class::Permanent, ReasonCode::BadRequest);
+        check(
+            502,
+            "<html>bad gateway</html>",
+            Class::Transient,
+            ReasonCode::ServerError,
+        );
+        check(400, "", Class::Permanent, ReasonCode::BadRequest);
+    }
+
+    #[test]
+    fn qps_limits_pause_the_whole_target() {
+        let f = classify(429, &err(1016));
+        assert!(f.pause_target);
+        assert_eq!(f.code.as_deref(), Some("1016"));
+    }
+}

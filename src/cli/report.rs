@@ -1,0 +1,45 @@
+//! `facesync report`: every person's outcome per target, from the state DB.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use super::{EXIT_OK, ReportArgs, ReportFormat, load_config};
+use crate::report;
+use crate::store::Store;
+
+pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+    let config = load_config(&args.config.config)?;
+    if !config.state.database.exists() {
+        anyhow::bail!(
+            "no state database at {} yet: run `facesync sync -c {}` first",
+            config.state.database.display(),
+            config.file.display()
+        );
+    }
+    let store = Store::open(&config.state.database).await?;
+    let rows = report::rows(&store).await?;
+    store.close().await;
+    let mut buffer = Vec::new();
+    match args.format {
+        ReportFormat::Csv => report::write_csv(&rows, &mut buffer)?,
+        ReportFormat::Json => report::write_json(&rows, &mut buffer)?,
+    }
+    match &args.output {
+        Some(path) => {
+            // Written beside the target and renamed, so a reader never sees half a report.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+            tmp.write_all(&buffer)?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {} ({} rows)", path.display(), rows.len());
+        }
+        None => std::io::stdout().lock().write_all(&buffer)?,
+    }
+    Ok(EXIT_OK)
+}

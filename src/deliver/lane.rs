@@ -1,0 +1,306 @@
+//! One target's lane: its rate limit, concurrency cap, pause gate and the delivery of one job
+//! with retries. The same code serves every target; nothing here names one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder as _;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeliveryConfig;
+use crate::photo::Normalized;
+use crate::reason::ReasonCode;
+use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store};
+use crate::targets::{Class, Failure, Target, Upload};
+
+/// One person's face for one target, ready to send.
+pub(crate) struct Job {
+    pub(crate) person_id: String,
+    pub(crate) name: String,
+    pub(crate) user_id: String,
+    pub(crate) source_hash: String,
+    pub(crate) fingerprint: String,
+    pub(crate) photo: Normalized,
+}
+
+/// Holds every request of a target while the target is told to back off (429, QPS limit).
+#[derive(Default)]
+pub(crate) struct PauseGate {
+    until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl PauseGate {
+    pub(crate) fn pause(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut slot = self.until.lock().expect("gate lock");
+        if slot.is_none_or(|u| u < until) {
+            *slot = Some(until);
+        }
+    }
+
+    pub(crate) async fn wait(&self) {
+        loop {
+            let until = *self.until.lock().expect("gate lock");
+            match until {
+                Some(u) if u > tokio::time::Instant::now() => tokio::time::sleep_until(u).await,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// What happened in a lane during this run.
+#[derive(Debug, Default)]
+pub(crate) struct LaneCounts {
+    pub(crate) delivered: AtomicUsize,
+    pub(crate) retried: AtomicUsize,
+    pub(crate) requests: AtomicUsize,
+    pub(crate) throttled: AtomicUsize,
+    pub(crate) failed: Mutex<BTreeMap<(State, ReasonCode), usize>>,
+}
+
+impl LaneCounts {
+    fn fail(&self, state: State, reason: ReasonCode) {
+        *self
+            .failed
+            .lock()
+            .expect("counts lock")
+            .entry((state, reason))
+            .or_default() += 1;
+    }
+}
+
+/// A target with its limits, as the engine drives it.
+pub(crate) struct Lane {
+    pub(crate) target: Arc<dyn Target>,
+    pub(crate) limiter: DefaultDirectRateLimiter,
+    pub(crate) gate: PauseGate,
+    pub(crate) max_retries: u32,
+    pub(crate) concurrency: usize,
+    /// Cancelled when the target hit a fatal error: no more requests to it this run.
+    pub(crate) stopped: CancellationToken,
+    pub(crate) stop_reason: Mutex<Option<Failure>>,
+    pub(crate) counts: LaneCounts,
+}
+
+impl Lane {
+    pub(crate) fn new(target: Arc<dyn Target>, config: &DeliveryConfig) -> Self {
+        let period = Duration::from_secs_f64(1.0 / config.rate_per_second);
+        let burst = std::num::NonZeroU32::new(config.burst.max(1)).expect("burst >= 1");
+        let quota = Quota::with_period(period)
+            .expect("rate_per_second is validated to be positive")
+            .allow_burst(burst);
+        Self {
+            target,
+            limiter: RateLimiter::direct(quota),
+            gate: PauseGate::default(),
+            max_retries: config.max_retries,
+            concurrency: config.concurrency,
+            stopped: CancellationToken::new(),
+            stop_reason: Mutex::new(None),
+            counts: LaneCounts::default(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.target.name()
+    }
+
+    /// Stops the lane for the rest of the run; the first fatal failure is the one reported.
+    pub(crate) fn stop(&self, failure: Failure) {
+        let mut reason = self.stop_reason.lock().expect("lane lock");
+        if reason.is_none() {
+            tracing::error!(
+                target = self.name(),
+                "stopping {}: {}",
+                self.name(),
+                failure.message
+            );
+            *reason = Some(failure);
+        }
+        self.stopped.cancel();
+    }
+
+    pub(crate) fn stop_message(&self) -> Option<String> {
+        self.stop_reason
+            .lock()
+            .expect("lane lock")
+            .as_ref()
+            .map(|f| f.message.clone())
+    }
+
+    /// Delivers one job: waits for the gate and the limiter, records the attempt before the
+    /// request and its outcome after, retries transient failures with exponential backoff and
+    /// jitter. `stop_new_work` (Ctrl-C, a deadline) ends a backoff wait early; a request already
+    /// sent is always allowed to finish and be recorded.
+    pub(crate) async fn deliver(
+        &self,
+        job: Job,
+        store: &Store,
+        run_id: i64,
+        stop_new_work: &CancellationToken,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut row = store
+            .delivery(&job.person_id, self.name())
+            .await?
+            .unwrap_or_else(|| DeliveryRecord::new(&job.person_id, self.name()));
+        row.source_hash = Some(job.source_hash.clone());
+        row.fingerprint = Some(job.fingerprint.clone());
+        row.target_user_id = Some(job.user_id.clone());
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.max_retries as usize)
+            .build();
+        let mut tries = 0u32;
+        loop {
+            // Before each request: not when the target has stopped or the run is ending.
+            let stopping = tokio::select! {
+                biased;
+                _ = self.stopped.cancelled() => true,
+                _ = stop_new_work.cancelled() => true,
+                _ = async {
+                    self.gate.wait().await;
+                    self.limiter.until_ready().await;
+                } => false,
+            };
+            if stopping {
+                return self.leave_undone(row, store, tries > 0).await;
+            }
+            tries += 1;
+            if tries > 1 {
+                self.counts.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            self.counts.requests.fetch_add(1, Ordering::Relaxed);
+            let attempt_id = store
+                .begin_attempt(run_id, &job.person_id, self.name(), Some(&job.photo.hash))
+                .await?;
+            let started = Instant::now();
+            let upload = Upload {
+                person_id: &job.person_id,
+                user_id: &job.user_id,
+                name: &job.name,
+                bytes: &job.photo.bytes,
+                format: job.photo.format,
+            };
+            let result = self.target.upload(&upload).await;
+            let duration_ms = started.elapsed().as_millis() as i64;
+            row.attempts += 1;
+            match result {
+                Ok(receipt) => {
+                    row.state = State::Delivered;
+                    row.delivered_source_hash = Some(job.source_hash.clone());
+                    row.delivered_hash = Some(job.photo.hash.clone());
+                    row.delivered_fingerprint = Some(job.fingerprint.clone());
+                    row.delivered_user_id = Some(job.user_id.clone());
+                    row.delivered_at = Some(crate::store::now());
+                    row.reason_code = None;
+                    row.reason = None;
+                    row.remote_id = receipt.remote_id.clone();
+                    row.request_id = receipt.request_id.clone();
+                    let attempt = AttemptRecord {
+                        id: attempt_id,
+                        outcome: AttemptOutcome::Delivered,
+                        http_status: Some(receipt.http_status.into()),
+                        code: None,
+                        message: None,
+                        request_id: receipt.request_id,
+                        remote_id: receipt.remote_id,
+                        duration_ms: Some(duration_ms),
+                    };
+                    store.finish_attempt(&attempt, &row).await?;
+                    self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(failure) => {
+                    let outcome = match failure.class {
+                        Class::Transient => AttemptOutcome::Transient,
+                        Class::Permanent => AttemptOutcome::Permanent,
+                        Class::Fatal => AttemptOutcome::Fatal,
+                    };
+                    let next_wait = match failure.class {
+                        Class::Transient => backoff.next(),
+                        _ => None,
+                    };
+                    // A fatal failure is the target's fault, not the person's: retried next run.
+                    row.state = match (failure.class, next_wait) {
+                        (Class::Permanent, _) => State::FailedPermanent,
+                        _ => State::FailedRetryable,
+                    };
+                    row.reason_code = Some(failure.reason);
+                    row.reason = Some(failure.message.clone());
+                    row.request_id = failure.request_id.clone();
+                    let attempt = AttemptRecord {
+                        id: attempt_id,
+                        outcome,
+                        http_status: failure.http_status.map(i64::from),
+                        code: failure.code.clone(),
+                        message: Some(failure.message.clone()),
+                        request_id: failure.request_id.clone(),
+                        remote_id: None,
+                        duration_ms: Some(duration_ms),
+                    };
+                    store.finish_attempt(&attempt, &row).await?;
+                    if failure.reason == ReasonCode::Throttled {
+                        self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match (failure.class, next_wait) {
+                        (Class::Transient, Some(backoff_wait)) => {
+                            let wait = failure.retry_after.unwrap_or(backoff_wait);
+                            if failure.pause_target {
+                                self.gate.pause(wait);
+                            } else {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(wait) => {}
+                                    _ = stop_new_work.cancelled() => {}
+                                    _ = self.stopped.cancelled() => {}
+                                }
+                            }
+                        }
+                        (Class::Fatal, _) => {
+                            self.counts.fail(row.state, failure.reason);
+                            self.stop(failure);
+                            return Ok(());
+                        }
+                        _ => {
+                            self.counts.fail(row.state, failure.reason);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A job the run stopped before finishing: it stays pending (or failed_retryable when it
+    /// was tried) with the reason, for the next run.
+    async fn leave_undone(
+        &self,
+        mut row: DeliveryRecord,
+        store: &Store,
+        tried: bool,
+    ) -> Result<(), crate::store::StoreError> {
+        let target_stopped = self.stopped.is_cancelled();
+        let reason = if target_stopped {
+            ReasonCode::TargetStopped
+        } else {
+            ReasonCode::Interrupted
+        };
+        if !tried {
+            row.state = State::Pending;
+        }
+        if row.state != State::FailedRetryable || target_stopped {
+            row.reason_code = Some(reason);
+            row.reason = Some(match (target_stopped, self.stop_message()) {
+                (true, Some(m)) => format!("not sent: the target stopped ({m})"),
+                _ => "not sent: the run stopped first".to_string(),
+            });
+        }
+        store.save_deliveries(std::slice::from_ref(&row)).await
+    }
+}

@@ -1,0 +1,480 @@
+//! The delivery engine: from a plan to faces delivered, for every target at once.
+//!
+//! One producer walks the people to upload in roster order, prepares each photo once for every
+//! target that needs it (the photo stage bounds the CPU work), and hands each target its job
+//! through a bounded channel. Each target is a [`lane::Lane`] with its own rate limiter,
+//! concurrency cap and pause gate, so a slow target does not hold back a fast one: when a
+//! target's queue is full the producer moves on and keeps that person for the target's own
+//! catch-up pass (the photo is prepared again then, instead of being held in memory).
+//!
+//! The engine names no concrete target: it takes [`Target`]s.
+
+mod lane;
+pub mod summary;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Profile};
+use crate::photo::{Normalized, PhotoStage};
+use crate::plan::{self, Action, PlanItem, PlanOptions};
+use crate::reason::Finding;
+use crate::store::{Store, StoreError};
+use crate::targets::{Class, Failure, Target};
+use lane::{Job, Lane};
+pub use summary::{Summary, TargetSummary};
+
+/// What `sync` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub plan: PlanOptions,
+    /// At most this many people are uploaded this run.
+    pub limit: Option<usize>,
+    /// Stop taking new work after this long.
+    pub max_duration: Option<Duration>,
+}
+
+/// A target for the run: ready, or why it cannot be used at all (a missing secret).
+pub struct TargetSlot {
+    pub name: String,
+    pub target: Result<Arc<dyn Target>, String>,
+}
+
+/// Photos the stage found unfit during the run, by target and reason.
+#[derive(Default)]
+struct InvalidCounts(std::sync::Mutex<summary::ReasonCounts>);
+
+impl InvalidCounts {
+    fn add(&self, target: &str, code: crate::reason::ReasonCode) {
+        let mut counts = self.0.lock().expect("counts lock");
+        *counts
+            .entry(target.to_string())
+            .or_default()
+            .entry(code)
+            .or_default() += 1;
+    }
+
+    fn into_inner(self) -> summary::ReasonCounts {
+        self.0.into_inner().expect("counts lock")
+    }
+}
+
+/// One person to upload, with the plan items of the targets that need them.
+struct Work<'p> {
+    items: Vec<&'p PlanItem>,
+    path: std::path::PathBuf,
+}
+
+/// Runs a sync: plan, prepare, deliver, record. `shutdown` resolving (Ctrl-C) stops new work;
+/// requests in flight finish and are recorded.
+pub async fn sync(
+    config: &Config,
+    store: &Store,
+    slots: Vec<TargetSlot>,
+    options: &SyncOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let abandoned = store.close_abandoned_runs().await?;
+    let in_flight = store.recover_in_flight().await?;
+    if abandoned > 0 || !in_flight.is_empty() {
+        tracing::warn!(
+            "a previous run stopped without finishing ({} request(s) in flight): their people are sent again",
+            in_flight.len()
+        );
+    }
+    let run_id = store.begin_run("sync").await?;
+    let result = run(config, store, run_id, slots, options, shutdown, started).await;
+    match &result {
+        Ok(summary) => {
+            store
+                .finish_run(
+                    run_id,
+                    if summary.interrupted {
+                        "interrupted"
+                    } else {
+                        "completed"
+                    },
+                    summary.exit_code().into(),
+                    &summary.to_json(),
+                )
+                .await?
+        }
+        Err(e) => {
+            store
+                .finish_run(
+                    run_id,
+                    "failed",
+                    1,
+                    &serde_json::json!({ "error": format!("{e:#}") }),
+                )
+                .await?
+        }
+    }
+    result
+}
+
+async fn run(
+    config: &Config,
+    store: &Store,
+    run_id: i64,
+    slots: Vec<TargetSlot>,
+    options: &SyncOptions,
+    shutdown: impl Future<Output = ()> + Send,
+    started: Instant,
+) -> anyhow::Result<Summary> {
+    let mut plan_options = options.plan.clone();
+    plan_options.targets = slots.iter().map(|s| s.name.clone()).collect();
+    let plan = plan::build(config, store, run_id, &plan_options).await?;
+
+    // Lanes for the targets that could be built; the others are stopped from the start.
+    let mut lanes: Vec<Arc<Lane>> = Vec::new();
+    let mut unavailable: Vec<(String, String)> = Vec::new();
+    for slot in slots {
+        match slot.target {
+            Ok(target) => {
+                let delivery = config
+                    .delivery(&slot.name)
+                    .ok_or_else(|| anyhow::anyhow!("no settings for target {}", slot.name))?;
+                lanes.push(Arc::new(Lane::new(target, delivery)));
+            }
+            Err(message) => {
+                tracing::error!("{}: cannot start: {message}", slot.name);
+                unavailable.push((slot.name, message));
+            }
+        }
+    }
+
+    // Ctrl-C or the deadline: no new work. The watcher then waits forever; the run ends when
+    // the delivery has finished what was in flight.
+    let stop_new_work = CancellationToken::new();
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop_new_work.clone();
+        let interrupted = interrupted.clone();
+        let deadline = options.max_duration;
+        async move {
+            let deadline = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown => {
+                    tracing::warn!("interrupted: finishing the requests in flight, taking no new work");
+                    interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ = deadline => tracing::warn!("--max-duration reached: taking no new work"),
+            }
+            stop.cancel();
+            std::future::pending::<std::convert::Infallible>().await
+        }
+    };
+
+    let work = work_list(&plan, options.limit);
+    let invalid = InvalidCounts::default();
+    let delivery = async {
+        // Prepare every target (token, group) before its first upload.
+        futures::future::join_all(lanes.iter().map(|lane| async move {
+            if let Err(f) = lane.target.prepare().await {
+                let f = match f.class {
+                    Class::Fatal => f,
+                    _ => Failure {
+                        message: format!("cannot get ready: {}", f.message),
+                        ..f
+                    },
+                };
+                lane.stop(f);
+            }
+        }))
+        .await;
+        let ctx = Ctx {
+            config,
+            store,
+            run_id,
+            lanes: &lanes,
+            stage: PhotoStage::new(config.photos.clone()),
+            stop: &stop_new_work,
+            invalid: &invalid,
+        };
+        ctx.deliver_all(&work).await
+    };
+    let outcome = tokio::select! {
+        r = delivery => r,
+        never = watcher.boxed() => match never {},
+    };
+    stop_new_work.cancel();
+    outcome?;
+
+    Ok(Summary::new(
+        &plan,
+        &lanes,
+        &unavailable,
+        &invalid.into_inner(),
+        interrupted.load(std::sync::atomic::Ordering::SeqCst),
+        started.elapsed(),
+    ))
+}
+
+/// The people to upload, in roster order, each with the targets that need them.
+fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_person: HashMap<String, Work<'_>> = HashMap::new();
+    for item in plan.items.iter().filter(|i| i.action == Action::Upload) {
+        let Some(path) = item.photo.as_ref().and_then(|p| plan.photo_paths.get(p)) else {
+            continue;
+        };
+        by_person
+            .entry(item.id.clone())
+            .or_insert_with(|| {
+                order.push(item.id.clone());
+                Work {
+                    items: Vec::new(),
+                    path: path.clone(),
+                }
+            })
+            .items
+            .push(item);
+    }
+    let mut work: Vec<Work<'_>> = order
+        .into_iter()
+        .filter_map(|id| by_person.remove(&id))
+        .collect();
+    if let Some(n) = limit {
+        work.truncate(n);
+    }
+    work
+}
+
+/// What every part of one run's delivery shares.
+struct Ctx<'a> {
+    config: &'a Config,
+    store: &'a Store,
+    run_id: i64,
+    lanes: &'a [Arc<Lane>],
+    stage: PhotoStage,
+    /// Ctrl-C or the deadline: take no new work.
+    stop: &'a CancellationToken,
+    invalid: &'a InvalidCounts,
+}
+
+impl Ctx<'_> {
+    /// Runs the producer and one consumer per lane until all work is done or stopped.
+    async fn deliver_all(&self, work: &[Work<'_>]) -> Result<(), StoreError> {
+        let mut senders = Vec::new();
+        let mut consumers = Vec::new();
+        for lane in self.lanes {
+            let (tx, rx) = mpsc::channel::<Job>(lane.concurrency * 2);
+            senders.push(tx);
+            consumers.push(consume(
+                lane.clone(),
+                rx,
+                self.store.clone(),
+                self.run_id,
+                self.stop.clone(),
+            ));
+        }
+        let (produced, consumed) = tokio::join!(
+            self.produce(senders, work),
+            futures::future::join_all(consumers)
+        );
+        produced?;
+        consumed.into_iter().collect()
+    }
+
+    /// Prepares photos and hands out jobs: a person goes to every lane that has room now; a
+    /// lane that is full gets them later in its own catch-up pass.
+    async fn produce(
+        &self,
+        senders: Vec<mpsc::Sender<Job>>,
+        work: &[Work<'_>],
+    ) -> Result<(), StoreError> {
+        let lanes = self.lanes;
+        let lane_index: HashMap<&str, usize> = lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name(), i))
+            .collect();
+        let mut deferred: Vec<Vec<usize>> = vec![Vec::new(); lanes.len()];
+        for (w, person) in work.iter().enumerate() {
+            if self.stop.is_cancelled() {
+                break;
+            }
+            let wanted: Vec<usize> = person
+                .items
+                .iter()
+                .filter_map(|i| lane_index.get(i.target.as_str()).copied())
+                .filter(|&l| !lanes[l].stopped.is_cancelled())
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            // Reserve room in every wanted lane that has it; wait only when none has.
+            let mut permits = Vec::new();
+            let mut full = Vec::new();
+            for &l in &wanted {
+                match senders[l].try_reserve() {
+                    Ok(p) => permits.push((l, p)),
+                    Err(_) => full.push(l),
+                }
+            }
+            if permits.is_empty() {
+                let waits = full
+                    .iter()
+                    .map(|&l| senders[l].reserve().map(move |p| (l, p)).boxed());
+                let ((l, permit), _, _) = tokio::select! {
+                    r = futures::future::select_all(waits) => r,
+                    _ = self.stop.cancelled() => break,
+                };
+                match permit {
+                    Ok(p) => {
+                        full.retain(|&x| x != l);
+                        permits.push((l, p));
+                    }
+                    Err(_) => continue,
+                }
+            }
+            for l in full {
+                deferred[l].push(w);
+            }
+            let targets: Vec<usize> = permits.iter().map(|(l, _)| *l).collect();
+            match self.prepare(person, &targets).await {
+                Ok(mut photos) => {
+                    for (l, permit) in permits {
+                        if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos) {
+                            permit.send(job);
+                        }
+                    }
+                }
+                Err(finding) => self.record_invalid(person, &targets, &finding).await?,
+            }
+        }
+        // Catch-up: each lane's deferred people, lanes in parallel, waiting for room.
+        let catch_up = senders.into_iter().enumerate().map(|(l, tx)| {
+            let people = std::mem::take(&mut deferred[l]);
+            async move {
+                for w in people {
+                    if self.stop.is_cancelled() || lanes[l].stopped.is_cancelled() {
+                        break;
+                    }
+                    let person = &work[w];
+                    match self.prepare(person, &[l]).await {
+                        Ok(mut photos) => {
+                            if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos) {
+                                if tx.send(job).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        Err(finding) => self.record_invalid(person, &[l], &finding).await?,
+                    }
+                }
+                Ok::<(), StoreError>(())
+            }
+        });
+        futures::future::join_all(catch_up)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Prepares one person's photo for the given lanes' profiles (one decode).
+    async fn prepare(
+        &self,
+        person: &Work<'_>,
+        targets: &[usize],
+    ) -> Result<Vec<Normalized>, Finding> {
+        let profiles: Vec<(String, Profile)> = targets
+            .iter()
+            .filter_map(|&l| {
+                let name = self.lanes[l].name();
+                self.config
+                    .delivery(name)
+                    .map(|d| (name.to_string(), d.profile.clone()))
+            })
+            .collect();
+        self.stage.prepare_file(person.path.clone(), profiles).await
+    }
+
+    fn job_for(
+        &self,
+        person: &Work<'_>,
+        target: &str,
+        photos: &mut Vec<Normalized>,
+    ) -> Option<Job> {
+        let item = person.items.iter().find(|i| i.target == target)?;
+        let at = photos.iter().position(|p| p.target == target)?;
+        Some(Job {
+            person_id: item.id.clone(),
+            name: item.name.clone(),
+            user_id: item.target_user_id.clone()?,
+            source_hash: item.source_hash.clone()?,
+            fingerprint: self.config.delivery_fingerprint(target),
+            photo: photos.swap_remove(at),
+        })
+    }
+
+    /// A photo the stage found unfit for these lanes' targets: recorded and counted.
+    async fn record_invalid(
+        &self,
+        person: &Work<'_>,
+        targets: &[usize],
+        finding: &Finding,
+    ) -> Result<(), StoreError> {
+        let previous = self.store.deliveries_of(&person.items[0].id).await?;
+        let names: Vec<&str> = targets.iter().map(|&l| self.lanes[l].name()).collect();
+        let rows: Vec<_> = person
+            .items
+            .iter()
+            .filter(|item| names.contains(&item.target.as_str()))
+            .filter_map(|item| {
+                self.invalid.add(&item.target, finding.code);
+                let mut invalid = (*item).clone();
+                invalid.action = Action::Invalid;
+                invalid.finding = Some(finding.clone());
+                let prev = previous.iter().find(|d| d.target == item.target);
+                plan::record_for(
+                    prev,
+                    &invalid,
+                    &self.config.delivery_fingerprint(&item.target),
+                )
+            })
+            .collect();
+        tracing::info!("{}: {}", person.items[0].id, finding);
+        self.store.save_deliveries(&rows).await
+    }
+}
+
+/// Takes jobs off a lane's queue and delivers them, at most `concurrency` at once.
+async fn consume(
+    lane: Arc<Lane>,
+    mut rx: mpsc::Receiver<Job>,
+    store: Store,
+    run_id: i64,
+    stop_new_work: CancellationToken,
+) -> Result<(), StoreError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(lane.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(job) = rx.recv().await {
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let (lane, store, stop) = (lane.clone(), store.clone(), stop_new_work.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            lane.deliver(job, &store, run_id, &stop).await
+        });
+        while let Some(done) = tasks.try_join_next() {
+            done.expect("delivery task panicked")?;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("delivery task panicked")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Reports of every person's outcome per target, read from the state DB: CSV and JSON.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::store::{Store, StoreError};
+
+/// One person at one target, as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub id: String,
+    pub name: String,
+    pub target: String,
+    pub state: String,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    /// What to do about it, in plain words.
+    pub advice: Option<String>,
+    pub attempts: i64,
+    pub remote_id: Option<String>,
+    pub request_id: Option<String>,
+    pub photo: Option<String>,
+    pub updated_at: String,
+}
+
+/// Every delivery row, with the person's name and photo, ordered by id and target.
+pub async fn rows(store: &Store) -> Result<Vec<ReportRow>, StoreError> {
+    let people = store.people().await?;
+    let attempts = store.attempt_counts().await?;
+    let mut rows: Vec<ReportRow> = store
+        .deliveries()
+        .await?
+        .into_values()
+        .map(|d| {
+            let person = people.get(&d.person_id);
+            ReportRow {
+                name: person.map(|p| p.name.clone()).unwrap_or_default(),
+                photo: person.and_then(|p| p.photo_path.clone()),
+                attempts: attempts
+                    .get(&(d.person_id.clone(), d.target.clone()))
+                    .copied()
+                    .unwrap_or(0),
+                state: d.state.as_str().to_string(),
+                reason_code: d.reason_code.map(|c| c.as_str().to_string()),
+                advice: d.reason_code.map(|c| c.advice().to_string()),
+                reason: d.reason,
+                remote_id: d.remote_id,
+                request_id: d.request_id,
+                updated_at: d.updated_at,
+                id: d.person_id,
+                target: d.target,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.id, &a.target).cmp(&(&b.id, &b.target)));
+    Ok(rows)
+}
+
+/// CSV with a header row; the columns are `ReportRow`'s fields.
+pub fn write_csv(rows: &[ReportRow], out: impl Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for row in rows {
+        w.serialize(row)?;
+    }
+    if rows.is_empty() {
+        w.write_record([
+            "id",
+            "name",
+            "target",
+            "state",
+            "reason_code",
+            "reason",
+            "advice",
+            "attempts",
+            "remote_id",
+            "request_id",
+            "photo",
+            "updated_at",
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// A JSON array of rows.
+pub fn write_json(rows: &[ReportRow], mut out: impl Write) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut out, rows)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! Feishu ACS: a tenant access token (cached, shared, refreshed), and the face upload
+//! (`PUT /open-apis/acs/v1/users/:user_id/face`, multipart `files` / `file_type` / `file_name`).
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::multipart::{Form, Part};
+use serde::Deserialize;
+
+use super::{Class, Failure, Receipt, Target, Upload, header, http_client};
+use crate::config::{FeishuConfig, OutputFormat};
+use crate::reason::ReasonCode;
+use crate::secret::Secret;
+
+/// Token error codes after which a fresh token is fetched and the request tried once more.
+const TOKEN_INVALID: &[i64] = &[99991661, 99991663, 99991664, 99991665, 99991677];
+/// Throttled: "request trigger frequency limit".
+const RATE_LIMITED: i64 = 99991400;
+/// The app lacks a scope (acs:users): nothing this run can do.
+const SCOPE_MISSING: i64 = 99991672;
+const USER_NOT_FOUND: i64 = 1490101;
+const FACE_CROP_FAILED: i64 = 1490108;
+
+/// The Feishu ACS target.
+pub struct Feishu {
+    base_url: String,
+    app_id: String,
+    app_secret: Secret,
+    user_id_type: &'static str,
+    client: reqwest::Client,
+    token: tokio::sync::Mutex<Option<Token>>,
+}
+
+#[derive(Clone)]
+struct Token {
+    value: Secret,
+    refresh_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    code: i64,
+    #[serde(default)]
+    msg: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    code: i64,
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    tenant_access_token: Option<String>,
+    #[serde(default)]
+    expire: Option<u64>,
+}
+
+impl Feishu {
+    pub fn new(config: &FeishuConfig) -> Result<Self, String> {
+        let app_secret = config.app_secret.resolve("targets.feishu.app_secret")?;
+        Ok(Self {
+            base_url: config.delivery.base_url.clone(),
+            app_id: config.app_id.clone(),
+            app_secret,
+            user_id_type: config.user_id_type.as_str(),
+            client: http_client(config.delivery.timeout)?,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The cached token, or a fresh one. The lock is held while fetching, so concurrent
+    /// requests wait for one fetch instead of each making their own.
+    async fn token(&self) -> Result<Secret, Failure> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            return Ok(t.value.clone());
+        }
+        let fresh = self.fetch_token().await?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    /// Forgets `stale` if it is still the cached token (a newer one is kept).
+    async fn invalidate(&self, stale: &Secret) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.value == *stale) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<Token, Failure> {
+        let url = format!(
+            "{}/open-apis/auth/v3/tenant_access_token/internal",
+            self.base_url
+        );
+        let body = serde_json::json!({
+            "app_id": self.app_id,
+            "app_secret": self.app_secret.expose(),
+        });
+        let resp = self
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let logid = request_id(&resp);
+        let reset = header(&resp, "x-ogw-ratelimit-reset");
+        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
+        let parsed: Option<TokenResponse> = serde_json::from_str(&text).ok();
+        match parsed {
+            Some(TokenResponse {
+                code: 0,
+                tenant_access_token: Some(token),
+                expire,
+                ..
+            }) if !token.is_empty() => {
+                let lifetime = Duration::from_secs(expire.unwrap_or(7200));
+                Ok(Token {
+                    value: Secret::new(token),
+                    refresh_at: Instant::now() + lifetime - refresh_margin(lifetime),
+                })
+            }
+            Some(TokenResponse { code, msg, .. }) if code != 0 && status < 500 && code != RATE_LIMITED => {
+                Err(Failure::new(
+                    Class::Fatal,
+                    ReasonCode::AuthFailed,
+                    format!(
+                        "feishu refused the app credentials (code {code}: {msg}): check targets.feishu.app_id and the app secret"
+                    ),
+                )
+                .with_http(status, Some(code.to_string()), logid))
+            }
+            _ => match classify(status, parsed.map(|p| p.code), "token request failed", reset.as_deref(), logid) {
+                Verdict::Fail(f) => Err(f),
+                _ => Err(Failure::new(
+                    Class::Transient,
+                    ReasonCode::ServerError,
+                    format!("unexpected token response (HTTP {status})"),
+                )
+                .with_http(status, None, None)),
+            },
+        }
+    }
+
+    async fn send_face(&self, token: &Secret, upload: &Upload<'_>) -> Result<Verdict, Failure> {
+        let ext = match upload.format {
+            OutputFormat::Jpeg => "jpg",
+            OutputFormat::Png => "png",
+        };
+        let mime = match upload.format {
+            OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Png => "image/png",
+        };
+        let file_name = format!("{}.{ext}", upload.person_id);
+        let part = Part::bytes(upload.bytes.to_vec())
+            .file_name(file_name.clone())
+            .mime_str(mime)
+            .map_err(|e| Failure::network(&e))?;
+        let form = Form::new()
+            .part("files", part)
+            .text("file_type", ext)
+            .text("file_name", file_name);
+        let url = format!(
+            "{}/open-apis/acs/v1/users/{}/face",
+            self.base_url,
+            utf8_percent_encode(upload.user_id, NON_ALPHANUMERIC)
+        );
+        let resp = self
+            .client
+            .put(&url)
+            .query(&[("user_id_type", self.user_id_type)])
+            .bearer_auth(token.expose())
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let logid = request_id(&resp);
+        let reset = header(&resp, "x-ogw-ratelimit-reset");
+        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
+        let envelope: Option<Envelope> = serde_json::from_str(&text).ok();
+        let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
+        Ok(
+            match classify(
+                status,
+                envelope.map(|e| e.code),
+                &msg,
+                reset.as_deref(),
+                logid.clone(),
+            ) {
+                Verdict::Ok(_) => Verdict::Ok(Receipt {
+                    http_status: status,
+                    remote_id: None,
+                    request_id: logid,
+                }),
+                other => other,
+            },
+        )
+    }
+}
+
+/// How long before expiry a token is replaced: the SDKs use 3 minutes; a short-lived token
+/// (an emulator's) keeps at least three quarters of its life.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    Duration::from_secs(180).min(lifetime / 4)
+}
+
+fn request_id(resp: &reqwest::Response) -> Option<String> {
+    header(resp, "x-tt-logid").or_else(|| header(resp, "x-request-id"))
+}
+
+/// The outcome of one Feishu response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Ok(Receipt),
+    /// The token was refused: fetch a fresh one and try once more.
+    TokenInvalid(Failure),
+    Fail(Failure),
+}
+
+/// Classifies a Feishu response by HTTP status and the envelope's `code` (which can say
+/// failure under HTTP 200, and must be looked at first).
+pub(crate) fn classify(
+    status: u16,
+    code: Option<i64>,
+    msg: &str,
+    ratelimit_reset: Option<&str>,
+    request_id: Option<String>,
+) -> Verdict {
+    let fail = |class, reason, text: String| {
+        Failure::new(class, reason, text).with_http(
+            status,
+            code.map(|c| c.to_string()),
+            request_id.clone(),
+        )
+    };
+    let described = |what: &str| match code {
+        Some(c) => format!("{what} (code {c}: {msg})"),
+        None => format!("{what} (HTTP {status})"),
+    };
+    match code {
+        Some(0) if status == 200 => Verdict::Ok(Receipt {
+            http_status: status,
+            remote_id: None,
+            request_id,
+        }),
+        Some(c) if TOKEN_INVALID.contains(&c) => Verdict::TokenInvalid(fail(
+            Class::Fatal,
+            ReasonCode::AuthFailed,
+            described("feishu refused a fresh access token"),
+        )),
+        Some(RATE_LIMITED) => Verdict::Fail(throttled(
+            fail(
+                Class::Transient,
+                ReasonCode::Throttled,
+                described("feishu throttled the request"),
+            ),
+            ratelimit_reset,
+        )),
+        _ if status == 429 => Verdict::Fail(throttled(
+            fail(
+                Class::Transient,
+                ReasonCode::Throttled,
+                described("feishu throttled the request"),
+            ),
+            ratelimit_reset,
+        )),
+        Some(SCOPE_MISSING) => Verdict::Fail(fail(
+            Class::Fatal,
+            ReasonCode::AuthFailed,
+            described(
+                "the feishu app lacks a permission: grant acs:users (and contact:user.employee_id:readonly for user_id) in the developer console",
+            ),
+        )),
+        Some(USER_NOT_FOUND) => Verdict::Fail(fail(
+            Class::Permanent,
+            ReasonCode::UserNotFound,
+            described("feishu does not know this user or the user is in no access-control group"),
+        )),
+        Some(FACE_CROP_FAILED) => Verdict::Fail(fail(
+            Class::Permanent,
+            ReasonCode::FaceRejected,
+            described("feishu could not crop a face from the photo"),
+        )),
+        _ if status >= 500 => Verdict::Fail(fail(
+            Class::Transient,
+            ReasonCode::ServerError,
+            described("feishu server error"),
+        )),
+        None if status == 200 => Verdict::Fail(fail(
+            Class::Transient,
+            ReasonCode::ServerError,
+            "feishu answered HTTP 200 without a JSON envelope".into(),
+        )),
+        _ => Verdict::Fail(fail(
+            Class::Permanent,
+            ReasonCode::BadRequest,
+            described("feishu refused the request"),
+        )),
+    }
+}
+
+fn throttled(mut f: Failure, reset: Option<&str>) -> Failure {
+    f.pause_target = true;
+    f.retry_after = reset
+        .and_then(|r| r.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(600.0)));
+    f
+}
+
+#[async_trait]
+impl Target for Feishu {
+    fn name(&self) -> &'static str {
+        "feishu"
+    }
+
+    async fn prepare(&self) -> Result<(), Failure> {
+        self.token().await.map(|_| ())
+    }
+
+    async fn upload(&self, upload: &Upload<'_>) -> Result<Receipt, Failure> {
+        let token = self.token().await?;
+        match self.send_face(&token, upload).await? {
+            Verdict::Ok(r) => Ok(r),
+            Verdict::Fail(f) => Err(f),
+            Verdict::TokenInvalid(_) => {
+                // Never retry with the token that was just refused.
+                self.invalidate(&token).await;
+                let fresh = self.token().await?;
+                match self.send_face(&fresh, upload).await? {
+                    Verdict::Ok(r) => Ok(r),
+                    Verdict::Fail(f) | Verdict::TokenInvalid(f) => Err(f),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        status: u16,
+        code: Option<i64>,
+        reset: Option<&str>,
+        expected: Option<(Class, ReasonCode)>,
+        token: bool,
+    ) {
+        let v = classify(status, code, "msg", reset, Some("log".into()));
+        match (&v, expected, token) {
+            (Verdict::Ok(r), None, false) => assert_eq!(r.request_id.as_deref(), Some("log")),
+            (Verdict::TokenInvalid(_), _, true) => {}
+            (Verdict::Fail(f), Some((class, reason)), false) => {
+                assert_eq!((f.class, f.reason), (class, reason), "{status} {code:?}");
+                assert_eq!(f.request_id.as_deref(), Some("log"));
+            }
+            _ => panic!("{status} {code:?}: unexpected {v:?}"),
+        }
+    }
+
+    #[test]
+    fn responses_are_classified_by_code_first() {
+        check(200, Some(0), None, None, false);
+        check(200, Some(99991663), None, None, true);
+        check(400, Some(99991663), None, None, true);
+        check(401, Some(99991677), None, None, true);
+        check(
+            400,
+            Some(1490101),
+            None,
+            Some((Class::Permanent, ReasonCode::UserNotFound)),
+            false,
+        );
+        check(
+            400,
+            Some(1490108),
+            None,
+            Some((Class::Permanent, ReasonCode::FaceRejected)),
+            false,
+        );
+        check(
+            200,
+            Some(1490108),
+            None,
+            Some((Class::Permanent, ReasonCode::FaceRejected)),
+            false,
+        );
+        check(
+            429,
+            Some(99991400),
+            Some("3"),
+            Some((Class::Transient, ReasonCode::Throttled)),
+            false,
+        );
+        check(
+            400,
+            Some(99991400),
+            None,
+            Some((Class::Transient, ReasonCode::Throttled)),
+            false,
+        );
+        check(
+            429,
+            None,
+            None,
+            Some((Class::Transient, ReasonCode::Throttled)),
+            false,
+        );
+        check(
+            403,
+            Some(99991672),
+            None,
+            Some((Class::Fatal, ReasonCode::AuthFailed)),
+            false,
+        );
+        check(
+            500,
+            None,
+            None,
+            Some((Class::Transient, ReasonCode::ServerError)),
+            false,
+        );
+        check(
+            503,
+            Some(1),
+            None,
+            Some((Class::Transient, ReasonCode::ServerError)),
+            false,
+        );
+        check(
+            200,
+            None,
+            None,
+            Some((Class::Transient, ReasonCode::ServerError)),
+            false,
+        );
+        check(
+            400,
+            Some(1234),
+            None,
+            Some((Class::Permanent, ReasonCode::BadRequest)),
+            false,
+        );
+    }
+
+    #[test]
+    fn throttling_pauses_the_target_for_the_reset_the_server_gives() {
+        let Verdict::Fail(f) = classify(429, Some(99991400), "limit", Some("2"), None) else {
+            panic!("throttled")
+        };
+        assert!(f.pause_target);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
+        let Verdict::Fail(f) = classify(429, Some(99991400), "limit", Some("soon"), None) else {
+            panic!("throttled")
+        };
+        assert_eq!(f.retry_after, None);
+    }
+
+    #[test]
+    fn short_lived_tokens_keep_most_of_their_life() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(7200)),
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+    }
+}
