@@ -1,11 +1,8 @@
 //! `facesync sync`: deliver what is new, changed or failed, to every enabled target.
 
 use super::{Format, SyncArgs, check_targets, load_config, plan};
-use crate::config::Config;
-use crate::deliver::{self, Summary, SyncOptions, TargetSlot};
+use crate::deliver::{self, SyncOptions};
 use crate::plan::PlanOptions;
-use crate::store::Store;
-use crate::targets;
 
 pub(super) async fn run(args: &SyncArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config.config)?;
@@ -25,43 +22,13 @@ pub(super) async fn run(args: &SyncArgs) -> anyhow::Result<u8> {
         limit: args.limit,
         max_duration: args.max_duration.map(Into::into),
     };
-    let summary = run_sync(&config, &options, shutdown_signal()).await?;
+    let summary = deliver::run(&config, &options, shutdown_signal()).await?;
     print!("{}", summary.render());
     Ok(summary.exit_code())
 }
 
-/// Builds the targets and runs the engine; shared with `demo`.
-pub(super) async fn run_sync(
-    config: &Config,
-    options: &SyncOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<Summary> {
-    let names: Vec<&str> = config
-        .enabled_targets()
-        .into_iter()
-        .filter(|t| options.plan.targets.is_empty() || options.plan.targets.iter().any(|o| o == t))
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!(
-            "no target is enabled in {}: set `enabled = true` in [targets.feishu] or [targets.vzicloud]",
-            config.file.display()
-        );
-    }
-    let slots = names
-        .into_iter()
-        .map(|name| TargetSlot {
-            name: name.to_string(),
-            target: targets::build(config, name),
-        })
-        .collect();
-    let store = Store::open(&config.state.database).await?;
-    let result = deliver::sync(config, &store, slots, options, shutdown).await;
-    store.close().await;
-    result
-}
-
 /// Ctrl-C, or SIGTERM (systemd stopping the service).
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

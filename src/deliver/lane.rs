@@ -251,7 +251,11 @@ impl Lane {
                     }
                     match (failure.class, next_wait) {
                         (Class::Transient, Some(backoff_wait)) => {
-                            let wait = failure.retry_after.unwrap_or(backoff_wait);
+                            // A reset of "0" would make a storm of immediate retries.
+                            let wait = failure
+                                .retry_after
+                                .filter(|d| *d >= Duration::from_millis(100))
+                                .unwrap_or(backoff_wait);
                             if failure.pause_target {
                                 self.gate.pause(wait);
                             } else {

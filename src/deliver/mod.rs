@@ -71,6 +71,38 @@ struct Work<'p> {
     path: std::path::PathBuf,
 }
 
+/// Opens the state DB, builds the enabled (or chosen) targets and runs a sync: what `facesync
+/// sync` does. A target that cannot be built (a missing secret) is reported as stopped while
+/// the others go on.
+pub async fn run(
+    config: &Config,
+    options: &SyncOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<Summary> {
+    let names: Vec<&str> = config
+        .enabled_targets()
+        .into_iter()
+        .filter(|t| options.plan.targets.is_empty() || options.plan.targets.iter().any(|o| o == t))
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!(
+            "no target is enabled in {}: set `enabled = true` in [targets.feishu] or [targets.vzicloud]",
+            config.file.display()
+        );
+    }
+    let slots = names
+        .into_iter()
+        .map(|name| TargetSlot {
+            name: name.to_string(),
+            target: crate::targets::build(config, name),
+        })
+        .collect();
+    let store = Store::open(&config.state.database).await?;
+    let result = sync(config, &store, slots, options, shutdown).await;
+    store.close().await;
+    result
+}
+
 /// Runs a sync: plan, prepare, deliver, record. `shutdown` resolving (Ctrl-C) stops new work;
 /// requests in flight finish and are recorded.
 pub async fn sync(
@@ -90,7 +122,7 @@ pub async fn sync(
         );
     }
     let run_id = store.begin_run("sync").await?;
-    let result = run(config, store, run_id, slots, options, shutdown, started).await;
+    let result = run_recorded(config, store, run_id, slots, options, shutdown, started).await;
     match &result {
         Ok(summary) => {
             store
@@ -120,7 +152,7 @@ pub async fn sync(
     result
 }
 
-async fn run(
+async fn run_recorded(
     config: &Config,
     store: &Store,
     run_id: i64,
