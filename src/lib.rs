@@ -13,6 +13,7 @@ pub mod emulator;
 pub mod matching;
 pub mod photo;
 pub mod plan;
+pub mod progress;
 pub mod reason;
 pub mod report;
 pub mod roster;

@@ -34,8 +34,24 @@ pub const EXIT_SOME_FAILED: u8 = 2;
     after_help = "Start with `facesync demo` (no credentials, no network), then `facesync init`."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every command takes: how it logs and shows progress.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Log lines as JSON objects (for log collectors); RUST_LOG sets the level as usual
+    #[arg(long, global = true)]
+    pub json_log: bool,
+    /// Also append the log to this file
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// No progress bars or progress lines; only warnings, errors and the summary
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Status(args) => status::run(&args).await,
-        Command::Sync(args) => sync::run(&args).await,
+        Command::Sync(args) => sync::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
     }
 }

@@ -1,10 +1,10 @@
 //! `facesync sync`: deliver what is new, changed or failed, to every enabled target.
 
-use super::{Format, SyncArgs, check_targets, load_config, plan};
+use super::{Format, GlobalArgs, SyncArgs, check_targets, load_config, plan};
 use crate::deliver::{self, SyncOptions};
 use crate::plan::PlanOptions;
 
-pub(super) async fn run(args: &SyncArgs) -> anyhow::Result<u8> {
+pub(super) async fn run(args: &SyncArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config.config)?;
     check_targets(&config, &args.targets)?;
     let plan_options = PlanOptions {
@@ -21,6 +21,10 @@ pub(super) async fn run(args: &SyncArgs) -> anyhow::Result<u8> {
         plan: plan_options,
         limit: args.limit,
         max_duration: args.max_duration.map(Into::into),
+        progress: crate::progress::Handle::for_stderr(
+            global.quiet,
+            std::time::Duration::from_secs(10),
+        ),
     };
     let summary = deliver::run(&config, &options, shutdown_signal()).await?;
     print!("{}", summary.render());

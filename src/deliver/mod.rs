@@ -38,6 +38,8 @@ pub struct SyncOptions {
     pub limit: Option<usize>,
     /// Stop taking new work after this long.
     pub max_duration: Option<Duration>,
+    /// Where progress is shown.
+    pub progress: crate::progress::Handle,
 }
 
 /// A target for the run: ready, or why it cannot be used at all (a missing secret).
@@ -212,6 +214,15 @@ async fn run_recorded(
 
     let work = work_list(&plan, options.limit);
     let invalid = InvalidCounts::default();
+    let progress = &options.progress;
+    progress.photos(work.len() as u64);
+    for lane in &lanes {
+        let total = work
+            .iter()
+            .filter(|w| w.items.iter().any(|i| i.target == lane.name()))
+            .count();
+        progress.target(lane.name(), total as u64);
+    }
     let delivery = async {
         // Prepare every target (token, group) before its first upload.
         futures::future::join_all(lanes.iter().map(|lane| async move {
@@ -235,6 +246,7 @@ async fn run_recorded(
             stage: PhotoStage::new(config.photos.clone()),
             stop: &stop_new_work,
             invalid: &invalid,
+            progress,
         };
         ctx.deliver_all(&work).await
     };
@@ -243,6 +255,7 @@ async fn run_recorded(
         never = watcher.boxed() => match never {},
     };
     stop_new_work.cancel();
+    progress.finish();
     outcome?;
 
     Ok(Summary::new(
@@ -295,6 +308,7 @@ struct Ctx<'a> {
     /// Ctrl-C or the deadline: take no new work.
     stop: &'a CancellationToken,
     invalid: &'a InvalidCounts,
+    progress: &'a crate::progress::Handle,
 }
 
 impl Ctx<'_> {
@@ -311,6 +325,7 @@ impl Ctx<'_> {
                 self.store.clone(),
                 self.run_id,
                 self.stop.clone(),
+                self.progress.clone(),
             ));
         }
         let (produced, consumed) = tokio::join!(
@@ -432,7 +447,9 @@ impl Ctx<'_> {
                     .map(|d| (name.to_string(), d.profile.clone()))
             })
             .collect();
-        self.stage.prepare_file(person.path.clone(), profiles).await
+        let prepared = self.stage.prepare_file(person.path.clone(), profiles).await;
+        self.progress.photo_done();
+        prepared
     }
 
     fn job_for(
@@ -491,15 +508,19 @@ async fn consume(
     store: Store,
     run_id: i64,
     stop_new_work: CancellationToken,
+    progress: crate::progress::Handle,
 ) -> Result<(), StoreError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(lane.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(job) = rx.recv().await {
         let permit = permits.clone().acquire_owned().await.expect("never closed");
         let (lane, store, stop) = (lane.clone(), store.clone(), stop_new_work.clone());
+        let progress = progress.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            lane.deliver(job, &store, run_id, &stop).await
+            let done = lane.deliver(job, &store, run_id, &stop).await;
+            progress.upload_done(lane.name());
+            done
         });
         while let Some(done) = tasks.try_join_next() {
             done.expect("delivery task panicked")?;
