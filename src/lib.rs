@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod emulator;
+pub mod fetch;
 pub mod matching;
 pub mod photo;
 pub mod plan;

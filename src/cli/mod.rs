@@ -3,6 +3,7 @@
 //! calls [`run`].
 
 mod demo;
+mod fetch;
 mod init;
 mod plan;
 mod report;
@@ -88,6 +89,15 @@ pub enum Command {
     )]
     Report(ReportArgs),
 
+    /// Download every roster person's face from Feishu into a folder (backup, audit)
+    #[command(
+        after_help = "Examples:\n  facesync fetch -c config.toml --out backup/\n  \
+                            facesync fetch -c config.toml --out crops/ --cropped --force\n\n\
+                            Files are named <id>.<ext> (the extension from the bytes). A file \
+                            already there is kept unless --force, so an interrupted fetch resumes."
+    )]
+    Fetch(FetchArgs),
+
     /// Counts per target and state, and the last runs, from the state DB
     #[command(after_help = "Examples:\n  facesync status -c config.toml\n  \
                             facesync status -c config.toml --format json")]
@@ -172,6 +182,21 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Folder to write the faces into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Download Feishu's face crop instead of the stored photo
+    #[arg(long)]
+    pub cropped: bool,
+    /// Download again faces already in the folder
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -189,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => status::run(&args).await,
         Command::Sync(args) => sync::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
+        Command::Fetch(args) => fetch::run(&args, &cli.global).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! with retries. The same code serves every target; nothing here names one.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DeliveryConfig;
 use crate::photo::Normalized;
 use crate::reason::ReasonCode;
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store};
+use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure, Target, Upload};
 
 /// One person's face for one target, ready to send.
@@ -24,6 +25,16 @@ pub(crate) struct Job {
     pub(crate) source_hash: String,
     pub(crate) fingerprint: String,
     pub(crate) photo: Normalized,
+}
+
+/// How a request with retries ended.
+pub(crate) enum Retried<T> {
+    Done(T),
+    Failed(Failure),
+    /// The lane or the run stopped before it succeeded or failed for good.
+    Stopped {
+        tried: bool,
+    },
 }
 
 /// Holds every request of a target while the target is told to back off (429, QPS limit).
@@ -132,24 +143,19 @@ impl Lane {
             .map(|f| f.message.clone())
     }
 
-    /// Delivers one job: waits for the gate and the limiter, records the attempt before the
-    /// request and its outcome after, retries transient failures with exponential backoff and
-    /// jitter. `stop_new_work` (Ctrl-C, a deadline) ends a backoff wait early; a request already
-    /// sent is always allowed to finish and be recorded.
-    pub(crate) async fn deliver(
+    /// Runs `op` (one request) until it succeeds, fails for good, or the lane or the run
+    /// stops. Before each try it waits for the pause gate and the rate limiter; between
+    /// transient failures it backs off (exponential, with jitter, or the server's reset), and
+    /// throttling pauses the whole lane; a fatal failure stops the lane. A request already sent
+    /// always finishes: only waits are cut short by `stop_new_work`.
+    pub(crate) async fn with_retries<T, Fut>(
         &self,
-        job: Job,
-        store: &Store,
-        run_id: i64,
         stop_new_work: &CancellationToken,
-    ) -> Result<(), crate::store::StoreError> {
-        let mut row = store
-            .delivery(&job.person_id, self.name())
-            .await?
-            .unwrap_or_else(|| DeliveryRecord::new(&job.person_id, self.name()));
-        row.source_hash = Some(job.source_hash.clone());
-        row.fingerprint = Some(job.fingerprint.clone());
-        row.target_user_id = Some(job.user_id.clone());
+        mut op: impl FnMut() -> Fut,
+    ) -> Result<Retried<T>, StoreError>
+    where
+        Fut: Future<Output = Result<Result<T, Failure>, StoreError>>,
+    {
         let mut backoff = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(Duration::from_secs(30))
@@ -159,7 +165,6 @@ impl Lane {
             .build();
         let mut tries = 0u32;
         loop {
-            // Before each request: not when the target has stopped or the run is ending.
             let stopping = tokio::select! {
                 biased;
                 _ = self.stopped.cancelled() => true,
@@ -170,115 +175,155 @@ impl Lane {
                 } => false,
             };
             if stopping {
-                return self.leave_undone(row, store, tries > 0).await;
+                return Ok(Retried::Stopped { tried: tries > 0 });
             }
             tries += 1;
             if tries > 1 {
                 self.counts.retried.fetch_add(1, Ordering::Relaxed);
             }
             self.counts.requests.fetch_add(1, Ordering::Relaxed);
-            let attempt_id = store
-                .begin_attempt(run_id, &job.person_id, self.name(), Some(&job.photo.hash))
-                .await?;
-            let started = Instant::now();
-            let upload = Upload {
-                person_id: &job.person_id,
-                user_id: &job.user_id,
-                name: &job.name,
-                bytes: &job.photo.bytes,
-                format: job.photo.format,
+            let failure = match op().await? {
+                Ok(value) => return Ok(Retried::Done(value)),
+                Err(f) => f,
             };
-            let result = self.target.upload(&upload).await;
-            let duration_ms = started.elapsed().as_millis() as i64;
-            row.attempts += 1;
-            match result {
-                Ok(receipt) => {
-                    row.state = State::Delivered;
-                    row.delivered_source_hash = Some(job.source_hash.clone());
-                    row.delivered_hash = Some(job.photo.hash.clone());
-                    row.delivered_fingerprint = Some(job.fingerprint.clone());
-                    row.delivered_user_id = Some(job.user_id.clone());
-                    row.delivered_at = Some(crate::store::now());
-                    row.reason_code = None;
-                    row.reason = None;
-                    row.remote_id = receipt.remote_id.clone();
-                    row.request_id = receipt.request_id.clone();
-                    let attempt = AttemptRecord {
-                        id: attempt_id,
-                        outcome: AttemptOutcome::Delivered,
-                        http_status: Some(receipt.http_status.into()),
-                        code: None,
-                        message: None,
-                        request_id: receipt.request_id,
-                        remote_id: receipt.remote_id,
-                        duration_ms: Some(duration_ms),
+            if failure.reason == ReasonCode::Throttled {
+                self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            match failure.class {
+                Class::Transient => {
+                    let Some(backoff_wait) = backoff.next() else {
+                        return Ok(Retried::Failed(failure));
                     };
-                    store.finish_attempt(&attempt, &row).await?;
-                    self.counts.delivered.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
+                    // A reset of "0" would make a storm of immediate retries.
+                    let wait = failure
+                        .retry_after
+                        .filter(|d| *d >= Duration::from_millis(100))
+                        .unwrap_or(backoff_wait);
+                    if failure.pause_target {
+                        self.gate.pause(wait);
+                    } else {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop_new_work.cancelled() => {}
+                            _ = self.stopped.cancelled() => {}
+                        }
+                    }
                 }
-                Err(failure) => {
-                    let outcome = match failure.class {
+                Class::Fatal => {
+                    self.stop(failure.clone());
+                    return Ok(Retried::Failed(failure));
+                }
+                Class::Permanent => return Ok(Retried::Failed(failure)),
+            }
+        }
+    }
+
+    /// Delivers one job with retries, recording every attempt before its request and its
+    /// outcome after, together with the person's delivery row.
+    pub(crate) async fn deliver(
+        &self,
+        job: Job,
+        store: &Store,
+        run_id: i64,
+        stop_new_work: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let mut row = store
+            .delivery(&job.person_id, self.name())
+            .await?
+            .unwrap_or_else(|| DeliveryRecord::new(&job.person_id, self.name()));
+        row.source_hash = Some(job.source_hash.clone());
+        row.fingerprint = Some(job.fingerprint.clone());
+        row.target_user_id = Some(job.user_id.clone());
+        // The row as last written; each attempt starts from it and writes it back.
+        let row = std::sync::Mutex::new(row);
+        let outcome = self
+            .with_retries(stop_new_work, || self.attempt(&job, &row, store, run_id))
+            .await?;
+        let row = row.into_inner().expect("row lock");
+        match outcome {
+            Retried::Done(()) => {
+                self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Retried::Failed(f) => self.counts.fail(row.state, f.reason),
+            Retried::Stopped { tried } => self.leave_undone(row, store, tried).await?,
+        }
+        Ok(())
+    }
+
+    /// One upload: the attempt row before, the request, the attempt and delivery rows after.
+    async fn attempt(
+        &self,
+        job: &Job,
+        row: &std::sync::Mutex<DeliveryRecord>,
+        store: &Store,
+        run_id: i64,
+    ) -> Result<Result<(), Failure>, StoreError> {
+        let attempt_id = store
+            .begin_attempt(run_id, &job.person_id, self.name(), Some(&job.photo.hash))
+            .await?;
+        let started = Instant::now();
+        let upload = Upload {
+            person_id: &job.person_id,
+            user_id: &job.user_id,
+            name: &job.name,
+            bytes: &job.photo.bytes,
+            format: job.photo.format,
+        };
+        let result = self.target.upload(&upload).await;
+        let duration_ms = Some(started.elapsed().as_millis() as i64);
+        let mut r = row.lock().expect("row lock").clone();
+        r.attempts += 1;
+        let attempt = match &result {
+            Ok(receipt) => {
+                r.state = State::Delivered;
+                r.delivered_source_hash = Some(job.source_hash.clone());
+                r.delivered_hash = Some(job.photo.hash.clone());
+                r.delivered_fingerprint = Some(job.fingerprint.clone());
+                r.delivered_user_id = Some(job.user_id.clone());
+                r.delivered_at = Some(crate::store::now());
+                r.reason_code = None;
+                r.reason = None;
+                r.remote_id = receipt.remote_id.clone();
+                r.request_id = receipt.request_id.clone();
+                AttemptRecord {
+                    id: attempt_id,
+                    outcome: AttemptOutcome::Delivered,
+                    http_status: Some(receipt.http_status.into()),
+                    code: None,
+                    message: None,
+                    request_id: receipt.request_id.clone(),
+                    remote_id: receipt.remote_id.clone(),
+                    duration_ms,
+                }
+            }
+            Err(failure) => {
+                // A fatal failure is the target's fault, not the person's: retried next run.
+                r.state = match failure.class {
+                    Class::Permanent => State::FailedPermanent,
+                    _ => State::FailedRetryable,
+                };
+                r.reason_code = Some(failure.reason);
+                r.reason = Some(failure.message.clone());
+                r.request_id = failure.request_id.clone();
+                AttemptRecord {
+                    id: attempt_id,
+                    outcome: match failure.class {
                         Class::Transient => AttemptOutcome::Transient,
                         Class::Permanent => AttemptOutcome::Permanent,
                         Class::Fatal => AttemptOutcome::Fatal,
-                    };
-                    let next_wait = match failure.class {
-                        Class::Transient => backoff.next(),
-                        _ => None,
-                    };
-                    // A fatal failure is the target's fault, not the person's: retried next run.
-                    row.state = match (failure.class, next_wait) {
-                        (Class::Permanent, _) => State::FailedPermanent,
-                        _ => State::FailedRetryable,
-                    };
-                    row.reason_code = Some(failure.reason);
-                    row.reason = Some(failure.message.clone());
-                    row.request_id = failure.request_id.clone();
-                    let attempt = AttemptRecord {
-                        id: attempt_id,
-                        outcome,
-                        http_status: failure.http_status.map(i64::from),
-                        code: failure.code.clone(),
-                        message: Some(failure.message.clone()),
-                        request_id: failure.request_id.clone(),
-                        remote_id: None,
-                        duration_ms: Some(duration_ms),
-                    };
-                    store.finish_attempt(&attempt, &row).await?;
-                    if failure.reason == ReasonCode::Throttled {
-                        self.counts.throttled.fetch_add(1, Ordering::Relaxed);
-                    }
-                    match (failure.class, next_wait) {
-                        (Class::Transient, Some(backoff_wait)) => {
-                            // A reset of "0" would make a storm of immediate retries.
-                            let wait = failure
-                                .retry_after
-                                .filter(|d| *d >= Duration::from_millis(100))
-                                .unwrap_or(backoff_wait);
-                            if failure.pause_target {
-                                self.gate.pause(wait);
-                            } else {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(wait) => {}
-                                    _ = stop_new_work.cancelled() => {}
-                                    _ = self.stopped.cancelled() => {}
-                                }
-                            }
-                        }
-                        (Class::Fatal, _) => {
-                            self.counts.fail(row.state, failure.reason);
-                            self.stop(failure);
-                            return Ok(());
-                        }
-                        _ => {
-                            self.counts.fail(row.state, failure.reason);
-                            return Ok(());
-                        }
-                    }
+                    },
+                    http_status: failure.http_status.map(i64::from),
+                    code: failure.code.clone(),
+                    message: Some(failure.message.clone()),
+                    request_id: failure.request_id.clone(),
+                    remote_id: None,
+                    duration_ms,
                 }
             }
-        }
+        };
+        store.finish_attempt(&attempt, &r).await?;
+        *row.lock().expect("row lock") = r;
+        Ok(result.map(|_| ()))
     }
 
     /// A job the run stopped before finishing: it stays pending (or failed_retryable when it
@@ -288,7 +333,7 @@ impl Lane {
         mut row: DeliveryRecord,
         store: &Store,
         tried: bool,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let target_stopped = self.stopped.is_cancelled();
         let reason = if target_stopped {
             ReasonCode::TargetStopped

@@ -9,7 +9,7 @@
 //!
 //! The engine names no concrete target: it takes [`Target`]s.
 
-mod lane;
+pub(crate) mod lane;
 pub mod summary;
 
 use std::collections::HashMap;

@@ -21,6 +21,8 @@ const RATE_LIMITED: i64 = 99991400;
 const SCOPE_MISSING: i64 = 99991672;
 const USER_NOT_FOUND: i64 = 1490101;
 const FACE_CROP_FAILED: i64 = 1490108;
+/// The user has no face on file (download).
+const FACE_NOT_FOUND: i64 = 1490107;
 
 /// The Feishu ACS target.
 pub struct Feishu {
@@ -147,6 +149,54 @@ impl Feishu {
         }
     }
 
+    fn face_url(&self, user_id: &str) -> String {
+        format!(
+            "{}/open-apis/acs/v1/users/{}/face",
+            self.base_url,
+            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
+        )
+    }
+
+    /// One download: the bytes, `None` for "no face on file", or the classified failure.
+    async fn get_face(
+        &self,
+        token: &Secret,
+        user_id: &str,
+        cropped: bool,
+    ) -> Result<Result<Option<Vec<u8>>, Verdict>, Failure> {
+        let resp = self
+            .client
+            .get(self.face_url(user_id))
+            .query(&[
+                ("is_cropped", if cropped { "true" } else { "false" }),
+                ("user_id_type", self.user_id_type),
+            ])
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let logid = request_id(&resp);
+        let reset = header(&resp, "x-ogw-ratelimit-reset");
+        let is_json = header(&resp, "content-type").is_some_and(|c| c.contains("json"));
+        let bytes = resp.bytes().await.map_err(|e| Failure::network(&e))?;
+        if status == 200 && !is_json {
+            return Ok(Ok(Some(bytes.to_vec())));
+        }
+        let envelope: Option<Envelope> = serde_json::from_slice(&bytes).ok();
+        if envelope.as_ref().is_some_and(|e| e.code == FACE_NOT_FOUND) {
+            return Ok(Ok(None));
+        }
+        let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
+        Ok(Err(classify(
+            status,
+            envelope.map(|e| e.code),
+            &msg,
+            reset.as_deref(),
+            logid,
+        )))
+    }
+
     async fn send_face(&self, token: &Secret, upload: &Upload<'_>) -> Result<Verdict, Failure> {
         let ext = match upload.format {
             OutputFormat::Jpeg => "jpg",
@@ -165,14 +215,9 @@ impl Feishu {
             .part("files", part)
             .text("file_type", ext)
             .text("file_name", file_name);
-        let url = format!(
-            "{}/open-apis/acs/v1/users/{}/face",
-            self.base_url,
-            utf8_percent_encode(upload.user_id, NON_ALPHANUMERIC)
-        );
         let resp = self
             .client
-            .put(&url)
+            .put(self.face_url(upload.user_id))
             .query(&[("user_id_type", self.user_id_type)])
             .bearer_auth(token.expose())
             .multipart(form)
@@ -338,6 +383,24 @@ impl Target for Feishu {
                     Verdict::Fail(f) | Verdict::TokenInvalid(f) => Err(f),
                 }
             }
+        }
+    }
+
+    async fn download(&self, user_id: &str, cropped: bool) -> Result<Option<Vec<u8>>, Failure> {
+        let token = self.token().await?;
+        match self.get_face(&token, user_id, cropped).await? {
+            Ok(face) => Ok(face),
+            Err(Verdict::TokenInvalid(_)) => {
+                self.invalidate(&token).await;
+                let fresh = self.token().await?;
+                match self.get_face(&fresh, user_id, cropped).await? {
+                    Ok(face) => Ok(face),
+                    Err(Verdict::Fail(f) | Verdict::TokenInvalid(f)) => Err(f),
+                    Err(Verdict::Ok(_)) => Ok(None),
+                }
+            }
+            Err(Verdict::Fail(f)) => Err(f),
+            Err(Verdict::Ok(_)) => Ok(None),
         }
     }
 }

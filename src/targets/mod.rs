@@ -149,6 +149,16 @@ pub trait Target: Send + Sync {
 
     /// Delivers one face. Signs (or authenticates) at send time, so a retry is a fresh request.
     async fn upload(&self, upload: &Upload<'_>) -> Result<Receipt, Failure>;
+
+    /// Downloads the face a user holds (`cropped`: the target's face crop), `None` when the
+    /// user has none. Targets without a download API say so.
+    async fn download(&self, _user_id: &str, _cropped: bool) -> Result<Option<Vec<u8>>, Failure> {
+        Err(Failure::new(
+            Class::Fatal,
+            ReasonCode::BadRequest,
+            format!("{} has no face download API", self.name()),
+        ))
+    }
 }
 
 /// Builds an enabled target from the config. Secrets are resolved here, at the last moment.
