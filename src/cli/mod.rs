@@ -82,9 +82,10 @@ pub enum Command {
                             1 the run or a target could not work at all.")]
     Sync(SyncArgs),
 
-    /// Every person's outcome per target, as CSV or JSON
+    /// Every person's outcome per target, as CSV, JSON or a self-contained HTML page
     #[command(
-        after_help = "Examples:\n  facesync report -c config.toml --format csv -o report.csv\n  \
+        after_help = "Examples:\n  facesync report -c config.toml --format html -o report.html\n  \
+                            facesync report -c config.toml --format csv -o report.csv\n  \
                             facesync report -c config.toml --format json | jq '.[] | select(.state != \"delivered\")'"
     )]
     Report(ReportArgs),
@@ -167,6 +168,7 @@ pub struct SyncArgs {
 pub enum ReportFormat {
     Csv,
     Json,
+    Html,
 }
 
 #[derive(Debug, Args)]

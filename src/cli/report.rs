@@ -24,6 +24,9 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     match args.format {
         ReportFormat::Csv => report::write_csv(&rows, &mut buffer)?,
         ReportFormat::Json => report::write_json(&rows, &mut buffer)?,
+        ReportFormat::Html => buffer.extend_from_slice(
+            report::html::render(&rows, &config.photos.dir, "facesync report").as_bytes(),
+        ),
     }
     match &args.output {
         Some(path) => {

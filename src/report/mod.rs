@@ -1,4 +1,7 @@
-//! Reports of every person's outcome per target, read from the state DB: CSV and JSON.
+//! Reports of every person's outcome per target, read from the state DB: CSV, JSON, and a
+//! self-contained HTML page ([`html`]).
+
+pub mod html;
 
 use std::io::Write;
 

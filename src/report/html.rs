@@ -1,0 +1,245 @@
+//! The HTML report: one self-contained file (inline CSS, JS and thumbnails; no network
+//! assets) an admin opens in the morning. Totals per target and state, filters by target and
+//! state, and for each person who needs attention a thumbnail of the photo, the reason in
+//! plain words and what to do.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::ReportRow;
+
+/// At most this many thumbnails are embedded; later rows show without one (the file stays
+/// small enough to open on a 100,000-person roster).
+const MAX_THUMBNAILS: usize = 2000;
+const THUMB_BOX: u32 = 160;
+
+/// Renders the report. `photos_dir` resolves the rows' relative photo paths for thumbnails.
+pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
+    let mut totals: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for r in rows {
+        *totals
+            .entry(&r.target)
+            .or_default()
+            .entry(&r.state)
+            .or_default() += 1;
+    }
+    let states = [
+        "delivered",
+        "pending",
+        "failed_permanent",
+        "failed_retryable",
+        "invalid",
+        "skipped",
+    ];
+    let targets: Vec<&str> = totals.keys().copied().collect();
+    let attention: Vec<&ReportRow> = rows.iter().filter(|r| r.state != "delivered").collect();
+    let mut thumbs: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    for r in &attention {
+        if let Some(photo) = &r.photo {
+            if thumbs.len() < MAX_THUMBNAILS && !thumbs.contains_key(photo.as_str()) {
+                thumbs.insert(photo, thumbnail(&photos_dir.join(photo)));
+            }
+        }
+    }
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                h1 { (title) }
+                p.generated { "Generated " (crate::store::now()) " from the state database. "
+                    (rows.len()) " person-target rows; " (attention.len()) " need attention." }
+                h2 { "Totals" }
+                table.totals {
+                    thead { tr { th { "target" } @for s in &states { th { (s) } } } }
+                    tbody {
+                        @for t in &targets {
+                            tr {
+                                td { (t) }
+                                @for s in &states {
+                                    td.num { (totals[t].get(s).copied().unwrap_or(0)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "People" }
+                div.filters {
+                    label { "Target " select #target { option value="" { "all" } @for t in &targets { option value=(t) { (t) } } } }
+                    label { "State " select #state {
+                        option value="attention" selected { "needs attention" }
+                        option value="" { "all" }
+                        @for s in &states { option value=(s) { (s) } }
+                    } }
+                    span #shown {}
+                }
+                table #people {
+                    thead { tr { th { "photo" } th { "id" } th { "name" } th { "target" } th { "state" } th { "why" } th { "what to do" } th { "attempts" } } }
+                    tbody {
+                        @for r in rows {
+                            (row(r, &thumbs))
+                        }
+                    }
+                }
+                script { (PreEscaped(JS)) }
+            }
+        }
+    };
+    page.into_string()
+}
+
+fn row(r: &ReportRow, thumbs: &BTreeMap<&str, Option<String>>) -> Markup {
+    let thumb = r
+        .photo
+        .as_deref()
+        .and_then(|p| thumbs.get(p).cloned().flatten());
+    html! {
+        tr data-target=(r.target) data-state=(r.state) class=(r.state) {
+            td.thumb {
+                @if let Some(src) = thumb {
+                    img src=(src) alt=(format!("photo of {}", r.id)) loading="lazy";
+                } @else if r.state != "delivered" {
+                    span.nothumb { "no preview" }
+                }
+            }
+            td { (r.id) }
+            td { (r.name) }
+            td { (r.target) }
+            td { span.state { (r.state) } }
+            td {
+                @if let Some(code) = &r.reason_code { code { (code) } " " }
+                (r.reason.as_deref().unwrap_or(""))
+            }
+            td { (r.advice.as_deref().unwrap_or("")) }
+            td.num { (r.attempts) }
+        }
+    }
+}
+
+/// A small JPEG data URL of the photo, or `None` when it cannot be read (which the report
+/// shows as "no preview"; the reason column says why). Decoding is bounded.
+fn thumbnail(path: &Path) -> Option<String> {
+    let mut reader = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader.decode().ok()?;
+    let small = image::DynamicImage::ImageRgb8(img.thumbnail(THUMB_BOX, THUMB_BOX).to_rgb8());
+    let mut bytes = Vec::new();
+    small
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .ok()?;
+    Some(format!("data:image/jpeg;base64,{}", BASE64.encode(bytes)))
+}
+
+const CSS: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+.generated { color: #666; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
+th { background: #f4f4f4; }
+td.num { text-align: right; }
+td.thumb img { width: 80px; height: auto; border-radius: 4px; display: block; }
+.nothumb { color: #999; font-size: 0.85em; }
+.filters { margin: 0.5em 0; display: flex; gap: 1.5em; align-items: center; }
+#shown { color: #666; }
+span.state { padding: 1px 6px; border-radius: 8px; background: #eee; font-size: 0.9em; }
+tr.delivered span.state { background: #d7f5dd; }
+tr.invalid span.state { background: #fde2b8; }
+tr.failed_permanent span.state { background: #f9c7c7; }
+tr.failed_retryable span.state, tr.pending span.state { background: #dde7fb; }
+code { background: #f4f4f4; padding: 0 3px; }
+"#;
+
+const JS: &str = r#"
+(function () {
+  var target = document.getElementById('target');
+  var state = document.getElementById('state');
+  var shown = document.getElementById('shown');
+  var rows = document.querySelectorAll('#people tbody tr');
+  function apply() {
+    var n = 0;
+    rows.forEach(function (r) {
+      var okT = !target.value || r.dataset.target === target.value;
+      var s = r.dataset.state;
+      var okS = state.value === '' ? true
+              : state.value === 'attention' ? s !== 'delivered'
+              : s === state.value;
+      var show = okT && okS;
+      r.style.display = show ? '' : 'none';
+      if (show) n++;
+    });
+    shown.textContent = n + ' shown';
+  }
+  target.addEventListener('change', apply);
+  state.addEventListener('change', apply);
+  apply();
+})();
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str, state: &str, photo: Option<&str>) -> ReportRow {
+        ReportRow {
+            id: id.into(),
+            name: name.into(),
+            target: "feishu".into(),
+            state: state.into(),
+            reason_code: (state != "delivered").then(|| "no_face".into()),
+            reason: (state != "delivered").then(|| "no face found".into()),
+            advice: (state != "delivered").then(|| "retake the photo facing the camera".into()),
+            attempts: 0,
+            remote_id: None,
+            request_id: None,
+            photo: photo.map(str::to_string),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_report_is_self_contained_escaped_and_has_thumbnails_for_rejected_people() {
+        let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos");
+        let rows = vec![
+            row(
+                "E1",
+                "<script>alert(1)</script>",
+                "invalid",
+                Some("e1011.jpg"),
+            ),
+            row("E2", "张伟", "delivered", Some("E1001.jpg")),
+            row("E3", "Gone", "invalid", Some("missing.jpg")),
+        ];
+        let page = render(&rows, &photos, "facesync report");
+        assert!(!page.contains("<script>alert(1)"), "names must be escaped");
+        assert!(page.contains("&lt;script&gt;alert(1)"));
+        assert_eq!(
+            page.matches("data:image/jpeg;base64,").count(),
+            1,
+            "one thumbnail: the rejected, readable photo"
+        );
+        assert!(page.contains("retake the photo facing the camera"));
+        assert!(page.contains("no preview"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no network assets"
+        );
+    }
+}
