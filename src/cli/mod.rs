@@ -3,6 +3,7 @@
 //! calls [`run`].
 
 mod demo;
+mod emulate;
 mod init;
 mod plan;
 mod status;
@@ -11,6 +12,8 @@ pub mod table;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use emulate::EmulateArgs;
 
 /// Exit code: everything delivered, unchanged, or (for `plan`) fit to send.
 pub const EXIT_OK: u8 = 0;
@@ -57,6 +60,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  facesync status -c config.toml\n  \
                             facesync status -c config.toml --format json")]
     Status(StatusArgs),
+
+    /// Run the Feishu + VziCloud emulator as a server, to try a config or a client against
+    Emulate(EmulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::Emulate(args) => emulate::run(&args).await,
     }
 }
 
