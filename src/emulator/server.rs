@@ -102,8 +102,11 @@ async fn connection(stream: TcpStream, app: Router) {
         let mut app = app.clone();
         async move { tower_service::Service::call(&mut app, request).await }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // Title-case header names, as the real services' Go servers send them: the Python SDK
+    // looks up `Content-Disposition` case-sensitively.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = conn => {}
         () = kill.notified() => {}
