@@ -62,7 +62,7 @@ pub enum Command {
     Status(StatusArgs),
 
     /// Run the Feishu + VziCloud emulator as a server, to try a config or a client against
-    Emulate(EmulateArgs),
+    Emulate(Box<EmulateArgs>),
 }
 
 #[derive(Debug, Args)]
