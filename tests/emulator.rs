@@ -1607,8 +1607,18 @@ async fn server_errors_and_dropped_connections_follow_the_knobs() {
         1108,
         "VziCloud",
     );
+    // A large body is read before the early answer, so the client reads the answer rather
+    // than a reset connection.
+    let large = Feishu::new(&failing)
+        .upload(
+            "t-any",
+            &face_path("E1001", "?user_id_type=user_id"),
+            form(&vec![7u8; 8 * 1024 * 1024], "jpg", "a.jpg"),
+        )
+        .await;
+    assert_eq!(large.status, 500);
     let stats = failing.stats();
-    assert_eq!(stats.faults.server_errors, 2);
+    assert_eq!(stats.faults.server_errors, 3);
     assert!(failing.vzicloud_groups().is_empty(), "nothing is done");
 
     let dropping = start(EmulatorConfig {

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::Notify;
 
+use super::server::MAX_BODY;
 use super::state::{Quota, Shared, Windows};
 use super::{feishu, vzicloud};
 
@@ -137,6 +138,7 @@ pub(crate) async fn guard(
         Fate::ServerError => {
             shared.count_fault(|f| f.server_errors += 1);
             tracing::info!("{}: server error (error_rate)", api.name());
+            drain(request).await;
             return if api.is_feishu() {
                 feishu::server_error()
             } else {
@@ -153,7 +155,10 @@ pub(crate) async fn guard(
                 .admit(api.name(), limit, config.rate_window)
             {
                 Ok(()) => next.run(request).await,
-                Err(wait) => feishu::rate_limited(limit, wait),
+                Err(wait) => {
+                    drain(request).await;
+                    feishu::rate_limited(limit, wait)
+                }
             }
         }
         _ => next.run(request).await,
@@ -166,6 +171,12 @@ pub(crate) async fn guard(
         None => tracing::info!("{}: {}", api.name(), response.status()),
     }
     response
+}
+
+/// Reads and discards a request's body before an early answer: closing a connection with
+/// unread data resets it, and the client could lose the answer it was about to read.
+pub(crate) async fn drain(request: Request) {
+    let _ = axum::body::to_bytes(request.into_body(), MAX_BODY).await;
 }
 
 /// Whole seconds until `wait` has passed, at least 1: what a `reset` header says.

@@ -22,7 +22,7 @@ use super::state::Shared;
 use super::{feishu, vzicloud};
 
 /// The largest request body read (VziCloud's 2 MB image is about 2.7 MB of base64).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Both clouds, the stats path, and the answers to paths neither knows.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
@@ -43,7 +43,9 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 
 /// A path no cloud serves: VziCloud's 1000 under `/v2`, the gateway's plain 404 elsewhere.
 async fn not_found(request: Request) -> Response {
-    if request.uri().path().starts_with("/v2/") {
+    let vzicloud = request.uri().path().starts_with("/v2/");
+    super::faults::drain(request).await;
+    if vzicloud {
         vzicloud::url_not_found()
     } else {
         (StatusCode::NOT_FOUND, "404 page not found").into_response()

@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use super::EmulatorConfig;
 use super::faces::{self, FaceLocation, Problem};
 use super::faults::{Api, Refusal, guard};
+use super::server::MAX_BODY;
 use super::state::{Group, Shared, VziCloudFace, VziUser, lock, unix_now};
 use crate::config::is_vzicloud_id;
 use crate::targets::vzicloud::sign;
@@ -33,9 +34,6 @@ use crate::targets::vzicloud::sign;
 const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
 const MAX_WIDTH: u32 = 1920;
 const MAX_HEIGHT: u32 = 1080;
-
-/// The largest signed body read.
-const MAX_BODY: usize = 32 * 1024 * 1024;
 
 const FACES: &str = "/v2/frs/user/apps/{app_id}/faces";
 const GROUPS: &str = "/v2/frs/user/apps/{app_id}/groups";
