@@ -516,153 +516,79 @@ async fn face_uploads_are_refused_as_feishu_refuses_them() {
     .await;
     let feishu = Feishu::new(&emulator);
     let token = feishu.token().await;
-    let jpeg = photo("E1001.jpg");
-    let png = photo("E1014.png");
-    let by_user_id = "?user_id_type=user_id";
+    let (jpeg, png, cat, garbage) = (
+        photo("E1001.jpg"),
+        photo("E1014.png"),
+        photo("e1011.jpg"),
+        garbage_jpeg(),
+    );
     let open_id = feishu_user_id_as("E1001", UserIdType::OpenId);
     let union_id = feishu_user_id_as("E1002", UserIdType::UnionId);
-    let cases: Vec<(&str, String, Form, u16, i64)> = vec![
-        (
-            "a known user",
-            face_path("E1001", by_user_id),
-            form(&jpeg, "jpg", "E1001.jpg"),
-            200,
-            0,
-        ),
-        (
-            "a png",
-            face_path("E1014", by_user_id),
-            form(&png, "png", "E1014.png"),
-            200,
-            0,
-        ),
-        (
-            "by open_id, the default id type",
-            face_path(&open_id, ""),
-            form(&jpeg, "jpg", "a.jpg"),
-            200,
-            0,
-        ),
-        (
-            "by union_id",
-            face_path(&union_id, "?user_id_type=union_id"),
-            form(&jpeg, "jpg", "a.jpg"),
-            200,
-            0,
-        ),
-        (
-            "a user not in the list",
-            face_path("E1015", by_user_id),
-            form(&jpeg, "jpg", "a.jpg"),
-            400,
-            1490101,
-        ),
-        (
-            "a user_id read as the default open_id",
-            face_path("E1001", ""),
-            form(&jpeg, "jpg", "a.jpg"),
-            400,
-            1490101,
-        ),
-        (
-            "an unknown id type",
-            face_path("E1001", "?user_id_type=email"),
-            form(&jpeg, "jpg", "a.jpg"),
-            400,
-            99992402,
-        ),
-        (
-            "a cat: no face",
-            face_path("E1011", by_user_id),
-            form(&photo("e1011.jpg"), "jpg", "a.jpg"),
-            400,
-            1490108,
-        ),
-        (
-            "not an image",
-            face_path("E1001", by_user_id),
-            form(b"plain text, no image", "jpg", "a.jpg"),
-            400,
-            1490108,
-        ),
-        (
-            "a jpeg header over garbage",
-            face_path("E1001", by_user_id),
-            form(&garbage_jpeg(), "jpg", "a.jpg"),
-            400,
-            1490108,
-        ),
-        (
-            "png bytes called jpg",
-            face_path("E1014", by_user_id),
-            form(&png, "jpg", "a.jpg"),
-            400,
-            99992402,
-        ),
-        (
-            "jpeg bytes called png",
-            face_path("E1001", by_user_id),
-            form(&jpeg, "png", "a.png"),
-            400,
-            99992402,
-        ),
-        (
-            "file_type jpeg",
-            face_path("E1001", by_user_id),
-            form(&jpeg, "jpeg", "a.jpeg"),
-            400,
-            99992402,
-        ),
-        (
-            "a file name without extension",
-            face_path("E1001", by_user_id),
-            form(&jpeg, "jpg", "E1001"),
-            400,
-            99992402,
-        ),
-        (
-            "no files part",
-            face_path("E1001", by_user_id),
-            Form::new()
-                .text("file_type", "jpg")
-                .text("file_name", "a.jpg"),
-            400,
-            99992402,
-        ),
-        (
-            "no file_type part",
-            face_path("E1001", by_user_id),
-            Form::new()
-                .part("files", Part::bytes(jpeg.clone()))
-                .text("file_name", "a.jpg"),
-            400,
-            99992402,
-        ),
-        (
-            "no file_name part",
-            face_path("E1001", by_user_id),
-            Form::new()
-                .part("files", Part::bytes(jpeg.clone()))
-                .text("file_type", "jpg"),
-            400,
-            99992402,
-        ),
+    let text = b"plain text, no image".as_slice();
+    const BY_USER_ID: &str = "?user_id_type=user_id";
+    const BY_UNION_ID: &str = "?user_id_type=union_id";
+    // (case, path id, query, bytes, file_type, file_name, status, code)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [u8],
+        &'a str,
+        &'a str,
+        u16,
+        i64,
+    );
+    #[rustfmt::skip]
+    let cases: [Case; 14] = [
+        ("a known user",                  "E1001",   BY_USER_ID, &jpeg,    "jpg",  "E1001.jpg", 200, 0),
+        ("a png",                         "E1014",   BY_USER_ID, &png,     "png",  "E1014.png", 200, 0),
+        ("by open_id, the default type",  &open_id,  "",         &jpeg,    "jpg",  "a.jpg",     200, 0),
+        ("by union_id",                   &union_id, BY_UNION_ID, &jpeg,   "jpg",  "a.jpg",     200, 0),
+        ("a user not in the list",        "E1015",   BY_USER_ID, &jpeg,    "jpg",  "a.jpg",     400, 1490101),
+        ("a user_id read as an open_id",  "E1001",   "",         &jpeg,    "jpg",  "a.jpg",     400, 1490101),
+        ("an unknown id type",            "E1001",   "?user_id_type=email", &jpeg, "jpg", "a.jpg", 400, 99992402),
+        ("a cat: no face",                "E1011",   BY_USER_ID, &cat,     "jpg",  "a.jpg",     400, 1490108),
+        ("not an image",                  "E1001",   BY_USER_ID, text,     "jpg",  "a.jpg",     400, 1490108),
+        ("a jpeg header over garbage",    "E1001",   BY_USER_ID, &garbage, "jpg",  "a.jpg",     400, 1490108),
+        ("png bytes called jpg",          "E1014",   BY_USER_ID, &png,     "jpg",  "a.jpg",     400, 99992402),
+        ("jpeg bytes called png",         "E1001",   BY_USER_ID, &jpeg,    "png",  "a.png",     400, 99992402),
+        ("file_type jpeg",                "E1001",   BY_USER_ID, &jpeg,    "jpeg", "a.jpeg",    400, 99992402),
+        ("a file name with no extension", "E1001",   BY_USER_ID, &jpeg,    "jpg",  "E1001",     400, 99992402),
     ];
-    for (case, path, form, status, code) in cases {
-        let answer = feishu.upload(&token, &path, form).await;
+    for (case, id, query, bytes, file_type, file_name, status, code) in cases {
+        let form = form(bytes, file_type, file_name);
+        let answer = feishu.upload(&token, &face_path(id, query), form).await;
         expect(&answer, status, code, case);
         if code == 99992402 {
-            assert!(
-                answer.json["error"]["field_violations"].is_array(),
-                "{case}"
-            );
+            let violations = &answer.json["error"]["field_violations"];
+            assert!(violations.is_array(), "{case}");
         }
+    }
+    for missing in ["files", "file_type", "file_name"] {
+        let mut form = Form::new();
+        if missing != "files" {
+            form = form.part("files", Part::bytes(jpeg.clone()));
+        }
+        if missing != "file_type" {
+            form = form.text("file_type", "jpg");
+        }
+        if missing != "file_name" {
+            form = form.text("file_name", "a.jpg");
+        }
+        let answer = feishu
+            .upload(&token, &face_path("E1001", BY_USER_ID), form)
+            .await;
+        expect(&answer, 400, 99992402, &format!("no {missing} part"));
+        assert_eq!(
+            answer.json["error"]["field_violations"][0]["field"],
+            missing
+        );
     }
     // A body that is not multipart at all.
     let answer = Answer::of(
         feishu
             .http
-            .put(format!("{}{}", feishu.base, face_path("E1001", by_user_id)))
+            .put(format!("{}{}", feishu.base, face_path("E1001", BY_USER_ID)))
             .bearer_auth(&token)
             .json(&json!({"files": "x"}))
             .send()
@@ -951,122 +877,57 @@ async fn feishu_rate_limits_answer_429_with_the_gateway_headers() {
 async fn vzicloud_checks_signatures_as_signature_md_says() {
     let emulator = start(EmulatorConfig::default()).await;
     let vzi = Vzi::new(&emulator);
+    let unknown_key = Vzi::with_key(&emulator, "someone", "demo-vzicloud-secret");
+    let wrong_secret = Vzi::with_key(&emulator, "demo_key", "not-the-secret");
     let path = format!("{APP}/groups");
     let body = br#"{"group_id":"staff"}"#.to_vec();
     let other = br#"{"group_id":"staf2"}"#.to_vec();
-    let fresh = unix_now() + 120;
+    let (fresh, past) = (unix_now() + 120, unix_now() - 10);
     let good = vzi.signed("POST", &path, &[], &body, fresh);
     let without = |name: &str| -> String {
-        good.split('&')
+        let kept: Vec<&str> = good
+            .split('&')
             .filter(|p| !p.starts_with(&format!("{name}=")))
-            .collect::<Vec<_>>()
-            .join("&")
+            .collect();
+        kept.join("&")
     };
-    let wrong_secret = Vzi::with_key(&emulator, "demo_key", "not-the-secret");
-    let unknown_key = Vzi::with_key(&emulator, "someone", "demo-vzicloud-secret");
-    let cases: Vec<(&str, String, Vec<u8>, u16, i64)> = vec![
-        (
-            "no accesskey_id",
-            without("accesskey_id"),
-            body.clone(),
-            400,
-            1001,
-        ),
-        ("no expires", without("expires"), body.clone(), 400, 1001),
-        (
-            "no signature",
-            without("signature"),
-            body.clone(),
-            400,
-            1001,
-        ),
-        ("no query", String::new(), body.clone(), 400, 1001),
-        (
-            "expires not a number",
-            good.replace(&format!("expires={fresh}"), "expires=soon"),
-            body.clone(),
-            400,
-            1003,
-        ),
-        (
-            "expired",
-            vzi.signed("POST", &path, &[], &body, unix_now() - 10),
-            body.clone(),
-            401,
-            1002,
-        ),
-        (
-            "expired and signed with an unknown key: expiry first",
-            unknown_key.signed("POST", &path, &[], &body, unix_now() - 10),
-            body.clone(),
-            401,
-            1002,
-        ),
-        (
-            "an unknown key",
-            unknown_key.signed("POST", &path, &[], &body, fresh),
-            body.clone(),
-            401,
-            1005,
-        ),
-        (
-            "the wrong secret",
-            wrong_secret.signed("POST", &path, &[], &body, fresh),
-            body.clone(),
-            401,
-            1004,
-        ),
-        ("a tampered body", good.clone(), other.clone(), 401, 1004),
-        (
-            "signed for another method",
-            vzi.signed("PUT", &path, &[], &body, fresh),
-            body.clone(),
-            401,
-            1004,
-        ),
-        ("correctly signed", good.clone(), body.clone(), 200, 0),
+    let not_a_number = good.replace(&format!("expires={fresh}"), "expires=soon");
+    // (case, query string, body sent, status, code)
+    #[rustfmt::skip]
+    let cases: [(&str, String, &[u8], u16, i64); 12] = [
+        ("no accesskey_id",             without("accesskey_id"), &body, 400, 1001),
+        ("no expires",                  without("expires"), &body, 400, 1001),
+        ("no signature",                without("signature"), &body, 400, 1001),
+        ("no query",                    String::new(), &body, 400, 1001),
+        ("expires not a number",        not_a_number, &body, 400, 1003),
+        ("expired",                     vzi.signed("POST", &path, &[], &body, past), &body, 401, 1002),
+        ("expired, unknown key: expiry first", unknown_key.signed("POST", &path, &[], &body, past), &body, 401, 1002),
+        ("an unknown key",              unknown_key.signed("POST", &path, &[], &body, fresh), &body, 401, 1005),
+        ("the wrong secret",            wrong_secret.signed("POST", &path, &[], &body, fresh), &body, 401, 1004),
+        ("a tampered body",             good.clone(), &other, 401, 1004),
+        ("signed for another method",   vzi.signed("PUT", &path, &[], &body, fresh), &body, 401, 1004),
+        ("correctly signed",            good.clone(), &body, 200, 0),
     ];
-    for (case, query, body, status, code) in cases {
-        let answer = vzi.send_raw("POST", &path, &query, body).await;
+    for (case, query, sent, status, code) in cases {
+        let answer = vzi.send_raw("POST", &path, &query, sent.to_vec()).await;
         expect(&answer, status, code, case);
     }
     // A body sent as another content type cannot match its signature.
-    let answer = Answer::of(
-        vzi.http
-            .post(format!(
-                "{}{path}?{}",
-                vzi.base,
-                vzi.signed("POST", &path, &[], &other, fresh)
-            ))
-            .header("content-type", "text/plain")
-            .body(other.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let query = vzi.signed("POST", &path, &[], &other, fresh);
+    let request = vzi.http.post(format!("{}{path}?{query}", vzi.base));
+    let request = request.header("content-type", "text/plain").body(other);
+    let answer = Answer::of(request.send().await.unwrap()).await;
     expect(&answer, 401, 1004, "text/plain");
 
     // Query parameters other than the auth ones are signed too.
     let users = format!("{APP}/groups/staff/users");
     let paging = [("limit", "10"), ("offset", "0")];
-    expect(
-        &vzi.send("GET", &users, &paging, None).await,
-        200,
-        0,
-        "paging signed",
-    );
-    let unsigned_paging = format!(
-        "limit=10&offset=0&{}",
-        vzi.signed("GET", &users, &[], b"", fresh)
-    );
-    expect(
-        &vzi.send_raw("GET", &users, &unsigned_paging, Vec::new())
-            .await,
-        401,
-        1004,
-        "paging not signed",
-    );
+    let signed = vzi.send("GET", &users, &paging, None).await;
+    expect(&signed, 200, 0, "paging signed");
+    let auth_only = vzi.signed("GET", &users, &[], b"", fresh);
+    let unsigned = format!("limit=10&offset=0&{auth_only}");
+    let answer = vzi.send_raw("GET", &users, &unsigned, Vec::new()).await;
+    expect(&answer, 401, 1004, "paging not signed");
     assert_eq!(emulator.stats().refusals_with(1004), 5);
 }
 
@@ -1233,123 +1094,54 @@ async fn face_updates_are_refused_as_vzicloud_refuses_them() {
         body
     };
     let image = |bytes: &[u8]| with("image", json!(BASE64.encode(bytes)));
-    let cases: Vec<(&str, Value, u16, i64)> = vec![
-        (
-            "a group that does not exist",
-            with("group_id", json!("nobody")),
-            404,
-            3201,
-        ),
-        (
-            "a user id with a hyphen",
-            with("user_id", json!("E-1016")),
-            400,
-            1103,
-        ),
-        (
-            "a user id of 49 characters",
-            with("user_id", json!("u".repeat(49))),
-            400,
-            1103,
-        ),
-        (
-            "a user id of 48 characters",
-            with("user_id", json!("u".repeat(48))),
-            200,
-            0,
-        ),
-        (
-            "a group id with a space",
-            with("group_id", json!("my staff")),
-            400,
-            1103,
-        ),
-        (
-            "a user id that is a number",
-            with("user_id", json!(1001)),
-            400,
-            1103,
-        ),
-        ("no user id", without("user_id"), 400, 1103),
-        (
-            "image_type URL",
-            with("image_type", json!("URL")),
-            400,
-            1103,
-        ),
-        ("no image_type", without("image_type"), 400, 1103),
-        ("no image", without("image"), 400, 1103),
-        (
-            "action_type APPEND on update",
-            with("action_type", json!("APPEND")),
-            400,
-            1103,
-        ),
-        (
-            "a data-URL prefix",
-            with(
-                "image",
-                json!(format!("data:image/jpeg;base64,{}", BASE64.encode(&jpeg))),
-            ),
-            400,
-            1102,
-        ),
-        (
-            "not base64",
-            with("image", json!("@@not base64@@")),
-            400,
-            1102,
-        ),
-        (
-            "larger than 2 MB",
-            image(&vec![0u8; 2 * 1024 * 1024 + 1]),
-            400,
-            1103,
-        ),
-        ("wider than 1920", image(&png(1921, 100)), 400, 1103),
-        ("higher than 1080", image(&png(100, 1081)), 400, 1103),
-        ("bytes that are no image", image(b"plain text"), 400, 1110),
-        (
-            "a jpeg header over garbage",
-            image(&garbage_jpeg()),
-            400,
-            1110,
-        ),
-        ("no face: a cat", image(&photo("e1011.jpg")), 400, 3002),
-        (
-            "no face: a grey square at the size limit",
-            image(&png(1920, 1080)),
-            400,
-            3002,
-        ),
+    let data_url = format!("data:image/jpeg;base64,{}", BASE64.encode(&jpeg));
+    let over_2_mb = vec![0u8; 2 * 1024 * 1024 + 1];
+    // (case, body, status, code)
+    #[rustfmt::skip]
+    let cases: [(&str, Value, u16, i64); 20] = [
+        ("a group that does not exist",  with("group_id", json!("nobody")), 404, 3201),
+        ("a user id with a hyphen",      with("user_id", json!("E-1016")), 400, 1103),
+        ("a user id of 49 characters",   with("user_id", json!("u".repeat(49))), 400, 1103),
+        ("a user id of 48 characters",   with("user_id", json!("u".repeat(48))), 200, 0),
+        ("a group id with a space",      with("group_id", json!("my staff")), 400, 1103),
+        ("a user id that is a number",   with("user_id", json!(1001)), 400, 1103),
+        ("no user id",                   without("user_id"), 400, 1103),
+        ("image_type URL",               with("image_type", json!("URL")), 400, 1103),
+        ("no image_type",                without("image_type"), 400, 1103),
+        ("no image",                     without("image"), 400, 1103),
+        ("APPEND on update",             with("action_type", json!("APPEND")), 400, 1103),
+        ("a data-URL prefix",            with("image", json!(data_url)), 400, 1102),
+        ("not base64",                   with("image", json!("@@not base64@@")), 400, 1102),
+        ("larger than 2 MB",             image(&over_2_mb), 400, 1103),
+        ("wider than 1920",              image(&png(1921, 100)), 400, 1103),
+        ("higher than 1080",             image(&png(100, 1081)), 400, 1103),
+        ("bytes that are no image",      image(b"plain text"), 400, 1110),
+        ("a jpeg header over garbage",   image(&garbage_jpeg()), 400, 1110),
+        ("no face: a cat",               image(&photo("e1011.jpg")), 400, 3002),
+        ("no face: grey, at 1920x1080",  image(&png(1920, 1080)), 400, 3002),
     ];
     for (case, body, status, code) in cases {
         expect(&vzi.put_face(&body).await, status, code, case);
     }
     let faces = format!("{APP}/faces");
+    let query = vzi.signed("PUT", &faces, &[], b"{not json", unix_now() + 60);
     let not_json = vzi
-        .send_raw(
-            "PUT",
-            &faces,
-            &vzi.signed("PUT", &faces, &[], b"{not json", unix_now() + 60),
-            b"{not json".to_vec(),
-        )
+        .send_raw("PUT", &faces, &query, b"{not json".to_vec())
         .await;
     expect(&not_json, 400, 1101, "a body that is not JSON");
-    let other_app = "/v2/frs/user/apps/3/faces";
-    expect(
-        &vzi.send("PUT", other_app, &[], Some(&good)).await,
-        404,
-        3101,
-        "another app",
-    );
-    let bad_app = "/v2/frs/user/apps/two/faces";
-    expect(
-        &vzi.send("PUT", bad_app, &[], Some(&good)).await,
-        400,
-        1103,
-        "an app id that is no number",
-    );
+    #[rustfmt::skip]
+    let apps = [
+        ("/v2/frs/user/apps/3/faces", 404, 3101, "another app"),
+        ("/v2/frs/user/apps/two/faces", 400, 1103, "an app id that is no number"),
+    ];
+    for (path, status, code, case) in apps {
+        expect(
+            &vzi.send("PUT", path, &[], Some(&good)).await,
+            status,
+            code,
+            case,
+        );
+    }
 }
 
 #[tokio::test]
