@@ -4,6 +4,7 @@
 
 mod demo;
 mod fetch;
+mod emulate;
 mod init;
 mod plan;
 mod report;
@@ -14,6 +15,8 @@ pub mod table;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use emulate::EmulateArgs;
 
 /// Exit code: everything delivered, unchanged, or (for `plan`) fit to send.
 pub const EXIT_OK: u8 = 0;
@@ -103,6 +106,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  facesync status -c config.toml\n  \
                             facesync status -c config.toml --format json")]
     Status(StatusArgs),
+
+    /// Run the Feishu + VziCloud emulator as a server, to try a config or a client against
+    Emulate(Box<EmulateArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) => sync::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
         Command::Fetch(args) => fetch::run(&args, &cli.global).await,
+        Command::Emulate(args) => emulate::run(&args).await,
     }
 }
 

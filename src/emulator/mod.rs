@@ -1,1 +1,255 @@
-//! A local stand-in for Feishu ACS and VziCloud FRS, strict as the vendors' docs read.
+//! A local stand-in for Feishu ACS and VziCloud FRS, strict as the vendors' docs read: the demo,
+//! the tests and admins trying a config talk to it instead of the real clouds.
+//!
+//! One server answers both clouds on one port: Feishu under `/open-apis`, VziCloud under `/v2`,
+//! and the inspection path [`STATS_PATH`]. A request the real service would refuse is refused
+//! with the same HTTP status and vendor code. Knobs in [`EmulatorConfig`] add what a real cloud
+//! does on a bad day: rate limits, latency, 5xx answers, dropped connections, an exhausted quota,
+//! expiring tokens, users that do not exist. Every random choice is drawn from the seed, so a
+//! run of sequential requests is reproducible.
+//!
+//! The emulator shares no code with the clients in `targets/` except the VziCloud signer, so a
+//! client bug cannot be mirrored by an emulator bug.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use facesync::emulator::{Emulator, EmulatorConfig};
+//! let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! let base_url = emulator.base_url(); // http://127.0.0.1:PORT, both clouds
+//! // ... point a client at base_url ...
+//! println!("{:?}", emulator.stats().requests);
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod faces;
+mod faults;
+mod feishu;
+mod server;
+mod state;
+mod vzicloud;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::UserIdType;
+use crate::secret::Secret;
+
+pub use faces::FaceLocation;
+pub use state::{FaultStats, Stats, VziCloudFace};
+
+/// The Feishu app id the default configuration accepts.
+pub const DEMO_FEISHU_APP_ID: &str = "cli_demo";
+/// The Feishu app secret the default configuration accepts.
+pub const DEMO_FEISHU_APP_SECRET: &str = "demo-feishu-secret";
+/// The VziCloud access key id the default configuration accepts.
+pub const DEMO_VZICLOUD_ACCESSKEY_ID: &str = "demo_key";
+/// The VziCloud access key secret the default configuration accepts.
+pub const DEMO_VZICLOUD_ACCESSKEY_SECRET: &str = "demo-vzicloud-secret";
+/// The VziCloud application id the default configuration serves.
+pub const DEMO_VZICLOUD_APP_ID: u64 = 2;
+/// The reserved path that answers the emulator's [`Stats`] as JSON.
+pub const STATS_PATH: &str = "/__emulator/stats";
+
+/// What the emulator accepts and how it misbehaves. `Default` accepts the demo credentials and
+/// behaves like a healthy cloud where every Feishu user exists.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Feishu: the app id and secret the token endpoint accepts.
+    pub feishu_app_id: String,
+    pub feishu_app_secret: Secret,
+    /// VziCloud: the one access key it knows, and the one application id it serves.
+    pub vzicloud_accesskey_id: String,
+    pub vzicloud_accesskey_secret: Secret,
+    pub vzicloud_app_id: u64,
+    /// Feishu users (by `user_id`) that are in an access-control permission group. `None`: every
+    /// user exists. The others are refused with 1490101.
+    pub users: Option<Vec<String>>,
+    /// Feishu users (by `user_id`) that do not exist even when `users` is `None`.
+    pub absent_users: Vec<String>,
+    /// VziCloud groups that exist from the start (others must be created first).
+    pub vzicloud_groups: Vec<String>,
+    /// How long a Feishu tenant access token lives (the real one: 2 h).
+    pub token_lifetime: Duration,
+    /// Asking for a token when less than this remains of the current one issues a new one (the
+    /// old stays valid until it expires); asking earlier returns the current one (real: 30 min).
+    pub token_refresh_window: Duration,
+    /// Feishu: requests per `rate_window` each API accepts before answering HTTP 429, code
+    /// 99991400, with `x-ogw-ratelimit-limit` and `x-ogw-ratelimit-reset`. `None`: no limit.
+    pub feishu_rate_limit: Option<u32>,
+    /// VziCloud: signed requests per `rate_window` before 1016. `None`: no limit.
+    pub vzicloud_qps: Option<u32>,
+    /// The sliding window both rate limits count in (default 1 s, so the limits are per second).
+    pub rate_window: Duration,
+    /// Added before every cloud request is answered.
+    pub latency: Duration,
+    /// Share (0 to 1) of requests answered with a server error (Feishu HTTP 500, VziCloud
+    /// HTTP 503 with 1108) before anything is done.
+    pub error_rate: f64,
+    /// Share (0 to 1) of requests whose connection is closed without an answer, before
+    /// anything is done.
+    pub drop_rate: f64,
+    /// VziCloud: signed requests served in total before every further one gets 1017.
+    pub quota: Option<u64>,
+    /// Seeds faults, tokens, face ids and log ids: the same requests in the same order get the
+    /// same answers.
+    pub seed: u64,
+    /// Detect faces in uploads (1490108 / 3002 when there is none). Off: any image decodes.
+    pub face_check: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            feishu_app_id: DEMO_FEISHU_APP_ID.to_string(),
+            feishu_app_secret: Secret::new(DEMO_FEISHU_APP_SECRET),
+            vzicloud_accesskey_id: DEMO_VZICLOUD_ACCESSKEY_ID.to_string(),
+            vzicloud_accesskey_secret: Secret::new(DEMO_VZICLOUD_ACCESSKEY_SECRET),
+            vzicloud_app_id: DEMO_VZICLOUD_APP_ID,
+            users: None,
+            absent_users: Vec::new(),
+            vzicloud_groups: Vec::new(),
+            token_lifetime: Duration::from_secs(2 * 3600),
+            token_refresh_window: Duration::from_secs(30 * 60),
+            feishu_rate_limit: None,
+            vzicloud_qps: None,
+            rate_window: Duration::from_secs(1),
+            latency: Duration::ZERO,
+            error_rate: 0.0,
+            drop_rate: 0.0,
+            quota: None,
+            seed: 0,
+            face_check: true,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Checks the knobs; the message names the knob and its allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("error_rate", self.error_rate),
+            ("drop_rate", self.drop_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be between 0 and 1, not {rate}"));
+            }
+        }
+        if self.error_rate + self.drop_rate > 1.0 {
+            return Err("error_rate + drop_rate must not exceed 1".to_string());
+        }
+        for (name, limit) in [
+            ("feishu_rate_limit", self.feishu_rate_limit),
+            ("vzicloud_qps", self.vzicloud_qps),
+        ] {
+            if limit == Some(0) {
+                return Err(format!(
+                    "{name} must be at least 1 (leave it unset for no limit)"
+                ));
+            }
+        }
+        if self.token_lifetime.is_zero() {
+            return Err("token_lifetime must be longer than zero".to_string());
+        }
+        if self.rate_window.is_zero() {
+            return Err("rate_window must be longer than zero".to_string());
+        }
+        if self.feishu_app_id.is_empty() || self.vzicloud_accesskey_id.is_empty() {
+            return Err(
+                "the Feishu app id and the VziCloud access key id must not be empty".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A running emulator. Dropping it stops it too; [`Emulator::shutdown`] also waits.
+pub struct Emulator {
+    shared: Arc<state::Shared>,
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Emulator {
+    /// Binds `addr` (use `127.0.0.1:0` in tests for a free port) and serves in the background.
+    pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<Emulator> {
+        config
+            .validate()
+            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(state::Shared::new(config));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::app(shared.clone());
+        let task = tokio::spawn(server::serve(listener, app, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Emulator {
+            shared,
+            addr,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://HOST:PORT`: the base URL of both clouds (Feishu under `/open-apis`, VziCloud
+    /// under `/v2`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The knobs it runs with.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.shared.config
+    }
+
+    /// Requests by kind, refusals by kind and code, faults, and what each user holds.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The bytes of the face a Feishu user (by `user_id`) holds, exactly as uploaded.
+    pub fn feishu_face(&self, user_id: &str) -> Option<Vec<u8>> {
+        self.shared.feishu_face(user_id)
+    }
+
+    /// The users of a VziCloud group, sorted; empty when the group does not exist.
+    pub fn vzicloud_users(&self, group_id: &str) -> Vec<String> {
+        self.shared.vzicloud_users(group_id)
+    }
+
+    /// The faces a VziCloud user holds (with their ids and bytes), oldest first.
+    pub fn vzicloud_faces(&self, group_id: &str, user_id: &str) -> Vec<VziCloudFace> {
+        self.shared.vzicloud_faces(group_id, user_id)
+    }
+
+    /// The VziCloud groups, sorted.
+    pub fn vzicloud_groups(&self) -> Vec<String> {
+        self.shared.vzicloud_groups()
+    }
+
+    /// Stops accepting, closes every connection, and waits for the server task to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// How the emulator spells a Feishu user's id in `kind`, given their `user_id`.
+///
+/// The mapping is the emulator's own (the real one is Feishu's secret), deterministic and
+/// reversible: `user_id` is the id itself, `open_id` is `ou_` and `union_id` is `on_` followed
+/// by the lower-case hex of the user id's UTF-8 bytes (`E1001` is `ou_4531303031`).
+pub fn feishu_user_id_as(user_id: &str, kind: UserIdType) -> String {
+    feishu::id_as(user_id, kind)
+}

@@ -1,0 +1,284 @@
+//! `facesync emulate`: run the Feishu + VziCloud emulator as a server until Ctrl-C, with the
+//! demo credentials or exactly those a facesync config names, and the fault knobs as flags.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::config::{Columns, Encoding, RosterConfig};
+use crate::emulator::{self, Emulator, EmulatorConfig};
+use crate::reason::ReasonCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  facesync emulate
+      both clouds on http://127.0.0.1:8900, accepting the demo credentials it prints
+  facesync emulate --config /etc/facesync/config.toml --listen 127.0.0.1:9000
+      accept exactly the credentials that config names; then set base_url =
+      \"http://127.0.0.1:9000\" under [targets.feishu] and [targets.vzicloud] in a copy of it
+  facesync emulate --users E1001,E1002 --absent-users E1002
+      only E1001 exists in Feishu
+  facesync emulate --users-roster roster.csv --users-column employee_id
+      the people of a roster (CSV or XLSX) exist in Feishu, nobody else
+  facesync emulate --feishu-rate-limit 5 --vzicloud-qps 5 --latency 300ms
+      5 requests per second per Feishu API (then HTTP 429, code 99991400), 5 per second for
+      VziCloud (then 1016), every answer 300 ms late
+  facesync emulate --error-rate 0.05 --drop-rate 0.02 --seed 7
+      5% server errors, 2% connections closed without an answer, the same ones on every run
+  facesync emulate --token-lifetime 5m --quota 1000
+      tokens expire after 5 minutes; VziCloud answers 1017 after 1000 signed requests
+
+Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).";
+
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct EmulateArgs {
+    /// Address to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8900")]
+    pub listen: SocketAddr,
+
+    /// Accept exactly the credentials this facesync config names (Feishu app_id and app
+    /// secret, VziCloud accesskey_id, secret and app_id); secrets are read as `sync` reads them
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Feishu users (user_id) that exist, comma-separated; default: everyone
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub users: Vec<String>,
+
+    /// Feishu users that exist, one user_id per line (`#` starts a comment)
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Feishu users that exist: the ids in a roster (CSV or XLSX, read like facesync's roster)
+    #[arg(long, value_name = "FILE")]
+    pub users_roster: Option<PathBuf>,
+
+    /// The --users-roster column holding the Feishu user ids
+    #[arg(long, value_name = "NAME", default_value = "employee_id")]
+    pub users_column: String,
+
+    /// Feishu users that do not exist, even when everyone else does (comma-separated)
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub absent_users: Vec<String>,
+
+    /// VziCloud groups that exist from the start (comma-separated); others must be created
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub groups: Vec<String>,
+
+    /// How long a Feishu tenant access token lives (e.g. 2h, 90s)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Duration,
+
+    /// A token asked for when less than this remains is a new one; earlier, the same one
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub token_refresh_window: Duration,
+
+    /// Feishu: requests per second each API takes before HTTP 429, code 99991400, with
+    /// x-ogw-ratelimit-limit and x-ogw-ratelimit-reset; default: no limit
+    #[arg(long, value_name = "N")]
+    pub feishu_rate_limit: Option<u32>,
+
+    /// VziCloud: signed requests per second before 1016; default: no limit
+    #[arg(long, value_name = "N")]
+    pub vzicloud_qps: Option<u32>,
+
+    /// The window both rate limits count in (the limits are "N per this")
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub rate_window: Duration,
+
+    /// Delay added before every answer (e.g. 250ms)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+
+    /// Share of requests answered with a server error (Feishu HTTP 500; VziCloud HTTP 503,
+    /// 1108), from 0 to 1
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub error_rate: f64,
+
+    /// Share of requests whose connection is closed without an answer, from 0 to 1
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+
+    /// VziCloud: signed requests served in total before every further one gets 1017
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u64>,
+
+    /// Seed of faults, tokens and ids: the same requests in the same order meet the same fate
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Accept any decodable image, face or not (no 1490108 / 3002 for a missing face)
+    #[arg(long)]
+    pub no_face_check: bool,
+}
+
+pub(super) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
+    let config = emulator_config(args)?;
+    let emulator = Emulator::start(config.clone(), args.listen)
+        .await
+        .with_context(|| format!("cannot start the emulator on {}", args.listen))?;
+    let url = emulator.base_url();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "facesync emulator listening on {url}")?;
+    writeln!(
+        out,
+        "  Feishu ACS    base_url = \"{url}\"  app_id = \"{}\"",
+        config.feishu_app_id
+    )?;
+    writeln!(
+        out,
+        "  VziCloud FRS  base_url = \"{url}\"  app_id = {}  accesskey_id = \"{}\"",
+        config.vzicloud_app_id, config.vzicloud_accesskey_id
+    )?;
+    match &args.config {
+        Some(path) => writeln!(
+            out,
+            "  accepting the credentials of {} (secrets not shown)",
+            path.display()
+        )?,
+        None => writeln!(
+            out,
+            "  demo secrets: Feishu app_secret = \"{}\", VziCloud accesskey_secret = \"{}\"",
+            emulator::DEMO_FEISHU_APP_SECRET,
+            emulator::DEMO_VZICLOUD_ACCESSKEY_SECRET
+        )?,
+    }
+    writeln!(out, "  stats: {url}{}", emulator::STATS_PATH)?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()?;
+    drop(out);
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    let stats = emulator.stats();
+    emulator.shutdown().await;
+    let requests: u64 = stats.requests.values().sum();
+    let refusals: u64 = stats.refusals.values().flat_map(|c| c.values()).sum();
+    println!("stopped after {requests} requests ({refusals} refused)");
+    Ok(super::EXIT_OK)
+}
+
+/// The knobs from the flags, and the credentials from `--config` or the demo ones.
+fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
+    let mut config = EmulatorConfig {
+        absent_users: args.absent_users.clone(),
+        vzicloud_groups: args.groups.clone(),
+        token_lifetime: args.token_lifetime,
+        token_refresh_window: args.token_refresh_window,
+        feishu_rate_limit: args.feishu_rate_limit,
+        vzicloud_qps: args.vzicloud_qps,
+        rate_window: args.rate_window,
+        latency: args.latency,
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
+        quota: args.quota,
+        seed: args.seed,
+        face_check: !args.no_face_check,
+        users: users(args)?,
+        ..EmulatorConfig::default()
+    };
+    if let Some(path) = &args.config {
+        accept_credentials_of(&mut config, path)?;
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("emulate: {e}"))?;
+    Ok(config)
+}
+
+/// Replaces the demo credentials with the ones a facesync config names.
+fn accept_credentials_of(config: &mut EmulatorConfig, path: &Path) -> anyhow::Result<()> {
+    let facesync = super::load_config(path)?;
+    if facesync.feishu.is_none() && facesync.vzicloud.is_none() {
+        anyhow::bail!(
+            "{} configures no target: add [targets.feishu] or [targets.vzicloud]",
+            path.display()
+        );
+    }
+    if let Some(feishu) = &facesync.feishu {
+        config.feishu_app_id = feishu.app_id.clone();
+        config.feishu_app_secret = feishu
+            .app_secret
+            .resolve("targets.feishu.app_secret")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    if let Some(vzicloud) = &facesync.vzicloud {
+        config.vzicloud_accesskey_id = vzicloud.accesskey_id.clone();
+        config.vzicloud_accesskey_secret = vzicloud
+            .accesskey_secret
+            .resolve("targets.vzicloud.accesskey_secret")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.vzicloud_app_id = vzicloud.app_id;
+    }
+    Ok(())
+}
+
+/// The Feishu users that exist: the union of every users flag, or `None` (everyone).
+fn users(args: &EmulateArgs) -> anyhow::Result<Option<Vec<String>>> {
+    if args.users.is_empty() && args.users_file.is_none() && args.users_roster.is_none() {
+        return Ok(None);
+    }
+    let mut users: Vec<String> = args
+        .users
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if let Some(path) = &args.users_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --users-file {}", path.display()))?;
+        users.extend(parse_users_file(&text));
+    }
+    if let Some(path) = &args.users_roster {
+        let roster = crate::roster::read(&RosterConfig {
+            path: path.clone(),
+            encoding: Encoding::Auto,
+            delimiter: None,
+            sheet: None,
+            columns: Columns {
+                id: args.users_column.clone(),
+                name: None,
+                photo: None,
+                feishu_user_id: None,
+                vzicloud_user_id: None,
+                email: None,
+                mobile: None,
+            },
+        })?;
+        users.extend(
+            roster
+                .rows
+                .into_iter()
+                // A row without an id holds a placeholder, not an id.
+                .filter(|r| !matches!(&r.finding, Some(f) if f.code == ReasonCode::MissingId))
+                .map(|r| r.person.id),
+        );
+    }
+    Ok(Some(users))
+}
+
+/// One id per line; blank lines and `#` comments skipped.
+fn parse_users_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_files_hold_one_id_per_line() {
+        let text = "# staff\nE1001\n\n  E1002  # night shift\n#E1003\n";
+        assert_eq!(parse_users_file(text), ["E1001", "E1002"]);
+    }
+}
