@@ -31,6 +31,12 @@ Examples:
       5% server errors, 2% connections closed without an answer, the same ones on every run
   facesync emulate --token-lifetime 5m --quota 1000
       tokens expire after 5 minutes; VziCloud answers 1017 after 1000 signed requests
+  facesync emulate --users-file staff.txt --groups staff,visitors
+      the ids in staff.txt (one per line) exist in Feishu; two VziCloud groups exist already
+  facesync emulate --token-lifetime 10m --token-refresh-window 4m
+      a token asked for in its last 4 minutes is a new one (the real service: 30m of 2h)
+  facesync emulate --feishu-rate-limit 100 --rate-window 1m --no-face-check
+      100 requests per minute per Feishu API; any decodable image is taken, face or not
 
 Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).";
 
