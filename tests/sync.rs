@@ -11,12 +11,22 @@ use facesync::store::{State, Store};
 
 /// Real face photos from the demo fixtures, reused under new ids.
 const FACES: &[&str] = &[
-    "E1001.jpg", "E1002.jpg", "E1003.jpg", "E1004.jpg", "E1005.jpg", "E1006.jpg", "E1007.jpg",
-    "E1008.jpg", "E1009.jpg", "E1010.jpg",
+    "E1001.jpg",
+    "E1002.jpg",
+    "E1003.jpg",
+    "E1004.jpg",
+    "E1005.jpg",
+    "E1006.jpg",
+    "E1007.jpg",
+    "E1008.jpg",
+    "E1009.jpg",
+    "E1010.jpg",
 ];
 
 fn demo_photo(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/demo/photos")
+        .join(name)
 }
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
@@ -33,7 +43,11 @@ impl Workspace {
         for i in 1..=n {
             let id = format!("P{i:03}");
             roster.push_str(&format!("{id},Person {i}\n"));
-            std::fs::copy(demo_photo(FACES[i % FACES.len()]), photos.join(format!("{id}.jpg"))).unwrap();
+            std::fs::copy(
+                demo_photo(FACES[i % FACES.len()]),
+                photos.join(format!("{id}.jpg")),
+            )
+            .unwrap();
         }
         std::fs::write(dir.path().join("roster.csv"), roster).unwrap();
         let ws = Self { dir };
@@ -93,7 +107,9 @@ timeout_seconds = 5
     }
 
     async fn sync(&self, options: SyncOptions) -> Summary {
-        deliver::run(&self.config(), &options, std::future::pending()).await.unwrap()
+        deliver::run(&self.config(), &options, std::future::pending())
+            .await
+            .unwrap()
     }
 
     async fn store(&self) -> Store {
@@ -117,7 +133,9 @@ timeout_seconds = 5
 }
 
 async fn emulator(config: EmulatorConfig) -> Emulator {
-    Emulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn target<'a>(summary: &'a Summary, name: &str) -> &'a deliver::TargetSummary {
@@ -138,13 +156,18 @@ async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
         assert_eq!(state, State::Delivered, "{id}");
     }
 
-    let uploads_before = emu.stats().requests_of("feishu.face_upload") + emu.stats().requests_of("vzicloud.face_update");
+    let uploads_before = emu.stats().requests_of("feishu.face_upload")
+        + emu.stats().requests_of("vzicloud.face_update");
     let second = ws.sync(SyncOptions::default()).await;
     assert_eq!(second.exit_code(), 0);
     assert_eq!(target(&second, "feishu").unchanged, 6);
     assert_eq!(target(&second, "feishu").requests, 0);
-    let uploads_after = emu.stats().requests_of("feishu.face_upload") + emu.stats().requests_of("vzicloud.face_update");
-    assert_eq!(uploads_after, uploads_before, "an unchanged run must upload nothing");
+    let uploads_after = emu.stats().requests_of("feishu.face_upload")
+        + emu.stats().requests_of("vzicloud.face_update");
+    assert_eq!(
+        uploads_after, uploads_before,
+        "an unchanged run must upload nothing"
+    );
     emu.shutdown().await;
 }
 
@@ -156,12 +179,23 @@ async fn one_changed_photo_gives_one_upload_per_target() {
     let before = emu.stats();
     std::fs::copy(demo_photo("E1014.png"), ws.path().join("photos/P002.jpg")).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(target(&summary, "feishu").delivered, 1, "{}", summary.render());
+    assert_eq!(
+        target(&summary, "feishu").delivered,
+        1,
+        "{}",
+        summary.render()
+    );
     assert_eq!(target(&summary, "vzicloud").delivered, 1);
     assert_eq!(target(&summary, "feishu").unchanged, 3);
     let after = emu.stats();
-    assert_eq!(after.requests_of("feishu.face_upload"), before.requests_of("feishu.face_upload") + 1);
-    assert_eq!(after.requests_of("vzicloud.face_update"), before.requests_of("vzicloud.face_update") + 1);
+    assert_eq!(
+        after.requests_of("feishu.face_upload"),
+        before.requests_of("feishu.face_upload") + 1
+    );
+    assert_eq!(
+        after.requests_of("vzicloud.face_update"),
+        before.requests_of("vzicloud.face_update") + 1
+    );
     emu.shutdown().await;
 }
 
@@ -177,7 +211,10 @@ async fn unknown_users_fail_permanently_after_one_attempt_and_are_not_retried() 
     assert_eq!(summary.exit_code(), 2);
     let feishu = target(&summary, "feishu");
     assert_eq!(feishu.delivered, 2);
-    assert_eq!(feishu.failed_permanent.get(&ReasonCode::UserNotFound), Some(&1));
+    assert_eq!(
+        feishu.failed_permanent.get(&ReasonCode::UserNotFound),
+        Some(&1)
+    );
     let store = ws.store().await;
     assert_eq!(store.attempts("P002", "feishu").await.unwrap().len(), 1);
     store.close().await;
@@ -187,9 +224,17 @@ async fn unknown_users_fail_permanently_after_one_attempt_and_are_not_retried() 
     // The next run leaves the permanent failure alone; --only-failed tries it again.
     let again = ws.sync(SyncOptions::default()).await;
     assert_eq!(target(&again, "feishu").requests, 0);
-    assert_eq!(target(&again, "feishu").failed_permanent.get(&ReasonCode::UserNotFound), Some(&1));
+    assert_eq!(
+        target(&again, "feishu")
+            .failed_permanent
+            .get(&ReasonCode::UserNotFound),
+        Some(&1)
+    );
     let only_failed = SyncOptions {
-        plan: facesync::plan::PlanOptions { only_failed: true, ..Default::default() },
+        plan: facesync::plan::PlanOptions {
+            only_failed: true,
+            ..Default::default()
+        },
         ..SyncOptions::default()
     };
     let retried = ws.sync(only_failed).await;
@@ -205,7 +250,12 @@ async fn a_photo_without_a_face_is_invalid_before_any_upload() {
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 2);
     for t in ["feishu", "vzicloud"] {
-        assert_eq!(target(&summary, t).invalid.get(&ReasonCode::NoFace), Some(&1), "{}", summary.render());
+        assert_eq!(
+            target(&summary, t).invalid.get(&ReasonCode::NoFace),
+            Some(&1),
+            "{}",
+            summary.render()
+        );
         assert_eq!(target(&summary, t).requests, 2);
     }
     let store = ws.store().await;
@@ -228,7 +278,10 @@ async fn throttling_storms_are_waited_out_and_everyone_is_delivered() {
     assert_eq!(summary.exit_code(), 0, "{}", summary.render());
     for t in ["feishu", "vzicloud"] {
         assert_eq!(target(&summary, t).delivered, 16);
-        assert!(target(&summary, t).throttled > 0, "the emulator should have throttled {t}");
+        assert!(
+            target(&summary, t).throttled > 0,
+            "the emulator should have throttled {t}"
+        );
     }
     let stats = emu.stats();
     assert!(stats.refusals["feishu.face_upload"]["99991400"] > 0);
@@ -264,14 +317,21 @@ async fn a_token_expiring_mid_run_is_refreshed_and_nothing_fails() {
     })
     .await;
     let ws = Workspace::new(12, &emu, "");
-    let summary = ws.sync(SyncOptions {
-        plan: facesync::plan::PlanOptions { targets: vec!["feishu".into()], ..Default::default() },
-        ..SyncOptions::default()
-    })
-    .await;
+    let summary = ws
+        .sync(SyncOptions {
+            plan: facesync::plan::PlanOptions {
+                targets: vec!["feishu".into()],
+                ..Default::default()
+            },
+            ..SyncOptions::default()
+        })
+        .await;
     assert_eq!(summary.exit_code(), 0, "{}", summary.render());
     assert_eq!(target(&summary, "feishu").delivered, 12);
-    assert!(emu.stats().tokens_issued >= 2, "the token should have been renewed");
+    assert!(
+        emu.stats().tokens_issued >= 2,
+        "the token should have been renewed"
+    );
     emu.shutdown().await;
 }
 
@@ -286,12 +346,22 @@ async fn quota_exhausted_on_one_target_stops_it_while_the_other_completes() {
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 1, "{}", summary.render());
     let vzi = target(&summary, "vzicloud");
-    assert!(vzi.stopped.as_deref().unwrap_or("").contains("quota"), "{}", summary.render());
+    assert!(
+        vzi.stopped.as_deref().unwrap_or("").contains("quota"),
+        "{}",
+        summary.render()
+    );
     assert!(vzi.delivered < 8);
     assert_eq!(target(&summary, "feishu").delivered, 8);
     // Nobody is lost: every VziCloud person is delivered, or waiting to be retried.
     for (id, state, _) in ws.states("vzicloud").await {
-        assert!(matches!(state, State::Delivered | State::Pending | State::FailedRetryable), "{id}: {state:?}");
+        assert!(
+            matches!(
+                state,
+                State::Delivered | State::Pending | State::FailedRetryable
+            ),
+            "{id}: {state:?}"
+        );
     }
     emu.shutdown().await;
 }
@@ -302,14 +372,23 @@ async fn a_missing_secret_stops_that_target_and_the_other_goes_on() {
     let ws = Workspace::new(2, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
     let text = text.replacen(
-        &format!("app_secret = \"{}\"", emu.config().feishu_app_secret.expose()),
+        &format!(
+            "app_secret = \"{}\"",
+            emu.config().feishu_app_secret.expose()
+        ),
         "app_secret_env = \"FACESYNC_TEST_NEVER_SET\"",
         1,
     );
     std::fs::write(ws.config_path(), text).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 1);
-    assert!(target(&summary, "feishu").stopped.as_deref().unwrap().contains("FACESYNC_TEST_NEVER_SET"));
+    assert!(
+        target(&summary, "feishu")
+            .stopped
+            .as_deref()
+            .unwrap()
+            .contains("FACESYNC_TEST_NEVER_SET")
+    );
     assert_eq!(target(&summary, "vzicloud").delivered, 2);
     emu.shutdown().await;
 }
@@ -319,14 +398,22 @@ async fn wrong_credentials_are_fatal_for_the_target() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = Workspace::new(2, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
-    let text = text.replacen(&emu.config().vzicloud_accesskey_secret.expose().to_string(), "wrong-secret", 1);
+    let text = text.replacen(
+        &emu.config().vzicloud_accesskey_secret.expose().to_string(),
+        "wrong-secret",
+        1,
+    );
     std::fs::write(ws.config_path(), text).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 1);
     assert!(target(&summary, "vzicloud").stopped.is_some());
     assert_eq!(target(&summary, "feishu").delivered, 2);
     for (_, state, _) in ws.states("vzicloud").await {
-        assert_ne!(state, State::FailedPermanent, "a target's fault is not the person's");
+        assert_ne!(
+            state,
+            State::FailedPermanent,
+            "a target's fault is not the person's"
+        );
     }
     emu.shutdown().await;
 }
@@ -336,7 +423,10 @@ async fn limit_and_max_duration_leave_the_rest_for_the_next_run() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = Workspace::new(5, &emu, "");
     let limited = ws
-        .sync(SyncOptions { limit: Some(2), ..SyncOptions::default() })
+        .sync(SyncOptions {
+            limit: Some(2),
+            ..SyncOptions::default()
+        })
         .await;
     assert_eq!(target(&limited, "feishu").delivered, 2);
     assert_eq!(target(&limited, "feishu").not_sent, 3);
@@ -356,12 +446,17 @@ async fn an_interrupted_run_finishes_what_is_in_flight_and_exits_2() {
     .await;
     let ws = Workspace::new(10, &emu, "");
     let shutdown = tokio::time::sleep(Duration::from_millis(700));
-    let summary = deliver::run(&ws.config(), &SyncOptions::default(), shutdown).await.unwrap();
+    let summary = deliver::run(&ws.config(), &SyncOptions::default(), shutdown)
+        .await
+        .unwrap();
     assert!(summary.interrupted);
     assert_eq!(summary.exit_code(), 2);
     let store = ws.store().await;
     let in_flight = store.recover_in_flight().await.unwrap();
-    assert!(in_flight.is_empty(), "every request was finished and recorded: {in_flight:?}");
+    assert!(
+        in_flight.is_empty(),
+        "every request was finished and recorded: {in_flight:?}"
+    );
     store.close().await;
     let rest = ws.sync(SyncOptions::default()).await;
     assert_eq!(rest.exit_code(), 0, "{}", rest.render());
@@ -396,14 +491,23 @@ async fn kill_9_mid_run_then_resume_loses_nothing_and_resends_nothing_confirmed(
     let store = ws.store().await;
     let confirmed: Vec<(String, String, usize)> = {
         let mut v = Vec::new();
-        for d in store.deliveries().await.unwrap().into_values().filter(|d| d.state == State::Delivered) {
+        for d in store
+            .deliveries()
+            .await
+            .unwrap()
+            .into_values()
+            .filter(|d| d.state == State::Delivered)
+        {
             let n = store.attempts(&d.person_id, &d.target).await.unwrap().len();
             v.push((d.person_id, d.target, n));
         }
         v
     };
     store.close().await;
-    assert!(!confirmed.is_empty(), "the kill came before anything was recorded");
+    assert!(
+        !confirmed.is_empty(),
+        "the kill came before anything was recorded"
+    );
 
     let resumed = ws.sync(SyncOptions::default()).await;
     assert_eq!(resumed.exit_code(), 0, "{}", resumed.render());
@@ -414,7 +518,11 @@ async fn kill_9_mid_run_then_resume_loses_nothing_and_resends_nothing_confirmed(
     }
     let store = ws.store().await;
     for (id, t, n) in confirmed {
-        assert_eq!(store.attempts(&id, &t).await.unwrap().len(), n, "{t} {id} was sent again");
+        assert_eq!(
+            store.attempts(&id, &t).await.unwrap().len(),
+            n,
+            "{t} {id} was sent again"
+        );
     }
     store.close().await;
     emu.shutdown().await;

@@ -1,19 +1,24 @@
-//! `facesync demo`: the whole job on the bundled fixtures, in a temporary folder, with no
-//! credentials and no network.
+//! `facesync demo`: the whole job on the bundled fixtures against the built-in emulator on
+//! loopback, with some trouble injected: no credentials, no network.
+
+use std::path::Path;
 
 use include_dir::{Dir, include_dir};
 
-use super::{Format, plan};
+use super::{GlobalArgs, plan};
 use crate::config::Config;
-use crate::plan::PlanOptions;
+use crate::deliver::{self, SyncOptions};
+use crate::emulator::{self, Emulator, EmulatorConfig};
+use crate::store::Store;
 
 /// The demo roster and photos, compiled into the binary so `demo` works from anywhere.
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/demo");
 
-/// The demo's configuration; the targets' URLs are filled in when the emulator runs.
-pub(crate) fn demo_config_text(feishu_url: &str, vzicloud_url: &str) -> String {
+/// The demo's configuration, pointing both targets at the emulator.
+pub(crate) fn demo_config_text(base_url: &str) -> String {
     format!(
-        r#"[roster]
+        r#"# The demo's configuration: both targets point at the built-in emulator.
+[roster]
 path = "roster.csv"
 [roster.columns]
 id = "employee_id"
@@ -28,49 +33,123 @@ dir = "photos"
 database = "facesync.db"
 
 [targets.feishu]
-base_url = "{feishu_url}"
-app_id = "cli_demo"
-app_secret_env = "FACESYNC_DEMO_FEISHU_SECRET"
+base_url = "{base_url}"
+app_id = "{feishu_app}"
+app_secret = "{feishu_secret}"
 user_id_type = "user_id"
+rate_per_second = 5
+concurrency = 4
 
 [targets.vzicloud]
-base_url = "{vzicloud_url}"
-app_id = 2
+base_url = "{base_url}"
+app_id = {vzi_app}
 group_id = "demo_staff"
-accesskey_id = "demo_key"
-accesskey_secret_env = "FACESYNC_DEMO_VZICLOUD_SECRET"
-"#
+accesskey_id = "{vzi_key}"
+accesskey_secret = "{vzi_secret}"
+rate_per_second = 5
+concurrency = 4
+"#,
+        feishu_app = emulator::DEMO_FEISHU_APP_ID,
+        feishu_secret = emulator::DEMO_FEISHU_APP_SECRET,
+        vzi_app = emulator::DEMO_VZICLOUD_APP_ID,
+        vzi_key = emulator::DEMO_VZICLOUD_ACCESSKEY_ID,
+        vzi_secret = emulator::DEMO_VZICLOUD_ACCESSKEY_SECRET,
     )
 }
 
-pub(super) async fn run() -> anyhow::Result<u8> {
+/// The emulator as the demo runs it: Feishu throttles at 3 requests a second (the client asks
+/// for 5), and does not know E1015.
+fn demo_emulator() -> EmulatorConfig {
+    EmulatorConfig {
+        feishu_rate_limit: Some(3),
+        absent_users: vec!["E1015".into()],
+        ..EmulatorConfig::default()
+    }
+}
+
+pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
     let dir = tempfile::Builder::new()
         .prefix("facesync-demo-")
-        .tempdir()?;
-    DEMO.extract(dir.path())?;
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        demo_config_text("http://127.0.0.1:9", "http://127.0.0.1:9"),
-    )?;
+        .tempdir()?
+        .keep();
+    DEMO.extract(&dir)?;
+    let emulator = Emulator::start(demo_emulator(), "127.0.0.1:0".parse()?).await?;
+    let config_path = dir.join("config.toml");
+    write_private(&config_path, &demo_config_text(&emulator.base_url()))?;
     let config = Config::load(&config_path)?;
+    let people = std::fs::read_to_string(&config.roster.path)?
+        .lines()
+        .count()
+        - 1;
+    println!("facesync demo");
     println!(
-        "facesync demo: the bundled roster ({} rows) and photos, planned for Feishu and VziCloud",
-        std::fs::read_to_string(&config.roster.path)?
-            .lines()
-            .count()
-            - 1
+        "  roster: {people} rows, photos: {}",
+        config.photos.dir.display()
     );
     println!(
-        "working folder (removed at exit): {}\n",
-        dir.path().display()
+        "  targets: Feishu ACS and VziCloud FRS, both played by the built-in emulator at {}",
+        emulator.base_url()
     );
-    let plan = plan::plan_and_record(&config, &PlanOptions::default()).await?;
-    plan::print(&plan, Format::Table, &mut std::io::stdout().lock())?;
     println!(
-        "\nThis is what `facesync plan -c config.toml` prints for your own roster: run \
-         `facesync init` to write a config to start from."
+        "  trouble injected: Feishu throttles at 3 requests/s, Feishu does not know E1015; \
+         the fixtures hold a cat photo, a missing photo, a duplicate id and an id VziCloud cannot take\n"
     );
-    // The demo shows invalid people on purpose; that is its point, not a failure.
+
+    println!("1. plan (no network): what sync would do\n");
+    let planned = plan::plan_and_record(&config, &Default::default()).await?;
+    plan::print(
+        &planned,
+        super::Format::Table,
+        &mut std::io::stdout().lock(),
+    )?;
+
+    println!("\n2. sync: deliver to both targets\n");
+    let options = SyncOptions {
+        progress: crate::progress::Handle::for_stderr(
+            global.quiet,
+            std::time::Duration::from_secs(5),
+        ),
+        ..SyncOptions::default()
+    };
+    let summary = deliver::run(&config, &options, std::future::pending()).await?;
+    print!("{}", summary.render());
+
+    println!("\n3. sync again: nothing changed, nothing is sent\n");
+    let again = deliver::run(&config, &SyncOptions::default(), std::future::pending()).await?;
+    print!("{}", again.render());
+
+    let report_path = dir.join("report.html");
+    let store = Store::open(&config.state.database).await?;
+    let rows = crate::report::rows(&store).await?;
+    store.close().await;
+    std::fs::write(
+        &report_path,
+        crate::report::html::render(&rows, &config.photos.dir, "facesync demo report"),
+    )?;
+    let stats = emulator.stats();
+    emulator.shutdown().await;
+    println!(
+        "\nThe emulator answered {} requests and throttled {} of them.",
+        stats.requests.values().sum::<u64>(),
+        stats.refusals_with(99991400)
+    );
+    println!("Open the report: {}", report_path.display());
+    println!(
+        "The demo's config, roster and state DB are in {}",
+        dir.display()
+    );
+    println!("Next: `facesync init` writes a config for your own roster and clouds.");
+    // The demo shows failures on purpose; that is its point, not a failure of the demo.
     Ok(super::EXIT_OK)
+}
+
+/// Writes a file only its owner can read (it holds the demo's secrets).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }

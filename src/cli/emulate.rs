@@ -38,7 +38,8 @@ Examples:
   facesync emulate --feishu-rate-limit 100 --rate-window 1m --no-face-check
       100 requests per minute per Feishu API; any decodable image is taken, face or not
 
-Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).";
+Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).
+See every request and how it was answered: RUST_LOG=facesync=debug facesync emulate";
 
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]

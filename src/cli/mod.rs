@@ -3,8 +3,8 @@
 //! calls [`run`].
 
 mod demo;
-mod fetch;
 mod emulate;
+mod fetch;
 mod init;
 mod plan;
 mod report;
@@ -216,7 +216,7 @@ pub struct StatusArgs {
 /// Runs a parsed command line; the value is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Demo => demo::run().await,
+        Command::Demo => demo::run(&cli.global).await,
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Status(args) => status::run(&args).await,

@@ -224,8 +224,12 @@ async fn run_recorded(
         progress.target(lane.name(), total as u64);
     }
     let delivery = async {
-        // Prepare every target (token, group) before its first upload.
-        futures::future::join_all(lanes.iter().map(|lane| async move {
+        // Prepare every target that has work (token, group) before its first upload.
+        let busy = |lane: &Lane| {
+            work.iter()
+                .any(|w| w.items.iter().any(|i| i.target == lane.name()))
+        };
+        futures::future::join_all(lanes.iter().filter(|l| busy(l)).map(|lane| async move {
             if let Err(f) = lane.target.prepare().await {
                 let f = match f.class {
                     Class::Fatal => f,

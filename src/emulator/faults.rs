@@ -127,7 +127,7 @@ pub(crate) async fn guard(
     match fate {
         Fate::Drop => {
             shared.count_fault(|f| f.dropped += 1);
-            tracing::info!("{}: connection dropped (drop_rate)", api.name());
+            tracing::debug!("{}: connection dropped (drop_rate)", api.name());
             if let Some(ConnKill(kill)) = request.extensions().get::<ConnKill>() {
                 kill.notify_one();
             }
@@ -137,7 +137,7 @@ pub(crate) async fn guard(
         }
         Fate::ServerError => {
             shared.count_fault(|f| f.server_errors += 1);
-            tracing::info!("{}: server error (error_rate)", api.name());
+            tracing::debug!("{}: server error (error_rate)", api.name());
             drain(request).await;
             return if api.is_feishu() {
                 feishu::server_error()
@@ -166,9 +166,9 @@ pub(crate) async fn guard(
     match response.extensions().get::<Refusal>() {
         Some(Refusal(code)) => {
             shared.count_refusal(api, *code);
-            tracing::info!("{}: refused with {code}", api.name());
+            tracing::debug!("{}: refused with {code}", api.name());
         }
-        None => tracing::info!("{}: {}", api.name(), response.status()),
+        None => tracing::debug!("{}: {}", api.name(), response.status()),
     }
     response
 }
