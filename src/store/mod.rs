@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqlitePool};
 
@@ -149,17 +150,18 @@ impl Store {
 
     /// Every known person, by id.
     pub async fn people(&self) -> Result<HashMap<String, PersonRecord>, StoreError> {
-        let rows = sqlx::query(
+        // Streamed: a 100,000-person table never sits in memory twice (rows and records).
+        let mut rows = sqlx::query(
             "SELECT person_id, name, roster_row, photo_path, photo_size, photo_mtime_ns, photo_hash
              FROM people",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(PersonRecord::from_row)
-            .map(|p| (p.person_id.clone(), p))
-            .collect())
+        .fetch(&self.pool);
+        let mut people = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            let p = PersonRecord::from_row(&row);
+            people.insert(p.person_id.clone(), p);
+        }
+        Ok(people)
     }
 
     /// Inserts or refreshes people, in batches.
@@ -205,17 +207,14 @@ impl Store {
     pub async fn deliveries(
         &self,
     ) -> Result<HashMap<(String, String), DeliveryRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM deliveries",
-            DeliveryRecord::COLUMNS
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(DeliveryRecord::from_row)
-            .map(|d| ((d.person_id.clone(), d.target.clone()), d))
-            .collect())
+        let sql = format!("SELECT {} FROM deliveries", DeliveryRecord::COLUMNS);
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let mut deliveries = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            let d = DeliveryRecord::from_row(&row);
+            deliveries.insert((d.person_id.clone(), d.target.clone()), d);
+        }
+        Ok(deliveries)
     }
 
     /// One delivery row.

@@ -1,0 +1,248 @@
+//! Delivery benchmarks against the in-process emulator on loopback: `cargo bench --bench sync`.
+//!
+//! 1. Throughput: 200 small photos to both targets, no limits anywhere.
+//! 2. Rate limit: the emulator limits Feishu uploads to R per second; the achieved rate and the
+//!    share of 429 answers.
+//! 3. Nightly: 10,000 people synced once, then again with nothing changed (the real binary,
+//!    spawned, so its peak memory is its own): the time of the unchanged run and the peak RSS
+//!    of both runs.
+//!
+//! Data is generated into a temp dir (under target/ by default), never committed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use facesync::config::Config;
+use facesync::deliver::{self, SyncOptions};
+use facesync::emulator::{Emulator, EmulatorConfig};
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        println!(
+            "facesync sync benchmarks ({} cores)\n",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        throughput().await;
+        rate_limited(20).await;
+        if std::env::args().any(|a| a == "--quick") {
+            return;
+        }
+        nightly(10_000).await;
+    });
+}
+
+fn work_dir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&base).expect("bench data dir");
+    tempfile::tempdir_in(base).expect("temp dir")
+}
+
+/// `n` distinct small JPEGs (240x320, a gradient and the index in the pixels).
+fn make_photos(dir: &Path, n: usize) {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut roster = String::from("employee_id,name\n");
+    for i in 0..n {
+        let id = format!("P{i:06}");
+        roster.push_str(&format!("{id},Person {i}\n"));
+        let img = image::RgbImage::from_fn(240, 320, |x, y| {
+            image::Rgb([
+                (x as usize + i) as u8,
+                (y as usize * 3 + i / 256) as u8,
+                (i % 251) as u8,
+            ])
+        });
+        img.save(photos.join(format!("{id}.jpg"))).unwrap();
+    }
+    std::fs::write(dir.join("roster.csv"), roster).unwrap();
+}
+
+fn write_config(dir: &Path, emu: &Emulator, feishu_rate: f64, burst: u32, vzicloud: bool) {
+    let e = emu.config();
+    let url = emu.base_url();
+    let text = format!(
+        r#"[roster]
+path = "roster.csv"
+[photos]
+dir = "photos"
+face_check = false
+[state]
+database = "facesync.db"
+[targets.feishu]
+base_url = "{url}"
+app_id = "{}"
+app_secret = "{}"
+rate_per_second = {feishu_rate}
+burst = {burst}
+concurrency = 8
+max_retries = 8
+[targets.vzicloud]
+enabled = {vzicloud}
+base_url = "{url}"
+app_id = {}
+group_id = "staff"
+accesskey_id = "{}"
+accesskey_secret = "{}"
+rate_per_second = 10000
+concurrency = 8
+"#,
+        e.feishu_app_id,
+        e.feishu_app_secret.expose(),
+        e.vzicloud_app_id,
+        e.vzicloud_accesskey_id,
+        e.vzicloud_accesskey_secret.expose(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+async fn emulator(config: EmulatorConfig) -> Emulator {
+    Emulator::start(
+        EmulatorConfig {
+            face_check: false,
+            ..config
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn sync(dir: &Path) -> deliver::Summary {
+    let config = Config::load(&dir.join("config.toml")).unwrap();
+    deliver::run(&config, &SyncOptions::default(), std::future::pending())
+        .await
+        .unwrap()
+}
+
+async fn throughput() {
+    let dir = work_dir();
+    make_photos(dir.path(), 200);
+    let emu = emulator(EmulatorConfig::default()).await;
+    write_config(dir.path(), &emu, 10_000.0, 10_000, true);
+    let started = Instant::now();
+    let summary = sync(dir.path()).await;
+    let elapsed = started.elapsed();
+    let delivered: usize = summary.targets.iter().map(|t| t.delivered).sum();
+    assert_eq!(delivered, 400, "{}", summary.render());
+    println!(
+        "throughput: 200 people x 2 targets = {delivered} uploads in {:.2} s: {:.0} uploads/s",
+        elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64()
+    );
+    emu.shutdown().await;
+}
+
+async fn rate_limited(rate: u32) {
+    let dir = work_dir();
+    // Long enough that the start (plan, token, the first photos) is a small part of it.
+    let n = rate as usize * 30;
+    make_photos(dir.path(), n);
+    let emu = emulator(EmulatorConfig {
+        feishu_rate_limit: Some(rate),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    write_config(dir.path(), &emu, f64::from(rate), 1, false);
+    let started = Instant::now();
+    let summary = sync(dir.path()).await;
+    let elapsed = started.elapsed();
+    let feishu = summary
+        .targets
+        .iter()
+        .find(|t| t.target == "feishu")
+        .unwrap();
+    assert_eq!(feishu.delivered, n, "{}", summary.render());
+    let stats = emu.stats();
+    let uploads = stats.requests_of("feishu.face_upload");
+    let throttled = stats.refusals_of("feishu.face_upload", 99991400);
+    println!(
+        "rate limit: emulator at R = {rate}/s, client rate_per_second = {rate}, burst = 1: {n} uploads in {:.2} s = {:.2}/s ({:.1}% of R); {throttled} of {uploads} requests answered 429 ({:.2}%)",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        100.0 * n as f64 / elapsed.as_secs_f64() / f64::from(rate),
+        100.0 * throttled as f64 / uploads as f64
+    );
+    emu.shutdown().await;
+}
+
+/// Runs the real binary and returns its wall time and peak RSS (KiB). The peak is the
+/// kernel's high-water mark (VmHWM), read from /proc while the process runs: it only grows, so
+/// the last reading before exit is the peak.
+fn run_binary(dir: &Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facesync"))
+        .args(["--quiet", "sync", "-c"])
+        .arg(dir.join("config.toml"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    assert!(status.success(), "sync failed: {status}");
+    (elapsed, peak_kib)
+}
+
+async fn nightly(n: usize) {
+    let dir = work_dir();
+    let started = Instant::now();
+    make_photos(dir.path(), n);
+    println!(
+        "nightly: generated {n} photos in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let emu = emulator(EmulatorConfig::default()).await;
+    write_config(dir.path(), &emu, 10_000.0, 10_000, true);
+    let dir_path = dir.path().to_path_buf();
+    let (first, first_rss) = tokio::task::spawn_blocking({
+        let d = dir_path.clone();
+        move || run_binary(&d)
+    })
+    .await
+    .unwrap();
+    println!(
+        "nightly: first sync of {n} people to both targets: {:.1} s ({:.0} uploads/s), peak RSS {} MiB",
+        first.as_secs_f64(),
+        (2 * n) as f64 / first.as_secs_f64(),
+        first_rss / 1024
+    );
+    let uploads_before = emu.stats().requests_of("feishu.face_upload");
+    let (second, rss) = tokio::task::spawn_blocking(move || run_binary(&dir_path))
+        .await
+        .unwrap();
+    assert_eq!(
+        emu.stats().requests_of("feishu.face_upload"),
+        uploads_before,
+        "nothing should be sent"
+    );
+    println!(
+        "nightly: unchanged re-run over {n} people: {:.2} s, peak RSS {} MiB",
+        second.as_secs_f64(),
+        rss / 1024
+    );
+    emu.shutdown().await;
+}
