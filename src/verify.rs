@@ -5,7 +5,8 @@
 //! does. The drift is of two kinds ([`DriftKind`]): people the state DB says are delivered but
 //! whose face the target does not hold, and users holding a face that no roster row maps to
 //! (leavers: `sync --prune` removes them where the target can delete users). Nothing is
-//! changed at the targets; the state DB gains a `verify` run and the looked-up ids.
+//! changed at the targets. The state DB learns what was found: a delivery the target does not
+//! hold becomes `pending` again (so the next sync sends it), and the looked-up ids are cached.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -127,7 +128,7 @@ pub fn compare(
             person_id: Some(d.person_id.clone()),
             name: Some(d.name.clone()),
             detail: format!(
-                "delivered{when} according to the state DB, but {target} {why} user `{}`: the next sync sends it again",
+                "delivered{when} according to the state DB, but {target} {why} user `{}`: marked pending, the next sync sends it again",
                 d.user_id
             ),
         });
@@ -280,6 +281,7 @@ async fn check_all(
                 check.listed = users.len();
                 check.with_face = users.iter().filter(|u| u.has_face).count();
                 check.drift = compare(name, &in_roster, &delivered, &users);
+                mark_missing(store, &deliveries, name, &check.drift).await?;
             }
             Err(f) => {
                 check.error = Some(format!("cannot read the user list: {}", f.message));
@@ -291,6 +293,35 @@ async fn check_all(
         .targets
         .sort_by_key(|t| targets::NAMES.iter().position(|n| *n == t.target));
     Ok(report)
+}
+
+/// Deliveries the target turned out not to hold become pending: nothing is held any more, so
+/// the next sync plans an upload.
+async fn mark_missing(
+    store: &Store,
+    deliveries: &HashMap<(String, String), crate::store::DeliveryRecord>,
+    target: &str,
+    drift: &[Drift],
+) -> Result<(), crate::store::StoreError> {
+    let rows: Vec<_> = drift
+        .iter()
+        .filter(|d| d.kind == DriftKind::MissingRemotely)
+        .filter_map(|d| deliveries.get(&(d.person_id.clone()?, target.to_string())))
+        .map(|row| {
+            let mut row = row.clone();
+            row.state = State::Pending;
+            row.delivered_source_hash = None;
+            row.delivered_hash = None;
+            row.delivered_fingerprint = None;
+            row.delivered_user_id = None;
+            row.reason_code = None;
+            row.reason = Some(format!(
+                "verify found that {target} no longer holds this face: sent again by the next sync"
+            ));
+            row
+        })
+        .collect();
+    store.save_deliveries(&rows).await
 }
 
 #[cfg(test)]
