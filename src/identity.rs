@@ -81,7 +81,7 @@ impl Directory {
 }
 
 /// Splits contacts into requests of at most `per_kind` e-mail addresses and at most `per_kind`
-/// mobile numbers each (Feishu takes up to 50 of each in one call), in the order given.
+/// mobile numbers each (Feishu takes up to 50 of each in one call); each kind keeps its order.
 pub fn batches(contacts: &[Contact], per_kind: usize) -> Vec<Vec<Contact>> {
     let per_kind = per_kind.max(1);
     let (emails, mobiles): (Vec<&Contact>, Vec<&Contact>) = contacts
@@ -255,20 +255,21 @@ mod tests {
     #[test]
     fn batches_hold_at_most_fifty_of_each_kind() {
         let both = |e, m| [emails(e), mobiles(m)].concat();
-        let cases: Vec<(Vec<Contact>, Vec<(usize, usize)>)> = vec![
-            (vec![], vec![]),
-            (emails(1), vec![(1, 0)]),
-            (emails(50), vec![(50, 0)]),
-            (emails(51), vec![(50, 0), (1, 0)]),
-            (mobiles(120), vec![(0, 50), (0, 50), (0, 20)]),
-            (both(50, 50), vec![(50, 50)]),
-            (both(101, 30), vec![(50, 30), (50, 0), (1, 0)]),
-        ];
-        for (contacts, want) in cases {
+        let check = |contacts: Vec<Contact>, want: &[(usize, usize)]| {
             assert_eq!(shape(&contacts, 50), want, "{} contacts", contacts.len());
-            let flat: Vec<Contact> = batches(&contacts, 50).concat();
-            assert_eq!(flat.len(), contacts.len(), "every contact is asked once");
-        }
+            let mut flat: Vec<Contact> = batches(&contacts, 50).concat();
+            let mut all = contacts.clone();
+            flat.sort();
+            all.sort();
+            assert_eq!(flat, all, "every contact is asked once");
+        };
+        check(vec![], &[]);
+        check(emails(1), &[(1, 0)]);
+        check(emails(50), &[(50, 0)]);
+        check(emails(51), &[(50, 0), (1, 0)]);
+        check(mobiles(120), &[(0, 50), (0, 50), (0, 20)]);
+        check(both(50, 50), &[(50, 50)]);
+        check(both(101, 30), &[(50, 30), (50, 0), (1, 0)]);
     }
 
     #[test]
