@@ -84,10 +84,18 @@ pub(crate) async fn run(
 ) -> Result<Option<PruneOutcome>, StoreError> {
     let name = lane.name();
     let abilities = lane.target.abilities();
-    if !(abilities.remove_users && abilities.list_users)
-        || lane.stopped.is_cancelled()
-        || stop.is_cancelled()
-    {
+    if !(abilities.remove_users && abilities.list_users) {
+        tracing::info!(
+            target = name,
+            "{name} cannot delete users: `facesync verify` lists its leavers (not_in_roster)"
+        );
+        return Ok(None);
+    }
+    if lane.stopped.is_cancelled() || stop.is_cancelled() {
+        tracing::warn!(
+            target = name,
+            "{name}: not pruned: the run or the target stopped first"
+        );
         return Ok(None);
     }
     let mine = plan.items.iter().filter(|i| i.target == name);
