@@ -190,6 +190,8 @@ pub struct FeishuConfig {
     pub app_id: String,
     pub app_secret: SecretSource,
     pub user_id_type: UserIdType,
+    /// Ids looked up by e-mail or mobile are asked again after this long.
+    pub id_cache_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +217,19 @@ pub struct VziCloudConfig {
     pub accesskey_id: String,
     pub accesskey_secret: SecretSource,
     pub action_type: ActionType,
+    /// `sync --prune` refuses to remove more than this share (0 to 1) of the group's users
+    /// unless forced.
+    pub prune_max_share: f64,
+}
+
+/// How a target's ids looked up by e-mail or mobile are cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdCache {
+    /// What an id is valid under (the app and the id type): an answer cached under another
+    /// namespace is asked again.
+    pub namespace: String,
+    /// An answer older than this is asked again.
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -330,6 +345,34 @@ impl Config {
         }
         let digest = blake3::hash(parts.join(";").as_bytes());
         digest.to_hex()[..16].to_string()
+    }
+
+    /// How `target` caches ids it looks up by e-mail or mobile; `None` for targets that take
+    /// roster ids only.
+    pub fn id_cache(&self, target: &str) -> Option<IdCache> {
+        match target {
+            "feishu" => self.feishu.as_ref().map(|f| IdCache {
+                namespace: format!(
+                    "{} app_id={} id_type={}",
+                    f.delivery.base_url,
+                    f.app_id,
+                    f.user_id_type.as_str()
+                ),
+                max_age: f.id_cache_age,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The largest share of a target's users `sync --prune` removes without `--force`.
+    pub fn prune_max_share(&self, target: &str) -> f64 {
+        match target {
+            "vzicloud" => self
+                .vzicloud
+                .as_ref()
+                .map_or(DEFAULT_PRUNE_MAX_SHARE, |v| v.prune_max_share),
+            _ => DEFAULT_PRUNE_MAX_SHARE,
+        }
     }
 
     fn has_inline_secret(&self) -> bool {
@@ -487,6 +530,8 @@ struct RawFeishu {
     timeout_seconds: u64,
     #[serde(default = "feishu_profile")]
     profile: RawProfile,
+    #[serde(default = "seven")]
+    id_cache_days: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -516,6 +561,18 @@ struct RawVziCloud {
     timeout_seconds: u64,
     #[serde(default = "vzicloud_profile")]
     profile: RawProfile,
+    #[serde(default = "prune_share")]
+    prune_max_share: f64,
+}
+
+/// `prune_max_share`'s default: 5% of the group.
+pub const DEFAULT_PRUNE_MAX_SHARE: f64 = 0.05;
+
+fn seven() -> f64 {
+    7.0
+}
+fn prune_share() -> f64 {
+    DEFAULT_PRUNE_MAX_SHARE
 }
 
 fn yes() -> bool {
@@ -870,6 +927,12 @@ impl Validator<'_> {
                 "must be the app's id (cli_...) from the Feishu developer console",
             ));
         }
+        if !(0.0..=3650.0).contains(&raw.id_cache_days) {
+            return Err(self.err(
+                "targets.feishu.id_cache_days",
+                "must be a number of days from 0 (look up on every run) to 3650",
+            ));
+        }
         Ok(FeishuConfig {
             delivery,
             app_id: raw.app_id.trim().to_string(),
@@ -879,6 +942,7 @@ impl Validator<'_> {
                 raw.app_secret_env,
             )?,
             user_id_type,
+            id_cache_age: Duration::from_secs_f64(raw.id_cache_days * 86_400.0),
         })
     }
 
@@ -926,6 +990,12 @@ impl Validator<'_> {
                 "must be 1 to 48 letters, digits or underscores",
             ));
         }
+        if !(0.0..=1.0).contains(&raw.prune_max_share) {
+            return Err(self.err(
+                "targets.vzicloud.prune_max_share",
+                "must be a fraction of the group from 0.0 to 1.0 (such as 0.05 for 5%)",
+            ));
+        }
         if raw.enabled && raw.accesskey_id.trim().is_empty() {
             return Err(self.err(
                 "targets.vzicloud.accesskey_id",
@@ -943,6 +1013,7 @@ impl Validator<'_> {
                 raw.accesskey_secret_env,
             )?,
             action_type,
+            prune_max_share: raw.prune_max_share,
         })
     }
 }
@@ -978,13 +1049,18 @@ mod tests {
         assert_eq!(c.photos.dir, Path::new("/etc/facesync/photos"));
         assert_eq!(c.state.database, Path::new("/etc/facesync/facesync.db"));
         assert_eq!(c.enabled_targets(), vec!["feishu", "vzicloud"]);
-        let v = c.vzicloud.unwrap();
+        let v = c.vzicloud.clone().unwrap();
         assert_eq!(v.delivery.profile.max_width, 1920);
         assert_eq!(v.delivery.profile.max_height, 1080);
         assert_eq!(
             v.accesskey_secret,
             SecretSource::Env("VZICLOUD_ACCESSKEY_SECRET".into())
         );
+        assert_eq!(v.prune_max_share, 0.05);
+        let ids = c.id_cache("feishu").unwrap();
+        assert_eq!(ids.max_age, Duration::from_secs(7 * 86_400));
+        assert!(ids.namespace.contains("id_type=user_id"));
+        assert_eq!(c.id_cache("vzicloud"), None);
     }
 
     fn check_error(text: &str, expected: &[&str]) {
@@ -1036,6 +1112,14 @@ mod tests {
             &["not both"],
         );
         check_error("[roster]\npath = \"r.csv\"\n[targets.slack]\n", &["slack"]);
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\nid_cache_days = -1\n",
+            &["targets.feishu.id_cache_days"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\nprune_max_share = 5\n",
+            &["targets.vzicloud.prune_max_share", "0.05"],
+        );
     }
 
     #[test]

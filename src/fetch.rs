@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::lane::{Lane, Retried};
+use crate::deliver::lane::{Lane, Purpose, Retried};
+use crate::identity::Directory;
 use crate::reason::ReasonCode;
 use crate::roster;
 use crate::targets;
@@ -38,7 +39,7 @@ pub struct FetchSummary {
     pub no_face_on_file: Vec<String>,
     /// Failures by reason, with the ids.
     pub failed: BTreeMap<ReasonCode, Vec<String>>,
-    /// Roster rows that cannot be fetched (missing or duplicate id).
+    /// Roster rows that cannot be fetched (missing or duplicate id, an id not looked up yet).
     pub invalid_rows: usize,
     /// Why the target stopped, if it did.
     pub stopped: Option<String>,
@@ -76,6 +77,15 @@ pub async fn fetch(
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", options.out.display()))?;
     let roster = roster::read(&config.roster)?;
     let present = existing_ids(&options.out)?;
+    // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
+    let directory = if config.state.database.exists() {
+        let store = crate::store::Store::open(&config.state.database).await?;
+        let directory = Directory::load(&store, config, &[target_name.to_string()]).await;
+        store.close().await;
+        directory?
+    } else {
+        Directory::default()
+    };
 
     let mut summary = FetchSummary::default();
     let mut wanted = Vec::new();
@@ -88,9 +98,9 @@ pub async fn fetch(
             summary.kept += 1;
             continue;
         }
-        match targets::user_id_for(target_name, &row.person) {
-            Ok(uid) => wanted.push((row.person.id.clone(), uid)),
-            Err(_) => summary.invalid_rows += 1,
+        match directory.user_id(target_name, &row.person) {
+            Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
+            Ok(None) | Err(_) => summary.invalid_rows += 1,
         }
     }
 
@@ -115,7 +125,9 @@ pub async fn fetch(
             let cropped = options.cropped;
             async move {
                 let outcome = lane
-                    .with_retries(&stop, || async { Ok(target.download(&uid, cropped).await) })
+                    .with_retries_for(Purpose::Check, &stop, || async {
+                        Ok(target.download(&uid, cropped).await)
+                    })
                     .await;
                 (id, outcome)
             }

@@ -3,7 +3,8 @@
 //!
 //! The modules follow the pipeline: [`roster`] reads the HR export, [`matching`] pairs people
 //! with photos, [`photo`] decodes, checks and normalizes them, [`plan`] decides per person and
-//! target against the [`store`], [`targets`] speak to each cloud, and [`cli`] ties it together.
+//! target against the [`store`] (with the ids [`identity`] looked up), [`targets`] speak to each
+//! cloud, [`verify`] compares what they hold with the roster, and [`cli`] ties it together.
 //! [`emulator`] is a local stand-in for both clouds. See ARCHITECTURE.md for the code map.
 
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod deliver;
 pub mod emulator;
 pub mod fetch;
+pub mod identity;
 pub mod matching;
 pub mod photo;
 pub mod plan;
@@ -21,3 +23,4 @@ pub mod roster;
 pub mod secret;
 pub mod store;
 pub mod targets;
+pub mod verify;

@@ -3,7 +3,8 @@
 //! No network. The decision for one person and target is [`decide`], a pure function of the
 //! previous delivery row and the current photo hash, settings fingerprint and target user id;
 //! everything else here gathers those inputs (reading the roster, scanning the folder, hashing
-//! photos whose size or mtime changed) and records the findings through the store.
+//! photos whose size or mtime changed, the ids looked up earlier by e-mail or mobile) and
+//! records the findings through the store.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,11 +13,11 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::identity::Directory;
 use crate::matching::{self, PhotoFile, PhotoIndex};
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::{self, Row};
 use crate::store::{DeliveryRecord, PersonRecord, State, Store};
-use crate::targets;
 
 /// What a run would do for one person at one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -67,7 +68,8 @@ pub struct PlanItem {
     pub finding: Option<Finding>,
     /// The photo's path relative to the photo folder.
     pub photo: Option<String>,
-    /// The id the target knows the person by.
+    /// The id the target knows the person by; `None` for an upload whose id is still to be
+    /// looked up by e-mail or mobile (`sync` does that first).
     pub target_user_id: Option<String>,
     /// The source photo's hash (blake3, hex), when there is a photo.
     pub source_hash: Option<String>,
@@ -143,6 +145,16 @@ pub fn decide(
     (Action::Upload, None)
 }
 
+/// Decides a person whose target id is not known yet (it is looked up by e-mail or mobile when
+/// `sync` runs): sent, unless `--only-failed` and their last attempt did not fail.
+pub fn decide_unresolved(previous: Option<&DeliveryRecord>, options: &PlanOptions) -> Action {
+    if options.only_failed && !previous.is_some_and(|p| p.state.is_failed()) {
+        Action::Skip
+    } else {
+        Action::Upload
+    }
+}
+
 /// Reads the roster and the photo folder, hashes what changed, decides every person and
 /// target, and records the outcome in the store (people, and delivery rows for what is
 /// invalid, unchanged or newly pending). `run_id` is the run the people are seen in.
@@ -164,6 +176,7 @@ pub async fn build(
     let known_people = store.people().await?;
     let hashes = hash_photos(&roster.rows, &matches.photos, &known_people).await;
     let previous = store.deliveries().await?;
+    let directory = Directory::load(store, config, &targets).await?;
 
     let mut plan = Plan {
         orphans: matches.orphans,
@@ -192,19 +205,16 @@ pub async fn build(
         }
         for target in &targets {
             let fingerprint = config.delivery_fingerprint(target);
-            let user_id = targets::user_id_for(target, &row.person);
+            let user_id = directory
+                .user_id(target, &row.person)
+                .map_err(|f| Finding::new(f.code, format!("row {}: {}", row.row, f.message)));
             let prev = previous.get(&(row.person.id.clone(), target.clone()));
             let (action, finding) = match (&matches.photos[i], hash, &user_id) {
                 (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
-                (_, _, Err(message)) => (
-                    Action::Invalid,
-                    Some(Finding::new(
-                        ReasonCode::BadTargetId,
-                        format!("row {}: {message}", row.row),
-                    )),
-                ),
+                (_, _, Err(f)) => (Action::Invalid, Some(f.clone())),
                 (Ok(_), Err(f), _) => (Action::Invalid, Some(f.clone())),
-                (Ok(_), Ok(h), Ok(uid)) => decide(prev, h, &fingerprint, uid, options),
+                (Ok(_), Ok(h), Ok(Some(uid))) => decide(prev, h, &fingerprint, uid, options),
+                (Ok(_), Ok(_), Ok(None)) => (decide_unresolved(prev, options), None),
             };
             let item = PlanItem {
                 row: row.row,
@@ -214,7 +224,7 @@ pub async fn build(
                 action,
                 finding,
                 photo: photo.map(|p| p.relative.clone()),
-                target_user_id: user_id.ok(),
+                target_user_id: user_id.ok().flatten(),
                 source_hash: hash.as_ref().ok().cloned(),
             };
             // Duplicate ids share one delivery row: the first copy's finding is recorded.

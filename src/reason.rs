@@ -17,6 +17,9 @@ pub enum ReasonCode {
     DuplicateId,
     BadTargetId,
     PhotoOutsideFolder,
+    // Looking a person up by e-mail or mobile.
+    ContactNotFound,
+    UserResigned,
     // Matching a person to a photo.
     NoPhoto,
     AmbiguousPhoto,
@@ -42,6 +45,8 @@ pub enum ReasonCode {
     QuotaExhausted,
     Interrupted,
     TargetStopped,
+    // Leavers.
+    LeftRoster,
 }
 
 impl ReasonCode {
@@ -51,6 +56,8 @@ impl ReasonCode {
         Self::DuplicateId,
         Self::BadTargetId,
         Self::PhotoOutsideFolder,
+        Self::ContactNotFound,
+        Self::UserResigned,
         Self::NoPhoto,
         Self::AmbiguousPhoto,
         Self::PhotoUnreadable,
@@ -73,6 +80,7 @@ impl ReasonCode {
         Self::QuotaExhausted,
         Self::Interrupted,
         Self::TargetStopped,
+        Self::LeftRoster,
     ];
 
     /// The snake_case code as written in reports and the state DB.
@@ -82,6 +90,8 @@ impl ReasonCode {
             Self::DuplicateId => "duplicate_id",
             Self::BadTargetId => "bad_target_id",
             Self::PhotoOutsideFolder => "photo_outside_folder",
+            Self::ContactNotFound => "contact_not_found",
+            Self::UserResigned => "user_resigned",
             Self::NoPhoto => "no_photo",
             Self::AmbiguousPhoto => "ambiguous_photo",
             Self::PhotoUnreadable => "photo_unreadable",
@@ -104,6 +114,7 @@ impl ReasonCode {
             Self::QuotaExhausted => "quota_exhausted",
             Self::Interrupted => "interrupted",
             Self::TargetStopped => "target_stopped",
+            Self::LeftRoster => "left_roster",
         }
     }
 
@@ -124,6 +135,12 @@ impl ReasonCode {
             }
             Self::PhotoOutsideFolder => {
                 "keep photos inside the photo folder and give a relative path"
+            }
+            Self::ContactNotFound => {
+                "no user the app can see has this e-mail or mobile: fix it in the roster, fill in the target's user id column, or widen the app's contact data permission"
+            }
+            Self::UserResigned => {
+                "the person has left the organisation in the target: remove them from the roster"
             }
             Self::NoPhoto => "add a photo named <employee id>.jpg to the photo folder",
             Self::AmbiguousPhoto => "keep one photo per person: remove or rename the extra file",
@@ -176,6 +193,9 @@ impl ReasonCode {
             }
             Self::TargetStopped => {
                 "the target stopped during the run (see the run's log): retried on the next run"
+            }
+            Self::LeftRoster => {
+                "no longer in the roster, so removed from the target: add the person back to the roster if that is wrong"
             }
         }
     }

@@ -200,7 +200,7 @@ async fn one_changed_photo_gives_one_upload_per_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_users_fail_permanently_after_one_attempt_and_are_not_retried() {
+async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() {
     let emu = emulator(EmulatorConfig {
         absent_users: vec!["P002".into()],
         ..EmulatorConfig::default()
@@ -211,23 +211,26 @@ async fn unknown_users_fail_permanently_after_one_attempt_and_are_not_retried() 
     assert_eq!(summary.exit_code(), 2);
     let feishu = target(&summary, "feishu");
     assert_eq!(feishu.delivered, 2);
+    // Feishu's pre-flight finds P002 in no access-control group: held back, no upload.
     assert_eq!(
-        feishu.failed_permanent.get(&ReasonCode::UserNotFound),
+        feishu.failed_permanent.get(&ReasonCode::NotInAccessGroup),
         Some(&1)
     );
+    assert_eq!(feishu.requests, 2);
     let store = ws.store().await;
-    assert_eq!(store.attempts("P002", "feishu").await.unwrap().len(), 1);
+    assert!(store.attempts("P002", "feishu").await.unwrap().is_empty());
     store.close().await;
     // VziCloud registers missing users (REPLACE): P002 is delivered there.
     assert_eq!(target(&summary, "vzicloud").delivered, 3);
 
-    // The next run leaves the permanent failure alone; --only-failed tries it again.
+    // The next run leaves the permanent failure alone; so does --only-failed while the user is
+    // still unknown (checked again, not uploaded).
     let again = ws.sync(SyncOptions::default()).await;
     assert_eq!(target(&again, "feishu").requests, 0);
     assert_eq!(
         target(&again, "feishu")
             .failed_permanent
-            .get(&ReasonCode::UserNotFound),
+            .get(&ReasonCode::NotInAccessGroup),
         Some(&1)
     );
     let only_failed = SyncOptions {
@@ -238,7 +241,9 @@ async fn unknown_users_fail_permanently_after_one_attempt_and_are_not_retried() 
         ..SyncOptions::default()
     };
     let retried = ws.sync(only_failed).await;
-    assert_eq!(target(&retried, "feishu").requests, 1);
+    assert_eq!(target(&retried, "feishu").requests, 0);
+    assert!(target(&retried, "feishu").checks > 0);
+    assert_eq!(emu.stats().refusals_of("feishu.face_upload", 1490101), 0);
     emu.shutdown().await;
 }
 

@@ -58,13 +58,36 @@ concurrency = 4
 }
 
 /// The emulator as the demo runs it: Feishu throttles at 3 requests a second (the client asks
-/// for 5), and does not know E1015.
+/// for 5), finds the roster's people by e-mail (the demo config maps no Feishu id column, so
+/// their ids are looked up), and does not have E1015 in any access-control group.
 fn demo_emulator() -> EmulatorConfig {
     EmulatorConfig {
         feishu_rate_limit: Some(3),
         absent_users: vec!["E1015".into()],
+        directory: demo_directory(),
         ..EmulatorConfig::default()
     }
+}
+
+/// Feishu's contact directory for the demo: every roster row with an e-mail, under its
+/// employee id as the Feishu user id.
+fn demo_directory() -> Vec<emulator::DirectoryUser> {
+    let Some(roster) = DEMO.get_file("roster.csv").and_then(|f| f.contents_utf8()) else {
+        return Vec::new();
+    };
+    let mut reader = csv::Reader::from_reader(roster.as_bytes());
+    reader
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .filter_map(Result::ok)
+        .filter_map(|row| {
+            Some(emulator::DirectoryUser {
+                user_id: row.get("employee_id")?.clone(),
+                email: row.get("email").cloned(),
+                mobile: row.get("mobile").cloned(),
+                resigned: false,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
@@ -91,7 +114,7 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         emulator.base_url()
     );
     println!(
-        "  trouble injected: Feishu throttles at 3 requests/s, Feishu does not know E1015; \
+        "  trouble injected: Feishu throttles at 3 requests/s, E1015 is in no Feishu access group; \
          the fixtures hold a cat photo, a missing photo, a duplicate id and an id VziCloud cannot take\n"
     );
 

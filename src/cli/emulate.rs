@@ -37,6 +37,9 @@ Examples:
       a token asked for in its last 4 minutes is a new one (the real service: 30m of 2h)
   facesync emulate --feishu-rate-limit 100 --rate-window 1m --no-face-check
       100 requests per minute per Feishu API; any decodable image is taken, face or not
+  facesync emulate --directory directory.csv --users E1001,E1002
+      batch_get_id finds the people of directory.csv (user_id,email,mobile,resigned) by
+      e-mail or mobile; only E1001 and E1002 are in an access-control group
 
 Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).
 See every request and how it was answered: RUST_LOG=facesync=debug facesync emulate";
@@ -72,6 +75,11 @@ pub struct EmulateArgs {
     /// Feishu users that do not exist, even when everyone else does (comma-separated)
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub absent_users: Vec<String>,
+
+    /// Feishu's contact directory for batch_get_id: a CSV with a header naming user_id and any
+    /// of email, mobile, resigned (true/false); resigned users are in no access group
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
 
     /// VziCloud groups that exist from the start (comma-separated); others must be created
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
@@ -188,6 +196,15 @@ fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
         seed: args.seed,
         face_check: !args.no_face_check,
         users: users(args)?,
+        directory: match &args.directory {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --directory {}", path.display()))?;
+                emulator::DirectoryUser::parse_csv(&text)
+                    .map_err(|e| anyhow::anyhow!("--directory {}: {e}", path.display()))?
+            }
+        },
         ..EmulatorConfig::default()
     };
     if let Some(path) = &args.config {

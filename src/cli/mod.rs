@@ -11,6 +11,7 @@ mod report;
 mod status;
 mod sync;
 pub mod table;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -79,11 +80,23 @@ pub enum Command {
     #[command(after_help = "Examples:\n  facesync sync -c config.toml\n  \
                             facesync sync -c config.toml --target vzicloud --limit 100\n  \
                             facesync sync -c config.toml --only-failed\n  \
-                            facesync sync -c config.toml --max-duration 2h\n\n\
+                            facesync sync -c config.toml --max-duration 2h\n  \
+                            facesync sync -c config.toml --prune\n\n\
                             Exit codes: 0 everything delivered or unchanged; 2 some people \
                             failed, are invalid or were not sent (see `facesync report`); \
-                            1 the run or a target could not work at all.")]
+                            1 the run or a target could not work at all, or --prune refused.")]
     Sync(SyncArgs),
+
+    /// Compare the roster and the state DB with what each target holds, and print the drift
+    #[command(after_help = "Examples:\n  facesync verify -c config.toml\n  \
+                            facesync verify -c config.toml --target vzicloud --format json\n\n\
+                            Drift: `missing_remotely` (delivered according to the state DB, but \
+                            the target holds no face for the user) and `not_in_roster` (the \
+                            target holds a face for a user no roster row maps to: a leaver; \
+                            `sync --prune` removes them from VziCloud, Feishu's must be removed \
+                            in its admin console). Nothing is changed at the targets.\n\n\
+                            Exit codes: 0 no drift; 2 drift found; 1 a target could not be read.")]
+    Verify(VerifyArgs),
 
     /// Every person's outcome per target, as CSV, JSON or a self-contained HTML page
     #[command(
@@ -156,7 +169,8 @@ pub struct SyncArgs {
     /// Take only people whose last attempt failed, including permanent failures
     #[arg(long, conflicts_with = "force")]
     pub only_failed: bool,
-    /// Send every valid person again, even when the target already holds the photo
+    /// Send every valid person again, even when the target already holds the photo; with
+    /// --prune, also remove leavers beyond prune_max_share
     #[arg(long)]
     pub force: bool,
     /// Upload at most N people this run
@@ -168,6 +182,22 @@ pub struct SyncArgs {
     /// Do not send anything: print the plan (the same as `facesync plan`)
     #[arg(long)]
     pub dry_run: bool,
+    /// After the uploads, delete from VziCloud the group's users who are no longer in the
+    /// roster; refused when more than prune_max_share of the group would go, unless --force
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output: a table, or one JSON document
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Check only this target (repeatable); default: every enabled target
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -221,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => plan::run(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::Sync(args) => sync::run(&args, &cli.global).await,
+        Command::Verify(args) => verify::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
         Command::Fetch(args) => fetch::run(&args, &cli.global).await,
         Command::Emulate(args) => emulate::run(&args).await,

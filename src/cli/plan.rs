@@ -99,10 +99,13 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
                     item.name.clone(),
                     item.target.clone(),
                     item.action.as_str().to_string(),
-                    item.finding
-                        .as_ref()
-                        .map(|f| f.to_string())
-                        .unwrap_or_default(),
+                    match (&item.finding, item.action, &item.target_user_id) {
+                        (Some(f), _, _) => f.to_string(),
+                        (None, Action::Upload, None) => {
+                            "id looked up by e-mail or mobile when sync runs".to_string()
+                        }
+                        _ => String::new(),
+                    },
                 ]);
             }
             if !people.is_empty() {

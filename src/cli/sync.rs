@@ -25,6 +25,8 @@ pub(super) async fn run(args: &SyncArgs, global: &GlobalArgs) -> anyhow::Result<
             global.quiet,
             std::time::Duration::from_secs(10),
         ),
+        prune: args.prune,
+        prune_force: args.prune && args.force,
     };
     let summary = deliver::run(&config, &options, shutdown_signal()).await?;
     print!("{}", summary.render());

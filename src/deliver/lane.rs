@@ -37,6 +37,15 @@ pub(crate) enum Retried<T> {
     },
 }
 
+/// What a request is for, as the lane counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A change at the target: an upload, a deletion.
+    Change,
+    /// A read: an id lookup, a page of the user list, a check of one user, a download.
+    Check,
+}
+
 /// Holds every request of a target while the target is told to back off (429, QPS limit).
 #[derive(Default)]
 pub(crate) struct PauseGate {
@@ -69,12 +78,14 @@ pub(crate) struct LaneCounts {
     pub(crate) delivered: AtomicUsize,
     pub(crate) retried: AtomicUsize,
     pub(crate) requests: AtomicUsize,
+    /// Reads ([`Purpose::Check`]): id lookups, user lists, user checks.
+    pub(crate) checks: AtomicUsize,
     pub(crate) throttled: AtomicUsize,
     pub(crate) failed: Mutex<BTreeMap<(State, ReasonCode), usize>>,
 }
 
 impl LaneCounts {
-    fn fail(&self, state: State, reason: ReasonCode) {
+    pub(crate) fn fail(&self, state: State, reason: ReasonCode) {
         *self
             .failed
             .lock()
@@ -151,6 +162,20 @@ impl Lane {
     pub(crate) async fn with_retries<T, Fut>(
         &self,
         stop_new_work: &CancellationToken,
+        op: impl FnMut() -> Fut,
+    ) -> Result<Retried<T>, StoreError>
+    where
+        Fut: Future<Output = Result<Result<T, Failure>, StoreError>>,
+    {
+        self.with_retries_for(Purpose::Change, stop_new_work, op)
+            .await
+    }
+
+    /// [`Lane::with_retries`] for a request of the given purpose (counted apart).
+    pub(crate) async fn with_retries_for<T, Fut>(
+        &self,
+        purpose: Purpose,
+        stop_new_work: &CancellationToken,
         mut op: impl FnMut() -> Fut,
     ) -> Result<Retried<T>, StoreError>
     where
@@ -181,7 +206,10 @@ impl Lane {
             if tries > 1 {
                 self.counts.retried.fetch_add(1, Ordering::Relaxed);
             }
-            self.counts.requests.fetch_add(1, Ordering::Relaxed);
+            match purpose {
+                Purpose::Change => self.counts.requests.fetch_add(1, Ordering::Relaxed),
+                Purpose::Check => self.counts.checks.fetch_add(1, Ordering::Relaxed),
+            };
             let failure = match op().await? {
                 Ok(value) => return Ok(Retried::Done(value)),
                 Err(f) => f,

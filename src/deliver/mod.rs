@@ -7,9 +7,18 @@
 //! target's queue is full the producer moves on and keeps that person for the target's own
 //! catch-up pass (the photo is prepared again then, instead of being held in memory).
 //!
-//! The engine names no concrete target: it takes [`Target`]s.
+//! Around the deliveries, each through the same lanes: before planning, ids the roster lacks
+//! are looked up ([`crate::identity`]); before uploading, a target that gates who may hold a
+//! face is listed once ([`preflight`]); after the uploads, `--prune` deletes leavers from the
+//! targets that can ([`prune`]).
+//!
+//! The engine names no concrete target: it takes [`Target`]s and asks their
+//! [`crate::targets::Abilities`].
 
 pub(crate) mod lane;
+pub(crate) mod preflight;
+pub mod prune;
+pub(crate) mod remote;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -22,12 +31,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Profile};
+use crate::identity::{self, Unresolved};
 use crate::photo::{Normalized, PhotoStage};
 use crate::plan::{self, Action, PlanItem, PlanOptions};
 use crate::reason::Finding;
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure, Target};
 use lane::{Job, Lane};
+pub use prune::PruneOutcome;
 pub use summary::{Summary, TargetSummary};
 
 /// What `sync` was asked to do.
@@ -40,6 +51,10 @@ pub struct SyncOptions {
     pub max_duration: Option<Duration>,
     /// Where progress is shown.
     pub progress: crate::progress::Handle,
+    /// After the uploads, delete from the targets that can the users no longer in the roster.
+    pub prune: bool,
+    /// Prune even more than the configured share of a target's users.
+    pub prune_force: bool,
 }
 
 /// A target for the run: ready, or why it cannot be used at all (a missing secret).
@@ -165,9 +180,9 @@ async fn run_recorded(
 ) -> anyhow::Result<Summary> {
     let mut plan_options = options.plan.clone();
     plan_options.targets = slots.iter().map(|s| s.name.clone()).collect();
-    let plan = plan::build(config, store, run_id, &plan_options).await?;
 
-    // Lanes for the targets that could be built; the others are stopped from the start.
+    // Lanes for the targets that could be built; the others are stopped from the start. Id
+    // lookups and the pre-flight go through the lanes too, so they come first.
     let mut lanes: Vec<Arc<Lane>> = Vec::new();
     let mut unavailable: Vec<(String, String)> = Vec::new();
     for slot in slots {
@@ -212,18 +227,31 @@ async fn run_recorded(
         }
     };
 
-    let work = work_list(&plan, options.limit);
-    let invalid = InvalidCounts::default();
     let progress = &options.progress;
-    progress.photos(work.len() as u64);
-    for lane in &lanes {
-        let total = work
-            .iter()
-            .filter(|w| w.items.iter().any(|i| i.target == lane.name()))
-            .count();
-        progress.target(lane.name(), total as u64);
-    }
     let delivery = async {
+        let unresolved = if lanes.iter().any(|l| l.target.abilities().lookup_batch > 0) {
+            let roster = crate::roster::read(&config.roster)?;
+            identity::resolve(config, store, &lanes, &roster.rows, &stop_new_work).await?
+        } else {
+            Unresolved::default()
+        };
+        let mut plan = plan::build(config, store, run_id, &plan_options).await?;
+        for lane in &lanes {
+            preflight::run(config, store, lane, &mut plan, &stop_new_work).await?;
+        }
+        record_unresolved(config, store, &lanes, &plan, &unresolved).await?;
+        let plan = plan;
+
+        let work = work_list(&plan, options.limit);
+        let invalid = InvalidCounts::default();
+        progress.photos(work.len() as u64);
+        for lane in &lanes {
+            let total = work
+                .iter()
+                .filter(|w| w.items.iter().any(|i| i.target == lane.name()))
+                .count();
+            progress.target(lane.name(), total as u64);
+        }
         // Prepare every target that has work (token, group) before its first upload.
         let busy = |lane: &Lane| {
             work.iter()
@@ -252,7 +280,35 @@ async fn run_recorded(
             invalid: &invalid,
             progress,
         };
-        ctx.deliver_all(&work).await
+        ctx.deliver_all(&work).await?;
+
+        let mut pruned = HashMap::new();
+        if options.prune {
+            for lane in &lanes {
+                let outcome = prune::run(
+                    config,
+                    store,
+                    run_id,
+                    lane,
+                    &plan,
+                    options.prune_force,
+                    &stop_new_work,
+                )
+                .await?;
+                if let Some(outcome) = outcome {
+                    pruned.insert(lane.name().to_string(), outcome);
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(Summary::new(
+            &plan,
+            &lanes,
+            &unavailable,
+            &invalid.into_inner(),
+            &pruned,
+            interrupted.load(std::sync::atomic::Ordering::SeqCst),
+            started.elapsed(),
+        ))
     };
     let outcome = tokio::select! {
         r = delivery => r,
@@ -260,23 +316,67 @@ async fn run_recorded(
     };
     stop_new_work.cancel();
     progress.finish();
-    outcome?;
+    outcome
+}
 
-    Ok(Summary::new(
-        &plan,
-        &lanes,
-        &unavailable,
-        &invalid.into_inner(),
-        interrupted.load(std::sync::atomic::Ordering::SeqCst),
-        started.elapsed(),
-    ))
+/// People whose id could not be looked up this run (the lookup failed after its retries):
+/// recorded as failed, to be tried again on the next run, and not sent. A lookup stopped by a
+/// fatal failure leaves them to the stopped target's "not sent".
+async fn record_unresolved(
+    config: &Config,
+    store: &Store,
+    lanes: &[Arc<Lane>],
+    plan: &plan::Plan,
+    unresolved: &Unresolved,
+) -> Result<(), StoreError> {
+    if unresolved.failed.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for item in plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Upload && i.target_user_id.is_none())
+    {
+        let Some(f) = unresolved
+            .failed
+            .get(&(item.target.clone(), item.id.clone()))
+            .filter(|f| f.class != Class::Fatal)
+        else {
+            continue;
+        };
+        let Some(lane) = lanes.iter().find(|l| l.name() == item.target) else {
+            continue;
+        };
+        lane.counts.fail(State::FailedRetryable, f.reason);
+        let mut d = store
+            .delivery(&item.id, &item.target)
+            .await?
+            .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target));
+        d.source_hash = item.source_hash.clone();
+        d.fingerprint = Some(config.delivery_fingerprint(&item.target));
+        d.target_user_id = None;
+        d.state = State::FailedRetryable;
+        d.reason_code = Some(f.reason);
+        d.reason = Some(format!(
+            "row {}: cannot look up the {} id by e-mail or mobile: {}",
+            item.row, item.target, f.message
+        ));
+        rows.push(d);
+    }
+    store.save_deliveries(&rows).await
 }
 
 /// The people to upload, in roster order, each with the targets that need them.
 fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>> {
     let mut order: Vec<String> = Vec::new();
     let mut by_person: HashMap<String, Work<'_>> = HashMap::new();
-    for item in plan.items.iter().filter(|i| i.action == Action::Upload) {
+    // An upload without a target id is one whose lookup failed or never ran: not sent.
+    for item in plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Upload && i.target_user_id.is_some())
+    {
         let Some(path) = item.photo.as_ref().and_then(|p| plan.photo_paths.get(p)) else {
             continue;
         };

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::lane::Lane;
+use super::prune::PruneOutcome;
 use crate::cli::table::Table;
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
@@ -35,12 +36,21 @@ pub struct TargetSummary {
     pub not_sent: usize,
     /// Left out on purpose (`--only-failed`, `--limit`).
     pub skipped: usize,
-    /// Requests made, retries among them, and answers that were throttling.
+    /// Requests that change the target (uploads, deletions), retries among all requests, and
+    /// answers that were throttling.
     pub requests: usize,
     pub retried: usize,
     pub throttled: usize,
+    /// Requests that only read the target: id lookups, user lists, checks of one user.
+    pub checks: usize,
     /// Why the target stopped, if it did.
     pub stopped: Option<String>,
+    /// `--prune`: users removed because they left the roster.
+    pub removed: usize,
+    /// `--prune`: removals that failed, by reason.
+    pub remove_failed: BTreeMap<ReasonCode, usize>,
+    /// `--prune`: why nothing was removed (too many would go, or the list could not be read).
+    pub prune_refused: Option<String>,
 }
 
 impl TargetSummary {
@@ -49,6 +59,7 @@ impl TargetSummary {
             + self.failed_permanent.values().sum::<usize>()
             + self.failed_retryable.values().sum::<usize>()
             + self.not_sent
+            + self.remove_failed.values().sum::<usize>()
     }
 }
 
@@ -68,6 +79,7 @@ impl Summary {
         lanes: &[Arc<Lane>],
         unavailable: &[(String, String)],
         stage_invalid: &ReasonCounts,
+        pruned: &HashMap<String, PruneOutcome>,
         interrupted: bool,
         elapsed: Duration,
     ) -> Self {
@@ -97,6 +109,7 @@ impl Summary {
                 t.requests = c.requests.load(Ordering::Relaxed);
                 t.retried = c.retried.load(Ordering::Relaxed);
                 t.throttled = c.throttled.load(Ordering::Relaxed);
+                t.checks = c.checks.load(Ordering::Relaxed);
                 for ((state, code), n) in c.failed.lock().expect("counts lock").iter() {
                     let bucket = match state {
                         State::FailedPermanent => &mut t.failed_permanent,
@@ -125,6 +138,11 @@ impl Summary {
                 .sum();
             let stage: usize = stage_invalid.get(name).map_or(0, |m| m.values().sum());
             t.not_sent = uploads.saturating_sub(t.delivered + lane_failed + stage);
+            if let Some(p) = pruned.get(name) {
+                t.removed = p.removed.len();
+                t.remove_failed = p.failed.clone();
+                t.prune_refused = p.refused.clone();
+            }
             targets.push(t);
         }
         Self {
@@ -135,10 +153,14 @@ impl Summary {
         }
     }
 
-    /// 1 when a target could not work (it stopped on a fatal error); 2 when some people are
-    /// invalid, failed or not sent, or the run was interrupted; else 0.
+    /// 1 when a target could not work (it stopped on a fatal error) or `--prune` refused; 2
+    /// when some people are invalid, failed or not sent, or the run was interrupted; else 0.
     pub fn exit_code(&self) -> u8 {
-        if self.targets.iter().any(|t| t.stopped.is_some()) {
+        if self
+            .targets
+            .iter()
+            .any(|t| t.stopped.is_some() || t.prune_refused.is_some())
+        {
             crate::cli::EXIT_ERROR
         } else if self.interrupted || self.targets.iter().any(|t| t.troubled() > 0) {
             crate::cli::EXIT_SOME_FAILED
@@ -200,12 +222,24 @@ impl Summary {
             if let Some(why) = &s.stopped {
                 out.push_str(&format!("{}: STOPPED: {why}\n", s.target));
             }
+            if s.removed > 0 {
+                out.push_str(&format!(
+                    "{}: removed {} user(s) no longer in the roster\n",
+                    s.target, s.removed
+                ));
+            }
+            for (c, n) in &s.remove_failed {
+                out.push_str(&format!("{}: {n} leaver(s) not removed: {c}\n", s.target));
+            }
+            if let Some(why) = &s.prune_refused {
+                out.push_str(&format!("{}: PRUNE REFUSED: {why}\n", s.target));
+            }
         }
         out.push_str(&format!("finished in {:.1}s; ", self.elapsed_seconds));
         out.push_str(match self.exit_code() {
             0 => "exit code 0: everything is delivered or unchanged\n",
             2 => "exit code 2: some people need attention (see the report)\n",
-            _ => "exit code 1: a target could not work (see STOPPED above)\n",
+            _ => "exit code 1: a target could not work, or pruning was refused (see above)\n",
         });
         out
     }

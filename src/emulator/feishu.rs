@@ -61,6 +61,10 @@ pub(crate) fn routes(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         )
         .route(USERS_PATH, api(Api::FeishuUserList, get(list_users)))
         .route(USER_PATH, api(Api::FeishuUserGet, get(get_user)))
+        .route(
+            super::contact::BATCH_GET_ID_PATH,
+            api(Api::FeishuBatchGetId, post(super::contact::batch_get_id)),
+        )
 }
 
 /// A refusal in Feishu's envelope.
@@ -87,14 +91,14 @@ impl FeishuError {
     }
 
     /// 99992402 with the fields at fault and why.
-    fn fields(violations: Vec<(String, String)>) -> Self {
+    pub(super) fn fields(violations: Vec<(String, String)>) -> Self {
         Self {
             field_violations: violations,
             ..Self::bad_request(FIELD_VALIDATION, "field validation failed")
         }
     }
 
-    fn field(field: &str, description: impl Into<String>) -> Self {
+    pub(super) fn field(field: &str, description: impl Into<String>) -> Self {
         Self::fields(vec![(field.to_string(), description.into())])
     }
 }
@@ -142,7 +146,7 @@ pub(crate) fn rate_limited(limit: u32, wait: std::time::Duration) -> Response {
     response
 }
 
-fn ok(data: Value) -> Response {
+pub(super) fn ok(data: Value) -> Response {
     axum::Json(json!({"code": 0, "msg": "success", "data": data})).into_response()
 }
 
@@ -204,7 +208,7 @@ fn issue_token(shared: &Shared, body: &[u8]) -> Result<(String, u64), FeishuErro
 }
 
 /// Checks `Authorization: Bearer <tenant_access_token>`.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), FeishuError> {
+pub(super) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), FeishuError> {
     let missing = || {
         FeishuError::bad_request(
             TOKEN_MISSING,
@@ -268,7 +272,7 @@ fn user_id_from(id: &str, kind: UserIdType) -> Option<String> {
 }
 
 /// The query parameters, decoded; the first value of a repeated name wins.
-fn query(raw: Option<String>) -> Vec<(String, String)> {
+pub(super) fn query(raw: Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
@@ -282,7 +286,7 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `user_id_type`, default `open_id` as the docs say.
-fn id_type(query: &[(String, String)]) -> Result<UserIdType, FeishuError> {
+pub(super) fn id_type(query: &[(String, String)]) -> Result<UserIdType, FeishuError> {
     match param(query, "user_id_type") {
         None | Some("open_id") => Ok(UserIdType::OpenId),
         Some("union_id") => Ok(UserIdType::UnionId),

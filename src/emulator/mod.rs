@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod contact;
 mod faces;
 mod faults;
 mod feishu;
@@ -71,6 +72,9 @@ pub struct EmulatorConfig {
     pub users: Option<Vec<String>>,
     /// Feishu users (by `user_id`) that do not exist even when `users` is `None`.
     pub absent_users: Vec<String>,
+    /// Feishu's contact directory: who `batch_get_id` finds by e-mail or mobile. A resigned
+    /// user is found only when the request includes resigned users, and is in no access group.
+    pub directory: Vec<DirectoryUser>,
     /// VziCloud groups that exist from the start (others must be created first).
     pub vzicloud_groups: Vec<String>,
     /// How long a Feishu tenant access token lives (the real one: 2 h).
@@ -112,6 +116,7 @@ impl Default for EmulatorConfig {
             vzicloud_app_id: DEMO_VZICLOUD_APP_ID,
             users: None,
             absent_users: Vec::new(),
+            directory: Vec::new(),
             vzicloud_groups: Vec::new(),
             token_lifetime: Duration::from_secs(2 * 3600),
             token_refresh_window: Duration::from_secs(30 * 60),
@@ -164,6 +169,67 @@ impl EmulatorConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// A person in Feishu's contact directory (the emulator's `directory` knob).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DirectoryUser {
+    /// The tenant's `user_id`; `open_id` and `union_id` follow from it ([`feishu_user_id_as`]).
+    pub user_id: String,
+    /// Matched case-insensitively.
+    pub email: Option<String>,
+    /// Matched as written, or without its `+86` country code.
+    pub mobile: Option<String>,
+    pub resigned: bool,
+}
+
+impl DirectoryUser {
+    /// Reads a directory CSV: a header naming `user_id` and any of `email`, `mobile`,
+    /// `resigned` (`true`/`false`, `1`/`0`, `yes`/`no`; empty is false).
+    pub fn parse_csv(text: &str) -> Result<Vec<DirectoryUser>, String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| format!("cannot read the header: {e}"))?
+            .iter()
+            .map(str::to_lowercase)
+            .collect();
+        let column = |name: &str| header.iter().position(|h| h == name);
+        let user_id = column("user_id")
+            .ok_or("the header names no `user_id` column (user_id,email,mobile,resigned)")?;
+        let (email, mobile, resigned) = (column("email"), column("mobile"), column("resigned"));
+        let mut users = Vec::new();
+        for (n, record) in reader.records().enumerate() {
+            let line = n + 2;
+            let record = record.map_err(|e| format!("line {line}: {e}"))?;
+            let cell = |i: Option<usize>| {
+                i.and_then(|i| record.get(i))
+                    .map(str::to_string)
+                    .filter(|v| !v.is_empty())
+            };
+            let Some(id) = cell(Some(user_id)) else {
+                return Err(format!("line {line}: empty user_id"));
+            };
+            let resigned = match cell(resigned).map(|v| v.to_lowercase()).as_deref() {
+                None | Some("false" | "0" | "no") => false,
+                Some("true" | "1" | "yes") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "line {line}: resigned `{other}` is not true or false"
+                    ));
+                }
+            };
+            users.push(DirectoryUser {
+                user_id: id,
+                email: cell(email),
+                mobile: cell(mobile),
+                resigned,
+            });
+        }
+        Ok(users)
     }
 }
 
@@ -236,6 +302,24 @@ impl Emulator {
     /// The VziCloud groups, sorted.
     pub fn vzicloud_groups(&self) -> Vec<String> {
         self.shared.vzicloud_groups()
+    }
+
+    /// Deletes a Feishu user's face, as an admin can in the Feishu console (the API has no
+    /// such call): their `face_uploaded` turns false. False when they held none.
+    pub fn remove_feishu_face(&self, user_id: &str) -> bool {
+        state::lock(&self.shared.feishu)
+            .faces
+            .remove(user_id)
+            .is_some()
+    }
+
+    /// Deletes a user of a VziCloud group, as another client of the same app could. False when
+    /// there was no such user.
+    pub fn remove_vzicloud_user(&self, group_id: &str, user_id: &str) -> bool {
+        state::lock(&self.shared.vzicloud)
+            .groups
+            .get_mut(group_id)
+            .is_some_and(|g| g.users.remove(user_id).is_some())
     }
 
     /// Stops accepting, closes every connection, and waits for the server task to end.

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     /// `users` as a set, for lookups.
     users: Option<HashSet<String>>,
     absent: HashSet<String>,
+    /// Directory users who resigned: in no access group.
+    resigned: HashSet<String>,
     ids: Mutex<HashMap<&'static str, u64>>,
 }
 
@@ -169,6 +171,12 @@ impl Shared {
         Self {
             users: config.users.as_ref().map(|u| u.iter().cloned().collect()),
             absent: config.absent_users.iter().cloned().collect(),
+            resigned: config
+                .directory
+                .iter()
+                .filter(|u| u.resigned)
+                .map(|u| u.user_id.clone())
+                .collect(),
             feishu: Mutex::new(FeishuState::default()),
             vzicloud: Mutex::new(vzicloud),
             limits: Limits::default(),
@@ -196,7 +204,9 @@ impl Shared {
 
     /// Whether a Feishu user (by `user_id`) exists.
     pub(crate) fn feishu_user_exists(&self, user_id: &str) -> bool {
-        !self.absent.contains(user_id) && self.users.as_ref().is_none_or(|u| u.contains(user_id))
+        !self.absent.contains(user_id)
+            && !self.resigned.contains(user_id)
+            && self.users.as_ref().is_none_or(|u| u.contains(user_id))
     }
 
     /// The Feishu users a user list shows, sorted: the configured ones, or (when everyone
@@ -206,7 +216,7 @@ impl Shared {
             Some(users) => users.iter().cloned().collect(),
             None => lock(&self.feishu).faces.keys().cloned().collect(),
         };
-        listed.retain(|u| !self.absent.contains(u));
+        listed.retain(|u| !self.absent.contains(u) && !self.resigned.contains(u));
         listed.sort();
         listed.dedup();
         listed

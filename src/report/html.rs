@@ -35,9 +35,10 @@ pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
         "failed_retryable",
         "invalid",
         "skipped",
+        "removed",
     ];
     let targets: Vec<&str> = totals.keys().copied().collect();
-    let attention: Vec<&ReportRow> = rows.iter().filter(|r| r.state != "delivered").collect();
+    let attention: Vec<&ReportRow> = rows.iter().filter(|r| needs_attention(&r.state)).collect();
     let mut thumbs: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for r in &attention {
         if let Some(photo) = &r.photo {
@@ -108,7 +109,7 @@ fn row(r: &ReportRow, thumbs: &BTreeMap<&str, Option<String>>) -> Markup {
             td.thumb {
                 @if let Some(src) = thumb {
                     img src=(src) alt=(format!("photo of {}", r.id)) loading="lazy";
-                } @else if r.state != "delivered" {
+                } @else if needs_attention(&r.state) {
                     span.nothumb { "no preview" }
                 }
             }
@@ -124,6 +125,11 @@ fn row(r: &ReportRow, thumbs: &BTreeMap<&str, Option<String>>) -> Markup {
             td.num { (r.attempts) }
         }
     }
+}
+
+/// Delivered people and leavers removed on purpose need nothing from an admin.
+fn needs_attention(state: &str) -> bool {
+    !matches!(state, "delivered" | "removed")
 }
 
 /// A small JPEG data URL of the photo, or `None` when it cannot be read (which the report
@@ -164,6 +170,7 @@ tr.delivered span.state { background: #d7f5dd; }
 tr.invalid span.state { background: #fde2b8; }
 tr.failed_permanent span.state { background: #f9c7c7; }
 tr.failed_retryable span.state, tr.pending span.state { background: #dde7fb; }
+tr.removed span.state { background: #e4e4e4; color: #555; }
 code { background: #f4f4f4; padding: 0 3px; }
 "#;
 
@@ -179,7 +186,7 @@ const JS: &str = r#"
       var okT = !target.value || r.dataset.target === target.value;
       var s = r.dataset.state;
       var okS = state.value === '' ? true
-              : state.value === 'attention' ? s !== 'delivered'
+              : state.value === 'attention' ? (s !== 'delivered' && s !== 'removed')
               : s === state.value;
       var show = okT && okS;
       r.style.display = show ? '' : 'none';

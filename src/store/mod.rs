@@ -16,7 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 pub use records::{
-    AttemptOutcome, AttemptRecord, DeliveryRecord, PersonRecord, RunRecord, State, StatusCount,
+    AttemptOutcome, AttemptRecord, DeliveryRecord, IdStatus, IdentityRecord, PersonRecord,
+    RunRecord, State, StatusCount,
 };
 
 /// Rows written per transaction in bulk operations.
@@ -344,6 +345,53 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(AttemptRecord::from_row).collect())
+    }
+
+    // ---- identities looked up by e-mail or mobile ----
+
+    /// The cached lookups of one target, by contact key.
+    pub async fn identities(
+        &self,
+        target: &str,
+    ) -> Result<HashMap<String, IdentityRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, contact, namespace, status, user_id, resolved_at
+             FROM identities WHERE target = ?",
+        )
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(IdentityRecord::from_row)
+            .map(|r| (r.contact.clone(), r))
+            .collect())
+    }
+
+    /// Inserts or replaces cached lookups, in batches.
+    pub async fn save_identities(&self, records: &[IdentityRecord]) -> Result<(), StoreError> {
+        for chunk in records.chunks(BATCH) {
+            let mut tx = self.pool.begin().await?;
+            for r in chunk {
+                sqlx::query(
+                    "INSERT INTO identities (target, contact, namespace, status, user_id, resolved_at)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (target, contact) DO UPDATE SET
+                         namespace = excluded.namespace, status = excluded.status,
+                         user_id = excluded.user_id, resolved_at = excluded.resolved_at",
+                )
+                .bind(&r.target)
+                .bind(&r.contact)
+                .bind(&r.namespace)
+                .bind(r.status.as_str())
+                .bind(&r.user_id)
+                .bind(&r.resolved_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
     // ---- reading for status and reports ----

@@ -22,16 +22,19 @@ pub enum State {
     Invalid,
     /// Left out of a run on purpose (a limit, a target that stopped).
     Skipped,
+    /// No longer in the roster: deleted from the target (`sync --prune`).
+    Removed,
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Pending,
         State::Delivered,
         State::FailedPermanent,
         State::FailedRetryable,
         State::Invalid,
         State::Skipped,
+        State::Removed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl State {
             Self::FailedRetryable => "failed_retryable",
             Self::Invalid => "invalid",
             Self::Skipped => "skipped",
+            Self::Removed => "removed",
         }
     }
 
@@ -180,6 +184,8 @@ pub enum AttemptOutcome {
     Permanent,
     Fatal,
     Interrupted,
+    /// A user deleted from the target (`sync --prune`).
+    Removed,
 }
 
 impl AttemptOutcome {
@@ -191,6 +197,7 @@ impl AttemptOutcome {
             Self::Permanent => "permanent",
             Self::Fatal => "fatal",
             Self::Interrupted => "interrupted",
+            Self::Removed => "removed",
         }
     }
 
@@ -202,6 +209,7 @@ impl AttemptOutcome {
             Self::Permanent,
             Self::Fatal,
             Self::Interrupted,
+            Self::Removed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -271,4 +279,57 @@ pub struct StatusCount {
     pub target: String,
     pub state: State,
     pub count: i64,
+}
+
+/// What a target answered when a person was looked up by e-mail or mobile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdStatus {
+    Found,
+    NotFound,
+    Resigned,
+}
+
+impl IdStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Found => "found",
+            Self::NotFound => "not_found",
+            Self::Resigned => "resigned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Found, Self::NotFound, Self::Resigned]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A cached lookup: a contact (`email:...` / `mobile:...`) and the target's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub target: String,
+    /// [`crate::targets::Contact::key`].
+    pub contact: String,
+    /// The settings the answer is valid under ([`crate::config::IdCache::namespace`]).
+    pub namespace: String,
+    pub status: IdStatus,
+    /// The target's id, when found.
+    pub user_id: Option<String>,
+    /// When the target answered (RFC 3339, UTC).
+    pub resolved_at: String,
+}
+
+impl IdentityRecord {
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            target: r.get("target"),
+            contact: r.get("contact"),
+            namespace: r.get("namespace"),
+            status: IdStatus::parse(&r.get::<String, _>("status")).unwrap_or(IdStatus::NotFound),
+            user_id: r.get("user_id"),
+            resolved_at: r.get("resolved_at"),
+        }
+    }
 }

@@ -166,3 +166,37 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
     let err = Store::open(&path).await.unwrap_err().to_string();
     assert!(err.contains("facesync.db"), "{err}");
 }
+
+#[tokio::test]
+async fn identities_round_trip_and_a_newer_answer_replaces_the_old() {
+    let (_dir, store) = open().await;
+    let mut found = IdentityRecord {
+        target: "feishu".into(),
+        contact: "email:a@b.c".into(),
+        namespace: "ns".into(),
+        status: IdStatus::Found,
+        user_id: Some("ou_1".into()),
+        resolved_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let missing = IdentityRecord {
+        contact: "mobile:138".into(),
+        status: IdStatus::NotFound,
+        user_id: None,
+        ..found.clone()
+    };
+    store
+        .save_identities(&[found.clone(), missing.clone()])
+        .await
+        .unwrap();
+    found.status = IdStatus::Resigned;
+    found.resolved_at = "2026-02-01T00:00:00Z".into();
+    store
+        .save_identities(std::slice::from_ref(&found))
+        .await
+        .unwrap();
+    let cached = store.identities("feishu").await.unwrap();
+    assert_eq!(cached.len(), 2);
+    assert_eq!(cached["email:a@b.c"], found);
+    assert_eq!(cached["mobile:138"], missing);
+    assert!(store.identities("vzicloud").await.unwrap().is_empty());
+}

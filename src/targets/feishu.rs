@@ -1,5 +1,10 @@
 //! Feishu ACS: a tenant access token (cached, shared, refreshed), and the face upload
 //! (`PUT /open-apis/acs/v1/users/:user_id/face`, multipart `files` / `file_type` / `file_name`).
+//! The id lookup by e-mail or mobile is in `feishu/ids.rs`, the ACS user list in
+//! `feishu/users.rs`; every JSON call goes through [`Feishu::call`] (token, one refresh).
+
+mod ids;
+mod users;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +13,10 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
-use super::{Class, Failure, Receipt, Target, Upload, header, http_client};
+use super::{
+    Abilities, Class, Contact, Failure, Lookup, Receipt, RemotePage, RemoteUser, Target, Upload,
+    header, http_client,
+};
 use crate::config::{FeishuConfig, OutputFormat};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
@@ -45,6 +53,23 @@ struct Envelope {
     code: i64,
     #[serde(default)]
     msg: String,
+}
+
+/// A JSON answer: the envelope with its `data`.
+#[derive(Deserialize)]
+struct DataEnvelope {
+    code: i64,
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+/// How one JSON call ended.
+enum Answer {
+    Data(serde_json::Value),
+    TokenInvalid,
+    Fail(Failure),
 }
 
 #[derive(Deserialize)]
@@ -147,6 +172,55 @@ impl Feishu {
                 .with_http(status, None, None)),
             },
         }
+    }
+
+    /// Sends one JSON API request (built by `request` around a token) and returns the
+    /// envelope's `data`. A refused token is dropped, a fresh one fetched and the request sent
+    /// once more.
+    async fn call(
+        &self,
+        request: impl Fn(&Secret) -> reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, Failure> {
+        let token = self.token().await?;
+        match self.send_json(request(&token)).await? {
+            Answer::Data(data) => Ok(data),
+            Answer::Fail(f) => Err(f),
+            Answer::TokenInvalid => {
+                self.invalidate(&token).await;
+                let fresh = self.token().await?;
+                match self.send_json(request(&fresh)).await? {
+                    Answer::Data(data) => Ok(data),
+                    Answer::Fail(f) => Err(f),
+                    Answer::TokenInvalid => Err(Failure::new(
+                        Class::Fatal,
+                        ReasonCode::AuthFailed,
+                        "feishu refused a fresh access token: check targets.feishu.app_id and the app secret",
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn send_json(&self, request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+        let resp = request.send().await.map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let logid = request_id(&resp);
+        let reset = header(&resp, "x-ogw-ratelimit-reset");
+        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
+        let envelope: Option<DataEnvelope> = serde_json::from_str(&text).ok();
+        let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
+        let code = envelope.as_ref().map(|e| e.code);
+        Ok(
+            match classify(status, code, &msg, reset.as_deref(), logid) {
+                Verdict::Ok(_) => Answer::Data(envelope.map(|e| e.data).unwrap_or_default()),
+                Verdict::TokenInvalid(_) => Answer::TokenInvalid,
+                Verdict::Fail(f) => Answer::Fail(f),
+            },
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
     }
 
     fn face_url(&self, user_id: &str) -> String {
@@ -319,7 +393,7 @@ pub(crate) fn classify(
             Class::Fatal,
             ReasonCode::AuthFailed,
             described(
-                "the feishu app lacks a permission: grant acs:users (and contact:user.employee_id:readonly for user_id) in the developer console",
+                "the feishu app lacks a permission: grant acs:users (with contact:user.employee_id:readonly for user_id, and contact:user.id:readonly to look ids up by e-mail or mobile) in the developer console",
             ),
         )),
         Some(USER_NOT_FOUND) => Verdict::Fail(fail(
@@ -383,6 +457,72 @@ impl Target for Feishu {
                     Verdict::Fail(f) | Verdict::TokenInvalid(f) => Err(f),
                 }
             }
+        }
+    }
+
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            lookup_batch: ids::BATCH,
+            list_users: true,
+            // Only users in an access-control permission group may hold a face (else 1490101).
+            preflight: Some(ReasonCode::NotInAccessGroup),
+            remove_users: false,
+        }
+    }
+
+    async fn lookup_ids(&self, contacts: &[Contact]) -> Result<Vec<(Contact, Lookup)>, Failure> {
+        let body = ids::body(contacts).to_string();
+        let data = self
+            .call(|token| {
+                self.client
+                    .post(self.url(ids::PATH))
+                    .query(&[("user_id_type", self.user_id_type)])
+                    .bearer_auth(token.expose())
+                    .header("Content-Type", "application/json; charset=utf-8")
+                    .body(body.clone())
+            })
+            .await?;
+        Ok(ids::parse(contacts, &data))
+    }
+
+    async fn list_users(&self, cursor: Option<&str>) -> Result<RemotePage, Failure> {
+        let mut query = vec![
+            ("page_size", users::PAGE_SIZE),
+            ("user_id_type", self.user_id_type),
+        ];
+        if let Some(token) = cursor {
+            query.push(("page_token", token));
+        }
+        let data = self
+            .call(|token| {
+                self.client
+                    .get(self.url(users::LIST_PATH))
+                    .query(&query)
+                    .bearer_auth(token.expose())
+            })
+            .await?;
+        users::parse_page(&data)
+            .map_err(|m| Failure::new(Class::Transient, ReasonCode::ServerError, m))
+    }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<RemoteUser>, Failure> {
+        let url = format!(
+            "{}/{}",
+            self.url(users::LIST_PATH),
+            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
+        );
+        let found = self
+            .call(|token| {
+                self.client
+                    .get(&url)
+                    .query(&[("user_id_type", self.user_id_type)])
+                    .bearer_auth(token.expose())
+            })
+            .await;
+        match found {
+            Ok(data) => Ok(users::parse_user(&data)),
+            Err(f) if f.code.as_deref() == Some(&USER_NOT_FOUND.to_string()) => Ok(None),
+            Err(f) => Err(f),
         }
     }
 

@@ -5,6 +5,11 @@
 //! as [`Class::Transient`], [`Class::Permanent`] or [`Class::Fatal`]. It does not retry
 //! (beyond a token refresh), rate-limit or record anything: the delivery engine does that, the
 //! same way for every target. Targets never touch the file system or the state DB.
+//!
+//! Beyond uploads, a target may say (through [`Abilities`]) that it can look people up by
+//! e-mail or mobile, list the users it holds, check one user, or remove a user; the engine
+//! asks before calling the matching method, and every such call is one request it can
+//! rate-limit and retry.
 
 pub mod feishu;
 pub mod vzicloud;
@@ -13,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Serialize;
 
 use crate::config::{Config, OutputFormat, is_vzicloud_id};
 use crate::reason::ReasonCode;
@@ -41,6 +47,118 @@ pub struct Receipt {
     pub remote_id: Option<String>,
     /// The request id the vendor's support asks for (Feishu's X-Tt-Logid).
     pub request_id: Option<String>,
+}
+
+/// How a roster person is known to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The id itself: a per-target id column, or the employee id.
+    Id(String),
+    /// Not known yet: the target looks it up by this e-mail address or mobile number.
+    Contact(Contact),
+}
+
+/// An e-mail address or a mobile number a target can look a person up by, normalized (e-mail
+/// trimmed and lower-case; mobile without spaces, dashes or brackets), so that the same person
+/// is one cache entry however the roster spells them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contact {
+    Email(String),
+    Mobile(String),
+}
+
+impl Contact {
+    pub fn email(raw: &str) -> Option<Contact> {
+        let e = raw.trim().to_lowercase();
+        (!e.is_empty()).then_some(Contact::Email(e))
+    }
+
+    pub fn mobile(raw: &str) -> Option<Contact> {
+        let m: String = raw
+            .chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '(' | ')'))
+            .collect();
+        (!m.is_empty()).then_some(Contact::Mobile(m))
+    }
+
+    /// The address or number itself.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Email(v) | Self::Mobile(v) => v,
+        }
+    }
+
+    /// The form the state DB keys the cache by: `email:<address>` or `mobile:<number>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Email(v) => format!("email:{v}"),
+            Self::Mobile(v) => format!("mobile:{v}"),
+        }
+    }
+
+    /// Reads [`Contact::key`] back.
+    pub fn from_key(key: &str) -> Option<Contact> {
+        match key.split_once(':')? {
+            ("email", v) => Contact::email(v),
+            ("mobile", v) => Contact::mobile(v),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Contact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Email(v) => write!(f, "e-mail {v}"),
+            Self::Mobile(v) => write!(f, "mobile {v}"),
+        }
+    }
+}
+
+/// What a target answered about one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The target's id for this person.
+    Found(String),
+    /// Nobody the app can see has this e-mail or mobile.
+    NotFound,
+    /// The person has left the organisation.
+    Resigned,
+}
+
+/// One user a target holds, as its user list shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUser {
+    pub user_id: String,
+    /// The target holds a face for them (Feishu: `feature.face_uploaded`; a VziCloud user of the
+    /// group is there because of a face).
+    pub has_face: bool,
+}
+
+/// One page of a target's user list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemotePage {
+    pub users: Vec<RemoteUser>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What a target can do beyond uploads. The engine checks before calling the matching method;
+/// the default is "nothing more".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Abilities {
+    /// [`Target::lookup_ids`] takes at most this many e-mail addresses and this many mobile
+    /// numbers a call; 0: the target cannot look people up.
+    pub lookup_batch: usize,
+    /// [`Target::list_users`] pages through the users the target holds.
+    pub list_users: bool,
+    /// `sync` lists the users before uploading (needs `list_users` and [`Target::find_user`]):
+    /// a user the list does not show, and a check of that one user confirms, cannot receive a
+    /// face and is held back with this reason, without an upload.
+    pub preflight: Option<ReasonCode>,
+    /// [`Target::remove_user`] deletes a user and their faces (`sync --prune`).
+    pub remove_users: bool,
 }
 
 /// How the engine should treat a failure.
@@ -153,12 +271,44 @@ pub trait Target: Send + Sync {
     /// Downloads the face a user holds (`cropped`: the target's face crop), `None` when the
     /// user has none. Targets without a download API say so.
     async fn download(&self, _user_id: &str, _cropped: bool) -> Result<Option<Vec<u8>>, Failure> {
-        Err(Failure::new(
-            Class::Fatal,
-            ReasonCode::BadRequest,
-            format!("{} has no face download API", self.name()),
-        ))
+        Err(no_api(self.name(), "face download"))
     }
+
+    /// What the target can do beyond uploads.
+    fn abilities(&self) -> Abilities {
+        Abilities::default()
+    }
+
+    /// Looks up the ids of people known by e-mail or mobile only: one request, with at most
+    /// `abilities().lookup_batch` contacts of each kind. Every contact asked about is answered.
+    async fn lookup_ids(&self, _contacts: &[Contact]) -> Result<Vec<(Contact, Lookup)>, Failure> {
+        Err(no_api(self.name(), "id lookup"))
+    }
+
+    /// One page of the users the target holds; `cursor` is the previous page's `next`.
+    async fn list_users(&self, _cursor: Option<&str>) -> Result<RemotePage, Failure> {
+        Err(no_api(self.name(), "user list"))
+    }
+
+    /// One user, or `None` when the target does not know them (or they may not hold a face).
+    async fn find_user(&self, _user_id: &str) -> Result<Option<RemoteUser>, Failure> {
+        Err(no_api(self.name(), "user lookup"))
+    }
+
+    /// Deletes a user and their faces; a user already gone is a success.
+    async fn remove_user(&self, _user_id: &str) -> Result<Receipt, Failure> {
+        Err(no_api(self.name(), "user deletion"))
+    }
+}
+
+/// The failure of a call the target has no API for: the engine asked without checking
+/// [`Target::abilities`], which is a bug, and stops the target.
+fn no_api(target: &str, what: &str) -> Failure {
+    Failure::new(
+        Class::Fatal,
+        ReasonCode::BadRequest,
+        format!("{target} has no {what} API"),
+    )
 }
 
 /// Builds an enabled target from the config. Secrets are resolved here, at the last moment.
@@ -182,17 +332,30 @@ pub fn build(config: &Config, name: &str) -> Result<Arc<dyn Target>, String> {
     }
 }
 
-/// The id `target` knows `person` by, or why the person's id cannot be sent there.
-pub fn user_id_for(target: &str, person: &Person) -> Result<String, String> {
+/// How `target` knows `person`, or why the person's id cannot be sent there.
+///
+/// Feishu: the `feishu_user_id` column; without it, the e-mail (else the mobile) to look the id
+/// up by, when the roster maps those columns; else the employee id.
+pub fn identity_for(target: &str, person: &Person) -> Result<Identity, String> {
     match target {
-        "feishu" => Ok(person
-            .feishu_user_id
-            .clone()
-            .unwrap_or_else(|| person.id.clone())),
+        "feishu" => {
+            if let Some(id) = &person.feishu_user_id {
+                return Ok(Identity::Id(id.clone()));
+            }
+            let contact = person
+                .email
+                .as_deref()
+                .and_then(Contact::email)
+                .or_else(|| person.mobile.as_deref().and_then(Contact::mobile));
+            Ok(match contact {
+                Some(c) => Identity::Contact(c),
+                None => Identity::Id(person.id.clone()),
+            })
+        }
         "vzicloud" => {
             let id = person.vzicloud_user_id.as_deref().unwrap_or(&person.id);
             if is_vzicloud_id(id) {
-                Ok(id.to_string())
+                Ok(Identity::Id(id.to_string()))
             } else {
                 Err(format!(
                     "VziCloud user id `{id}` is not 1 to 48 letters, digits or underscores: \
@@ -220,4 +383,54 @@ pub(crate) fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(feishu: Option<&str>, email: Option<&str>, mobile: Option<&str>) -> Person {
+        Person {
+            id: "E1".into(),
+            feishu_user_id: feishu.map(Into::into),
+            email: email.map(Into::into),
+            mobile: mobile.map(Into::into),
+            ..Person::default()
+        }
+    }
+
+    #[test]
+    fn feishu_ids_come_from_the_column_then_the_contact_then_the_employee_id() {
+        let cases = [
+            (
+                person(Some("ou_1"), Some("a@b.c"), None),
+                Identity::Id("ou_1".into()),
+            ),
+            (
+                person(None, Some(" A@B.c "), Some("138")),
+                Identity::Contact(Contact::Email("a@b.c".into())),
+            ),
+            (
+                person(None, None, Some("+86 138-0000 0001")),
+                Identity::Contact(Contact::Mobile("+8613800000001".into())),
+            ),
+            (person(None, Some("  "), None), Identity::Id("E1".into())),
+            (person(None, None, None), Identity::Id("E1".into())),
+        ];
+        for (p, want) in cases {
+            assert_eq!(identity_for("feishu", &p), Ok(want), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn contact_keys_round_trip() {
+        for c in [
+            Contact::Email("a@b.c".into()),
+            Contact::Mobile("+8613800000001".into()),
+        ] {
+            assert_eq!(Contact::from_key(&c.key()), Some(c));
+        }
+        assert_eq!(Contact::from_key("phone:1"), None);
+        assert_eq!(Contact::from_key("email:"), None);
+    }
 }

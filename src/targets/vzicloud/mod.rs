@@ -1,7 +1,9 @@
 //! VziCloud FRS: signed JSON requests; the user group made sure of before uploads, then
-//! `PUT /v2/frs/user/apps/:app_id/faces` with UPDATE or REPLACE.
+//! `PUT /v2/frs/user/apps/:app_id/faces` with UPDATE or REPLACE. The group's user list and the
+//! deletion of a user (for `verify` and `sync --prune`) are in `vzicloud/users.rs`.
 
 pub mod sign;
+mod users;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
-use super::{Class, Failure, Receipt, Target, Upload, http_client};
+use super::{Abilities, Class, Failure, Receipt, RemotePage, Target, Upload, http_client};
 use crate::config::{ActionType, VziCloudConfig};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
@@ -64,6 +66,7 @@ impl VziCloud {
         &self,
         method: reqwest::Method,
         path: &str,
+        query: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(u16, String), Failure> {
         let expires = SystemTime::now()
@@ -76,7 +79,7 @@ impl VziCloud {
             secret: self.secret.expose(),
             expires,
         }
-        .query(method.as_str(), path, &[], &body);
+        .query(method.as_str(), path, query, &body);
         let url = format!("{}{path}?{query}", self.base_url);
         let mut request = self.client.request(method, &url);
         if !body.is_empty() {
@@ -90,6 +93,13 @@ impl VziCloud {
 
     fn faces_path(&self) -> String {
         format!("/v2/frs/user/apps/{}/faces", self.app_id)
+    }
+
+    fn users_path(&self) -> String {
+        format!(
+            "/v2/frs/user/apps/{}/groups/{}/users",
+            self.app_id, self.group_id
+        )
     }
 }
 
@@ -203,7 +213,12 @@ impl Target for VziCloud {
             "remark": "managed by facesync",
         });
         let (status, text) = self
-            .send(reqwest::Method::POST, &path, body.to_string().into_bytes())
+            .send(
+                reqwest::Method::POST,
+                &path,
+                &[],
+                body.to_string().into_bytes(),
+            )
             .await?;
         if status == 200 {
             return Ok(());
@@ -236,6 +251,7 @@ impl Target for VziCloud {
             .send(
                 reqwest::Method::PUT,
                 &self.faces_path(),
+                &[],
                 body.to_string().into_bytes(),
             )
             .await?;
@@ -248,6 +264,58 @@ impl Target for VziCloud {
             remote_id: face.and_then(|f| f.face_id),
             request_id: None,
         })
+    }
+
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            list_users: true,
+            remove_users: true,
+            ..Abilities::default()
+        }
+    }
+
+    /// The group's users; a group that does not exist yet has none.
+    async fn list_users(&self, cursor: Option<&str>) -> Result<RemotePage, Failure> {
+        let offset: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let (offset_text, limit_text) = (offset.to_string(), users::PAGE.to_string());
+        let query = [
+            ("offset", offset_text.as_str()),
+            ("limit", limit_text.as_str()),
+        ];
+        let (status, text) = self
+            .send(reqwest::Method::GET, &self.users_path(), &query, Vec::new())
+            .await?;
+        if status != 200 {
+            let f = classify(status, &text);
+            return match f.code.as_deref() {
+                Some("3201") => Ok(RemotePage::default()),
+                _ => Err(f),
+            };
+        }
+        users::parse_page(&text, offset)
+            .map_err(|m| Failure::new(Class::Transient, ReasonCode::ServerError, m))
+    }
+
+    /// Deletes a user of the group; one already gone (3301, or no group: 3201) is a success.
+    async fn remove_user(&self, user_id: &str) -> Result<Receipt, Failure> {
+        let path = format!("{}/{user_id}", self.users_path());
+        let (status, text) = self
+            .send(reqwest::Method::DELETE, &path, &[], Vec::new())
+            .await?;
+        if status == 200 {
+            return Ok(Receipt {
+                http_status: status,
+                ..Receipt::default()
+            });
+        }
+        let f = classify(status, &text);
+        match f.code.as_deref() {
+            Some("3301" | "3201") => Ok(Receipt {
+                http_status: status,
+                ..Receipt::default()
+            }),
+            _ => Err(f),
+        }
     }
 }
 
