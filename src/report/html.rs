@@ -154,7 +154,7 @@ fn thumbnail(path: &Path) -> Option<String> {
 }
 
 const CSS: &str = r#"
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+body { font: 14px/1.4 system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 .generated { color: #666; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }

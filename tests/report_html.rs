@@ -1,0 +1,141 @@
+//! The HTML report in a real headless browser: after a sync with trouble, the page renders, its
+//! script runs (the filter counts the rows it shows), and a screenshot is taken. Needs Debian's
+//! chromium (`.ci/run` installs it); without it the test prints why and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use facesync::emulator::{Emulator, EmulatorConfig};
+
+fn chromium() -> Option<PathBuf> {
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn headless(browser: &Path, profile: &Path, extra: &[&str], page: &Path) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_renders_and_filters_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        println!("skipped: no chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    let emu = Emulator::start(
+        EmulatorConfig {
+            absent_users: vec!["E1002".into()],
+            ..EmulatorConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos");
+    std::fs::create_dir(dir.path().join("photos")).unwrap();
+    for (from, to) in [
+        ("E1001.jpg", "E1001.jpg"),
+        ("E1003.jpg", "E1002.jpg"),
+        ("e1011.jpg", "E1003.jpg"),
+    ] {
+        std::fs::copy(fixtures.join(from), dir.path().join("photos").join(to)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("roster.csv"),
+        "employee_id,name\nE1001,张伟\nE1002,Alice Martin\nE1003,王芳\nE1004,No Photo\n",
+    )
+    .unwrap();
+    let e = emu.config();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[roster]\npath = \"roster.csv\"\n[targets.feishu]\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n",
+            emu.base_url(),
+            e.feishu_app_id,
+            e.feishu_app_secret.expose()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_facesync");
+    let sync = Command::new(bin)
+        .args(["-q", "sync", "-c", "config.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        sync.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let report = Command::new(bin)
+        .args([
+            "report",
+            "-c",
+            "config.toml",
+            "--format",
+            "html",
+            "-o",
+            "report.html",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let page = dir.path().join("report.html");
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom = headless(&browser, profile.path(), &["--dump-dom"], &page);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // The script ran: by default it shows the three people who need attention.
+    assert!(
+        dom.contains("3 shown"),
+        "the filter script did not run: {dom}"
+    );
+    assert!(dom.contains("张伟") && dom.contains("王芳"));
+    assert!(dom.contains("retake the photo facing the camera"));
+    assert!(dom.contains("data:image/jpeg;base64,"));
+
+    let shot = std::env::var_os("FACESYNC_REPORT_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("report.png"));
+    let out = headless(
+        &browser,
+        profile.path(),
+        &[
+            "--window-size=1400,900",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &page,
+    );
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "the screenshot is empty"
+    );
+    emu.shutdown().await;
+}
