@@ -116,10 +116,29 @@ async fn emulator(config: EmulatorConfig) -> Emulator {
 }
 
 async fn sync(dir: &Path) -> deliver::Summary {
+    sync_with(dir, SyncOptions::default()).await
+}
+
+async fn sync_with(dir: &Path, options: SyncOptions) -> deliver::Summary {
     let config = Config::load(&dir.join("config.toml")).unwrap();
-    deliver::run(&config, &SyncOptions::default(), std::future::pending())
+    deliver::run(&config, &options, std::future::pending())
         .await
         .unwrap()
+}
+
+/// Records when the first and the last upload finished: the steady-state rate between them
+/// leaves out the start of the run (roster, plan, token, the first photos).
+#[derive(Default, Clone)]
+struct UploadClock(std::sync::Arc<std::sync::Mutex<(Option<Instant>, Option<Instant>, usize)>>);
+
+impl facesync::progress::Progress for UploadClock {
+    fn upload_done(&self, _target: &str) {
+        let mut t = self.0.lock().unwrap();
+        let now = Instant::now();
+        t.0.get_or_insert(now);
+        t.1 = Some(now);
+        t.2 += 1;
+    }
 }
 
 async fn throughput() {
@@ -145,15 +164,24 @@ async fn rate_limited(rate: u32) {
     // Long enough that the start (plan, token, the first photos) is a small part of it.
     let n = rate as usize * 30;
     make_photos(dir.path(), n);
+    // The access-control group holds exactly the roster's people, as a real tenant's would.
     let emu = emulator(EmulatorConfig {
         feishu_rate_limit: Some(rate),
+        users: Some((0..n).map(|i| format!("P{i:06}")).collect()),
         ..EmulatorConfig::default()
     })
     .await;
     write_config(dir.path(), &emu, f64::from(rate), 1, false);
+    let clock = UploadClock::default();
+    let options = SyncOptions {
+        progress: facesync::progress::Handle::new(clock.clone()),
+        ..SyncOptions::default()
+    };
     let started = Instant::now();
-    let summary = sync(dir.path()).await;
+    let summary = sync_with(dir.path(), options).await;
     let elapsed = started.elapsed();
+    let (first, last, done) = *clock.0.lock().unwrap();
+    let steady = (done - 1) as f64 / (last.unwrap() - first.unwrap()).as_secs_f64();
     let feishu = summary
         .targets
         .iter()
@@ -164,10 +192,11 @@ async fn rate_limited(rate: u32) {
     let uploads = stats.requests_of("feishu.face_upload");
     let throttled = stats.refusals_of("feishu.face_upload", 99991400);
     println!(
-        "rate limit: emulator at R = {rate}/s, client rate_per_second = {rate}, burst = 1: {n} uploads in {:.2} s = {:.2}/s ({:.1}% of R); {throttled} of {uploads} requests answered 429 ({:.2}%)",
+        "rate limit: emulator at R = {rate}/s, client rate_per_second = {rate}, burst = 1: {n} uploads in {:.2} s = {:.2}/s ({:.1}% of R) for the whole command; steady state (first to last upload) {steady:.2}/s ({:.1}% of R); {throttled} of {uploads} requests answered 429 ({:.2}%)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
         100.0 * n as f64 / elapsed.as_secs_f64() / f64::from(rate),
+        100.0 * steady / f64::from(rate),
         100.0 * throttled as f64 / uploads as f64
     );
     emu.shutdown().await;

@@ -192,6 +192,8 @@ pub struct FeishuConfig {
     pub user_id_type: UserIdType,
     /// Ids looked up by e-mail or mobile are asked again after this long.
     pub id_cache_age: Duration,
+    /// List the access-control users once per run before uploading.
+    pub preflight: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +534,8 @@ struct RawFeishu {
     profile: RawProfile,
     #[serde(default = "seven")]
     id_cache_days: f64,
+    #[serde(default = "yes")]
+    preflight: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -943,6 +947,7 @@ impl Validator<'_> {
             )?,
             user_id_type,
             id_cache_age: Duration::from_secs_f64(raw.id_cache_days * 86_400.0),
+            preflight: raw.preflight,
         })
     }
 

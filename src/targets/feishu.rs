@@ -40,6 +40,8 @@ pub struct Feishu {
     user_id_type: &'static str,
     client: reqwest::Client,
     token: tokio::sync::Mutex<Option<Token>>,
+    /// `targets.feishu.preflight`: list the access-control users before uploading.
+    preflight: bool,
 }
 
 #[derive(Clone)]
@@ -93,6 +95,7 @@ impl Feishu {
             user_id_type: config.user_id_type.as_str(),
             client: http_client(config.delivery.timeout)?,
             token: tokio::sync::Mutex::new(None),
+            preflight: config.preflight,
         })
     }
 
@@ -465,7 +468,7 @@ impl Target for Feishu {
             lookup_batch: ids::BATCH,
             list_users: true,
             // Only users in an access-control permission group may hold a face (else 1490101).
-            preflight: Some(ReasonCode::NotInAccessGroup),
+            preflight: self.preflight.then_some(ReasonCode::NotInAccessGroup),
             remove_users: false,
         }
     }
