@@ -1,3 +1,164 @@
 //! Photos: decode (bounded), orient, check for one face, normalize to each target's profile.
+//!
+//! [`prepare`] is the whole pipeline for one photo, pure and synchronous: bytes in, one
+//! [`Normalized`] per target out, or the [`Finding`] that makes the photo unfit. It decodes
+//! once, at the smallest scale every output allows. [`PhotoStage`] runs it for the async
+//! engine: a few photos at a time per core, on blocking threads. Nothing in this module touches
+//! the state DB or the network.
 
+mod check;
+mod decode;
 pub mod face;
+mod normalize;
+mod resize;
+mod stage;
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use stage::PhotoStage;
+
+use crate::config::{Crop, OutputFormat, PhotoConfig, Profile};
+use crate::reason::{Finding, ReasonCode};
+
+/// A photo normalized for one target: the bytes to send and what they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    pub target: String,
+    pub bytes: Vec<u8>,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+    /// blake3 of `bytes`, hex.
+    pub hash: String,
+}
+
+/// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
+/// Pure and synchronous; CPU-bound (tens of milliseconds for a 12-megapixel photo).
+pub fn prepare(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> Result<Vec<Normalized>, Finding> {
+    // The decoders are not ours: a panic on a hostile file must cost one photo, not the run.
+    catch_unwind(AssertUnwindSafe(|| {
+        prepare_checked(bytes, photos, profiles)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(Finding::new(
+            ReasonCode::CorruptImage,
+            format!("the image decoder failed on this file: {what}"),
+        ))
+    })
+}
+
+fn prepare_checked(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> Result<Vec<Normalized>, Finding> {
+    if bytes.len() as u64 > photos.max_file_bytes {
+        return Err(file_too_large(bytes.len() as u64, photos.max_file_bytes));
+    }
+    let header = decode::header(bytes, photos)?;
+    let decoded = decode::decode(
+        bytes,
+        &header,
+        photos,
+        decode_size(&header, photos, profiles),
+    )?;
+    let image = &decoded.image;
+    let face = if photos.face_check || photos.crop == Crop::Portrait {
+        match check::single_face(image, photos) {
+            Ok(face) => Some(face),
+            Err(finding) if photos.face_check => return Err(finding),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let region = match (photos.crop, face) {
+        (Crop::None, _) => resize::Region::whole(image),
+        (Crop::Portrait, Some(face)) => {
+            normalize::portrait(image.width(), image.height(), &face, photos.portrait_margin)
+        }
+        (Crop::Portrait, None) => normalize::centred_portrait(image.width(), image.height()),
+    };
+    // Targets with the same profile share one encoding.
+    let mut done: HashMap<&Profile, normalize::Encoded> = HashMap::new();
+    let mut out = Vec::with_capacity(profiles.len());
+    for (target, profile) in profiles {
+        let encoded = match done.get(profile) {
+            Some(e) => e.clone(),
+            None => {
+                let e = normalize::encode_for(
+                    &decoded,
+                    region,
+                    profile,
+                    photos.min_short_side,
+                    target,
+                )?;
+                done.insert(profile, e.clone());
+                e
+            }
+        };
+        out.push(Normalized {
+            target: target.clone(),
+            hash: blake3::hash(&encoded.bytes).to_hex().to_string(),
+            bytes: encoded.bytes,
+            format: profile.format,
+            width: encoded.width,
+            height: encoded.height,
+        });
+    }
+    Ok(out)
+}
+
+/// The smallest upright size to decode at: every output's size (they never exceed the
+/// source), and enough for the face detector's finest pass.
+fn decode_size(
+    header: &decode::Header,
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> (u32, u32) {
+    let (w, h) = header.upright_size();
+    if photos.crop == Crop::Portrait {
+        // The crop may be a small part of the photo: its outputs need the full resolution.
+        return (w, h);
+    }
+    let mut need = (1, 1);
+    for (_, p) in profiles {
+        let (pw, ph) = normalize::fit(w, h, p.max_width, p.max_height);
+        need = (need.0.max(pw), need.1.max(ph));
+    }
+    if photos.face_check {
+        let short = w.min(h);
+        let want = check::needed_short_side(photos).min(short);
+        let k = f64::from(want) / f64::from(short);
+        let (fw, fh) = (
+            (f64::from(w) * k).ceil() as u32,
+            (f64::from(h) * k).ceil() as u32,
+        );
+        need = (need.0.max(fw.min(w)), need.1.max(fh.min(h)));
+    }
+    need
+}
+
+fn file_too_large(len: u64, max: u64) -> Finding {
+    Finding::new(
+        ReasonCode::ImageTooLarge,
+        format!(
+            "the file is {:.1} MB, over the limit of {:.1} MB (photos.max_file_bytes)",
+            len as f64 / 1_048_576.0,
+            max as f64 / 1_048_576.0
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests;
