@@ -57,7 +57,7 @@ pub(crate) fn find_faces(image: &RgbImage, photos: &PhotoConfig) -> Vec<FaceBox>
         base.clone()
     };
     let mut faces = scaled(face::detect(&coarse), w, coarse.width());
-    faces.sort_by(|a, b| b.width.cmp(&a.width));
+    faces.sort_by_key(|f| std::cmp::Reverse(f.width));
 
     // Faces below this fraction of the shorter side were too small for the coarse pass.
     let coarse_reach = f64::from(face::WINDOW) / f64::from(coarse_short);
@@ -80,7 +80,7 @@ pub(crate) fn find_faces(image: &RgbImage, photos: &PhotoConfig) -> Vec<FaceBox>
                 faces.push(f);
             }
         }
-        faces.sort_by(|a, b| b.width.cmp(&a.width));
+        faces.sort_by_key(|f| std::cmp::Reverse(f.width));
     }
     faces
 }
