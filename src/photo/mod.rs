@@ -15,6 +15,7 @@ mod stage;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 pub use stage::PhotoStage;
 
@@ -33,6 +34,17 @@ pub struct Normalized {
     pub hash: String,
 }
 
+/// Time spent in each step of [`prepare`], added up over calls (for the benchmark and logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Reading the header and decoding, orientation included.
+    pub decode: Duration,
+    pub face_check: Duration,
+    pub resize: Duration,
+    /// Encoding, with every try of the quality search.
+    pub encode: Duration,
+}
+
 /// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
 /// Pure and synchronous; CPU-bound (tens of milliseconds for a 12-megapixel photo).
 pub fn prepare(
@@ -40,9 +52,19 @@ pub fn prepare(
     photos: &PhotoConfig,
     profiles: &[(String, Profile)],
 ) -> Result<Vec<Normalized>, Finding> {
+    prepare_timed(bytes, photos, profiles, &mut StageTimes::default())
+}
+
+/// [`prepare`], adding the time of each step to `times`.
+pub fn prepare_timed(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+    times: &mut StageTimes,
+) -> Result<Vec<Normalized>, Finding> {
     // The decoders are not ours: a panic on a hostile file must cost one photo, not the run.
     catch_unwind(AssertUnwindSafe(|| {
-        prepare_checked(bytes, photos, profiles)
+        prepare_checked(bytes, photos, profiles, times)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -61,20 +83,22 @@ fn prepare_checked(
     bytes: &[u8],
     photos: &PhotoConfig,
     profiles: &[(String, Profile)],
+    times: &mut StageTimes,
 ) -> Result<Vec<Normalized>, Finding> {
     if bytes.len() as u64 > photos.max_file_bytes {
         return Err(file_too_large(bytes.len() as u64, photos.max_file_bytes));
     }
+    let started = Instant::now();
     let header = decode::header(bytes, photos)?;
-    let decoded = decode::decode(
-        bytes,
-        &header,
-        photos,
-        decode_size(&header, photos, profiles),
-    )?;
+    let need = decode_size(&header, photos, profiles);
+    let decoded = decode::decode(bytes, &header, photos, need)?;
+    times.decode += started.elapsed();
     let image = &decoded.image;
+    let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
-        match check::single_face(image, photos) {
+        let verdict = check::single_face(image, photos);
+        times.face_check += started.elapsed();
+        match verdict {
             Ok(face) => Some(face),
             Err(finding) if photos.face_check => return Err(finding),
             Err(_) => None,
@@ -102,6 +126,7 @@ fn prepare_checked(
                     profile,
                     photos.min_short_side,
                     target,
+                    times,
                 )?;
                 done.insert(profile, e.clone());
                 e

@@ -1,8 +1,11 @@
 //! Normalizing for one target: the portrait crop, the size that fits the profile (never larger
 //! than the source), and the encoder's search for the best quality within the byte budget.
 
+use std::time::Instant;
+
 use image::RgbImage;
 
+use super::StageTimes;
 use super::decode::Decoded;
 use super::face::FaceBox;
 use super::resize::{self, Quality, Region};
@@ -91,6 +94,7 @@ pub(crate) fn encode_for(
     profile: &Profile,
     floor_short: u32,
     target: &str,
+    times: &mut StageTimes,
 ) -> Result<Encoded, Finding> {
     let image = &decoded.image;
     // The region's size in the source's own pixels: what "never upscale" means.
@@ -108,12 +112,15 @@ pub(crate) fn encode_for(
     (w, h) = (w.min(region.width), h.min(region.height));
     let floor_short = floor_short.min(w.min(h));
     let (w, h, bytes) = loop {
+        let started = Instant::now();
         let pixels = if (w, h) == (region.width, region.height) && region == Region::whole(image) {
             None
         } else {
             Some(resize::rgb(image, region, w, h, Quality::Best))
         };
         let pixels = pixels.as_ref().unwrap_or(image);
+        times.resize += started.elapsed();
+        let started = Instant::now();
         let attempt = match profile.format {
             OutputFormat::Jpeg => fit_jpeg(pixels, profile),
             OutputFormat::Png => {
@@ -125,6 +132,7 @@ pub(crate) fn encode_for(
                 }
             }
         };
+        times.encode += started.elapsed();
         let smallest = match attempt {
             Ok(bytes) => {
                 return Ok(Encoded {
