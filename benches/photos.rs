@@ -34,8 +34,11 @@ fn main() {
     let memory_count = env_count("FACESYNC_BENCH_MEMORY", 1000);
     let dir = photo_dir();
     let files = ensure_photos(&dir);
-    let mean_size =
-        files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>() / files.len() as u64;
+    let mean_size = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum::<u64>()
+        / files.len() as u64;
     println!("machine: {} cores, {}", cores(), cpu_model());
     println!("load average at start: {}", load_average());
     println!(
@@ -49,7 +52,10 @@ fn main() {
         vzi[0].clone(),
     ];
 
-    println!("\n== steps, one core (VziCloud profile: 810x1080 out), {} photos ==", count.min(40));
+    println!(
+        "\n== steps, one core (VziCloud profile: 810x1080 out), {} photos ==",
+        count.min(40)
+    );
     steps(&files, count.min(40), &vzi);
 
     println!("\n== whole pipeline, all cores (PhotoStage), {count} photos ==");
@@ -73,13 +79,22 @@ fn main() {
         .expect("the bench re-runs itself");
     print!("{}", String::from_utf8_lossy(&out.stdout));
 
-    println!("\n== Pillow baseline (benches/pillow_baseline.py): draft decode, same output size, both cores ==");
+    println!(
+        "\n== Pillow baseline (benches/pillow_baseline.py): draft decode, same output size, both cores =="
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pillow_baseline.py");
     for filter in ["bilinear", "lanczos"] {
         let status = Command::new("python3")
             .arg(&script)
             .arg(&dir)
-            .args(["--count", &count.to_string(), "--box", "1920x1080", "--filter", filter])
+            .args([
+                "--count",
+                &count.to_string(),
+                "--box",
+                "1920x1080",
+                "--filter",
+                filter,
+            ])
             .status();
         if !status.is_ok_and(|s| s.success()) {
             println!("(the Pillow baseline did not run: needs python3 with Pillow)");
@@ -132,8 +147,13 @@ fn ensure_photos(dir: &Path) -> Vec<PathBuf> {
     let face = image::open(&face_path).unwrap().into_rgb8();
     // The largest 3:4 part of the portrait, stretched to the phone's frame.
     let crop_w = (face.height() * 3 / 4).min(face.width());
-    let src = fr::images::ImageRef::new(face.width(), face.height(), face.as_raw(), fr::PixelType::U8x3)
-        .unwrap();
+    let src = fr::images::ImageRef::new(
+        face.width(),
+        face.height(),
+        face.as_raw(),
+        fr::PixelType::U8x3,
+    )
+    .unwrap();
     let mut big = fr::images::Image::new(WIDTH, HEIGHT, fr::PixelType::U8x3);
     fr::Resizer::new()
         .resize(
@@ -141,7 +161,12 @@ fn ensure_photos(dir: &Path) -> Vec<PathBuf> {
             &mut big,
             &fr::ResizeOptions::new()
                 .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom))
-                .crop(f64::from((face.width() - crop_w) / 2), 0.0, f64::from(crop_w), f64::from(face.height())),
+                .crop(
+                    f64::from((face.width() - crop_w) / 2),
+                    0.0,
+                    f64::from(crop_w),
+                    f64::from(face.height()),
+                ),
         )
         .unwrap();
     let clean = big.into_vec();
@@ -160,7 +185,12 @@ fn ensure_photos(dir: &Path) -> Vec<PathBuf> {
         let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
         encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
         encoder
-            .encode(image.as_raw(), WIDTH as u16, HEIGHT as u16, jpeg_encoder::ColorType::Rgb)
+            .encode(
+                image.as_raw(),
+                WIDTH as u16,
+                HEIGHT as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
             .unwrap();
         std::fs::write(path, out).unwrap();
     }
@@ -199,8 +229,16 @@ fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)]) {
 }
 
 /// Photos a second through the stage on every core, and CPU milliseconds a photo.
-fn whole(files: &[PathBuf], n: usize, p: PhotoConfig, profiles: &[(String, Profile)]) -> (f64, f64) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+fn whole(
+    files: &[PathBuf],
+    n: usize,
+    p: PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> (f64, f64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let stage = PhotoStage::new(p);
     let cpu_before = process_cpu();
     let started = Instant::now();
@@ -272,6 +310,11 @@ fn process_cpu() -> f64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }

@@ -21,6 +21,14 @@ fn model() -> &'static rustface::Model {
     })
 }
 
+/// Window step, in pixels. SeetaFace's default is 4; 6 costs 40% less and, on the rustface
+/// group photo (29 faces), still finds all 29 at full size and 27 (against 28) at 3/4 size,
+/// where the faces are barely above the window. Steps of 8 lose a third of those.
+const STEP: u32 = 6;
+
+/// Each pyramid level is this much smaller than the one before (SeetaFace's default).
+const PYRAMID: f32 = 0.8;
+
 thread_local! {
     // A detector keeps scratch buffers between calls; one per thread saves rebuilding them
     // (and cloning the model) for every photo.
@@ -55,8 +63,8 @@ pub fn detect_up_to(image: &GrayImage, max_face: u32) -> Vec<FaceBox> {
             let mut d = rustface::create_detector_with_model(model().clone());
             d.set_min_face_size(WINDOW);
             d.set_score_thresh(2.0);
-            d.set_pyramid_scale_factor(0.8);
-            d.set_slide_window_step(4, 4);
+            d.set_pyramid_scale_factor(PYRAMID);
+            d.set_slide_window_step(STEP, STEP);
             d
         });
         detector.set_max_face_size(if max_face == 0 {
