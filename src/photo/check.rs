@@ -105,7 +105,8 @@ pub(crate) fn classify(
         ));
     }
     let fraction = f64::from(largest.width) / f64::from(short);
-    if fraction < f64::from(photos.min_face_fraction) {
+    // The setting is an f32: compare at its precision, so 0.1 means 0.1.
+    if (fraction as f32) < photos.min_face_fraction {
         return Err(Finding::new(
             ReasonCode::FaceTooSmall,
             format!(

@@ -393,6 +393,39 @@ fn without_the_face_check_a_cat_is_normalized() {
 }
 
 #[test]
+fn the_face_verdict_weighs_sizes() {
+    use ReasonCode::*;
+    let faces = |widths: &[u32]| -> Vec<face::FaceBox> {
+        widths
+            .iter()
+            .map(|&w| face::FaceBox {
+                x: 0,
+                y: 0,
+                width: w,
+                height: w,
+                score: 10.0,
+            })
+            .collect()
+    };
+    // Widths (largest first) in a photo whose shorter side is 1000 pixels.
+    for (widths, expected) in [
+        (&[][..], Err(NoFace)),
+        (&[300], Ok(300)),
+        (&[300, 250], Err(MultipleFaces)),
+        (&[300, 180], Err(MultipleFaces)),
+        (&[300, 170], Ok(300)), // a bystander well behind
+        (&[99], Err(FaceTooSmall)),
+        (&[100], Ok(100)),
+        (&[60, 50, 55], Err(MultipleFaces)), // a group of small faces
+    ] {
+        let got = check::classify(&faces(widths), 1000, &photos())
+            .map(|f| f.width)
+            .map_err(|f| f.code);
+        assert_eq!(got, expected, "{widths:?}");
+    }
+}
+
+#[test]
 fn sizes_fit_the_box_and_never_grow() {
     use normalize::fit;
     for ((w, h, mw, mh), expected) in [
