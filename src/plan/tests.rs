@@ -324,6 +324,22 @@ mod on_disk {
     }
 
     #[tokio::test]
+    async fn a_budget_one_target_cannot_meet_leaves_the_other_target_alone() {
+        let (dir, _) = setup_photos();
+        let text = "[roster]\npath = \"roster.csv\"\n[targets.feishu]\napp_id = \"cli_x\"\n\
+                    [targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\n\
+                    [targets.vzicloud.profile]\nformat = \"png\"\nmax_width = 2000\n\
+                    max_height = 2000\nmax_bytes = 10000\n";
+        let config = Config::parse(text, &dir.path().join("config.toml")).unwrap();
+        let plan = plan_once(&config, &PlanOptions::default()).await;
+        assert_eq!(action_of(&plan, "E1", "feishu"), (Action::Upload, None));
+        assert_eq!(
+            action_of(&plan, "E1", "vzicloud"),
+            (Action::Invalid, Some(ReasonCode::CannotFit))
+        );
+    }
+
+    #[tokio::test]
     async fn preview_writes_each_normalized_photo_per_target() {
         let (dir, config) = setup_photos();
         let preview = dir.path().join("preview");
