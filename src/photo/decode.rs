@@ -88,12 +88,8 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<ImageFormat, Finding> {
             | ImageFormat::Gif),
         ) => Ok(f),
         Ok(other) => Err(unsupported(format!(
-            "{} images are not supported",
-            other
-                .extensions_str()
-                .first()
-                .unwrap_or(&"these")
-                .to_uppercase()
+            "the file is a {} image, which facesync does not read",
+            other.extensions_str().first().unwrap_or(&"other")
         ))),
         Err(_) if looks_like_text(bytes) => Err(unsupported(
             "the file is text, not an image (it only has an image's file name)",
