@@ -132,6 +132,18 @@ fn every_bad_input_gets_its_reason() {
     }
 }
 
+#[test]
+fn formats_facesync_does_not_read_are_named() {
+    let mut pnm = b"P6\n300 300\n255\n".to_vec();
+    pnm.resize(pnm.len() + 300 * 300 * 3, 128);
+    let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec();
+    for (bytes, words) in [(pnm, "image, which facesync does not read"), (avif, "avif")] {
+        let f = prepare(&bytes, &photos(), &defaults()).unwrap_err();
+        assert_eq!(f.code, ReasonCode::UnsupportedFormat, "{f}");
+        assert!(f.message.to_lowercase().contains(words), "{f}");
+    }
+}
+
 fn message(name: &str) -> String {
     prepare(&read(name), &photos(), &defaults())
         .expect_err(name)
