@@ -129,7 +129,10 @@ async fn sync_with(dir: &Path, options: SyncOptions) -> deliver::Summary {
 /// Records when the first and the last upload finished: the steady-state rate between them
 /// leaves out the start of the run (roster, plan, token, the first photos).
 #[derive(Default, Clone)]
-struct UploadClock(std::sync::Arc<std::sync::Mutex<(Option<Instant>, Option<Instant>, usize)>>);
+struct UploadClock(std::sync::Arc<std::sync::Mutex<Uploads>>);
+
+/// When the first and the last upload finished, and how many did.
+type Uploads = (Option<Instant>, Option<Instant>, usize);
 
 impl facesync::progress::Progress for UploadClock {
     fn upload_done(&self, _target: &str) {

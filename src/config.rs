@@ -314,6 +314,12 @@ impl Config {
             format!("crop={:?}", p.crop),
             format!("margin={}", p.portrait_margin),
             format!("min_face={}", p.min_face_fraction),
+            // The limits decide which photos are invalid: a cached verdict under other limits
+            // is stale too.
+            format!(
+                "limits={},{},{}",
+                p.max_pixels, p.max_file_bytes, p.min_short_side
+            ),
         ];
         if let Some(d) = self.delivery(target) {
             let pr = &d.profile;

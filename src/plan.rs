@@ -3,18 +3,22 @@
 //! No network. The decision for one person and target is [`decide`], a pure function of the
 //! previous delivery row and the current photo hash, settings fingerprint and target user id;
 //! everything else here gathers those inputs (reading the roster, scanning the folder, hashing
-//! photos whose size or mtime changed, the ids looked up earlier by e-mail or mobile) and
-//! records the findings through the store.
+//! photos whose size or mtime changed, the ids looked up earlier by e-mail or mobile), runs
+//! every photo that would be sent through the photo pipeline (so an unfit photo is found now,
+//! not by the cloud), and records the findings through the store.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Profile};
 use crate::identity::Directory;
 use crate::matching::{self, PhotoFile, PhotoIndex};
+use crate::photo::{self, PhotoStage};
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::{self, Row};
 use crate::store::{DeliveryRecord, PersonRecord, State, Store};
@@ -54,6 +58,11 @@ pub struct PlanOptions {
     pub only_failed: bool,
     /// Targets to plan for; empty means every enabled target.
     pub targets: Vec<String>,
+    /// Write each normalized photo as `<dir>/<target>/<id>.<ext>` for an admin to look at.
+    pub preview: Option<PathBuf>,
+    /// Leave the photo stage to the caller: `sync` prepares each photo once as it delivers,
+    /// so planning only decides from hashes and the state DB.
+    pub defer_photo_check: bool,
 }
 
 /// One line of the plan.
@@ -184,8 +193,12 @@ pub async fn build(
         ..Plan::default()
     };
     let mut people = Vec::with_capacity(roster.rows.len());
-    let mut deliveries = Vec::new();
-    let mut recorded = std::collections::HashSet::new();
+    let mut fingerprints = HashMap::new();
+    for target in &targets {
+        fingerprints.insert(target.clone(), config.delivery_fingerprint(target));
+    }
+    // The items of each row, by index into `plan.items`, for the photo stage.
+    let mut row_items: Vec<Vec<usize>> = Vec::with_capacity(roster.rows.len());
     for (i, row) in roster.rows.iter().enumerate() {
         let photo = matches.photos[i].as_ref().ok();
         let hash = &hashes[i];
@@ -203,8 +216,8 @@ pub async fn build(
         if let Some(p) = photo {
             plan.photo_paths.insert(p.relative.clone(), p.path.clone());
         }
+        let mut indices = Vec::with_capacity(targets.len());
         for target in &targets {
-            let fingerprint = config.delivery_fingerprint(target);
             let user_id = directory
                 .user_id(target, &row.person)
                 .map_err(|f| Finding::new(f.code, format!("row {}: {}", row.row, f.message)));
@@ -213,10 +226,13 @@ pub async fn build(
                 (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
                 (_, _, Err(f)) => (Action::Invalid, Some(f.clone())),
                 (Ok(_), Err(f), _) => (Action::Invalid, Some(f.clone())),
-                (Ok(_), Ok(h), Ok(Some(uid))) => decide(prev, h, &fingerprint, uid, options),
+                (Ok(_), Ok(h), Ok(Some(uid))) => {
+                    decide(prev, h, &fingerprints[target], uid, options)
+                }
                 (Ok(_), Ok(_), Ok(None)) => (decide_unresolved(prev, options), None),
             };
-            let item = PlanItem {
+            indices.push(plan.items.len());
+            plan.items.push(PlanItem {
                 row: row.row,
                 id: row.person.id.clone(),
                 name: row.person.name.clone(),
@@ -226,19 +242,126 @@ pub async fn build(
                 photo: photo.map(|p| p.relative.clone()),
                 target_user_id: user_id.ok().flatten(),
                 source_hash: hash.as_ref().ok().cloned(),
-            };
-            // Duplicate ids share one delivery row: the first copy's finding is recorded.
-            if recorded.insert((item.id.clone(), target.clone())) {
-                if let Some(record) = record_for(prev, &item, &fingerprint) {
-                    deliveries.push(record);
-                }
+            });
+        }
+        row_items.push(indices);
+    }
+
+    if !options.defer_photo_check {
+        check_photos(config, &mut plan, &matches.photos, &row_items, options).await?;
+    }
+
+    let mut deliveries = Vec::new();
+    let mut recorded = std::collections::HashSet::new();
+    for item in &plan.items {
+        // Duplicate ids share one delivery row: the first copy's finding is recorded.
+        if recorded.insert((item.id.clone(), item.target.clone())) {
+            let prev = previous.get(&(item.id.clone(), item.target.clone()));
+            if let Some(record) = record_for(prev, item, &fingerprints[&item.target]) {
+                deliveries.push(record);
             }
-            plan.items.push(item);
         }
     }
     store.save_people(&people, run_id).await?;
     store.save_deliveries(&deliveries).await?;
     Ok(plan)
+}
+
+/// Runs the photo of every person with something to upload through the photo pipeline, once
+/// for all their targets: a photo found unfit turns those items invalid with the finding. With
+/// `options.preview`, writes the normalized photos there.
+async fn check_photos(
+    config: &Config,
+    plan: &mut Plan,
+    photos: &[Result<PhotoFile, Finding>],
+    row_items: &[Vec<usize>],
+    options: &PlanOptions,
+) -> anyhow::Result<()> {
+    let stage = PhotoStage::new(config.photos.clone());
+    let mut specs = Vec::new();
+    for (i, indices) in row_items.iter().enumerate() {
+        let Ok(photo) = &photos[i] else { continue };
+        let uploads: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&k| plan.items[k].action == Action::Upload)
+            .collect();
+        let profiles: Vec<(String, Profile)> = uploads
+            .iter()
+            .filter_map(|&k| {
+                let target = &plan.items[k].target;
+                config
+                    .delivery(target)
+                    .map(|d| (target.clone(), d.profile.clone()))
+            })
+            .collect();
+        if !uploads.is_empty() && uploads.len() == profiles.len() {
+            specs.push((uploads, profiles, photo.path.clone()));
+        }
+    }
+    let jobs = specs.into_iter().map(|(uploads, profiles, path)| {
+        let stage = stage.clone();
+        async move {
+            let result = stage.prepare_file(path.clone(), profiles.clone()).await;
+            let per_target = match result {
+                // One target's budget must not make the photo invalid for the others.
+                Err(f) if f.code == ReasonCode::CannotFit && profiles.len() > 1 => {
+                    let mut each = Vec::with_capacity(profiles.len());
+                    for p in profiles {
+                        each.push(stage.prepare_file(path.clone(), vec![p]).await);
+                    }
+                    each
+                }
+                Err(f) => vec![Err(f); profiles.len()],
+                Ok(outs) => outs.into_iter().map(|o| Ok(vec![o])).collect(),
+            };
+            (uploads, per_target)
+        }
+    });
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
+    while let Some((uploads, per_target)) = results.next().await {
+        for (k, result) in uploads.into_iter().zip(per_target) {
+            let item = &mut plan.items[k];
+            match result {
+                Ok(outs) => {
+                    if let Some(dir) = &options.preview {
+                        for out in outs {
+                            write_preview(dir, &item.id, &out)?;
+                        }
+                    }
+                }
+                Err(f) => {
+                    let file = item.photo.as_deref().unwrap_or("photo");
+                    item.action = Action::Invalid;
+                    item.finding = Some(Finding::new(f.code, format!("{file}: {}", f.message)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `<dir>/<target>/<id>.<ext>`.
+fn write_preview(dir: &Path, id: &str, out: &photo::Normalized) -> anyhow::Result<()> {
+    let folder = dir.join(&out.target);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create preview folder {}", folder.display()))?;
+    // Ids come from a spreadsheet: keep them from naming another folder.
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let name = name.trim_start_matches('.');
+    let path = folder.join(format!("{name}.{}", out.format.extension()));
+    std::fs::write(&path, &out.bytes)
+        .with_context(|| format!("cannot write preview {}", path.display()))
 }
 
 /// The delivery row a plan item leads to, or `None` when the row stays as it is.

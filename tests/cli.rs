@@ -114,6 +114,10 @@ fn plan_json_has_a_line_per_person_and_target_and_exits_2_on_invalid() {
     assert_eq!(find("E-1016", "vzicloud")["reason_code"], "bad_target_id");
     assert_eq!(find("E-1016", "feishu")["action"], "upload");
     assert_eq!(find("E1011", "feishu")["photo"], "e1011.jpg");
+    // e1011.jpg is a cat: the photo pipeline finds no face, for both targets.
+    assert_eq!(find("E1011", "feishu")["reason_code"], "no_face");
+    assert_eq!(find("E1011", "vzicloud")["reason_code"], "no_face");
+    assert_eq!(find("E1014", "vzicloud")["action"], "upload"); // the PNG
     assert!(lines.iter().any(|l| l["orphan_photo"] == "E9999.jpg"));
     // 17 roster rows x 2 targets, plus one orphan line.
     assert_eq!(lines.len(), 17 * 2 + 1);
@@ -143,12 +147,46 @@ fn plan_table_then_status_reads_the_recorded_findings() {
             .find(|c| c["target"] == target && c["state"] == state)
             .map_or(0, |c| c["count"].as_i64().unwrap())
     };
-    assert_eq!(count("vzicloud", "invalid"), 3, "{json}"); // no_photo, duplicate_id, bad_target_id
-    assert_eq!(count("feishu", "invalid"), 2);
+    // no_photo, duplicate_id, no_face (the cat), bad_target_id
+    assert_eq!(count("vzicloud", "invalid"), 4, "{json}");
+    assert_eq!(count("feishu", "invalid"), 3); // no_photo, duplicate_id, no_face
     assert_eq!(json["runs"][0]["kind"], "plan");
     assert_eq!(json["runs"][0]["exit_code"], 2);
     let table = facesync(&["status", "-c", "config.toml"], dir.path());
     assert!(text(&table.stdout).contains("INVALID"));
+}
+
+#[test]
+fn plan_preview_writes_what_each_target_would_receive() {
+    let dir = workspace();
+    let out = facesync(
+        &["plan", "-c", "config.toml", "--preview", "preview"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let preview = dir.path().join("preview");
+    let listed = |target: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(preview.join(target))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // Everyone with an upload: not the cat, the missing photo or the duplicate id.
+    let feishu = listed("feishu");
+    assert_eq!(feishu.len(), 13, "{feishu:?}");
+    assert!(
+        feishu.contains(&"E1014.jpg".to_string()),
+        "the PNG is sent as JPEG"
+    );
+    assert!(!feishu.iter().any(|n| n.starts_with("E1011")));
+    let vzicloud = listed("vzicloud");
+    assert_eq!(vzicloud.len(), 12, "{vzicloud:?}"); // and not E-1016
+    for name in &vzicloud {
+        let img = image::open(preview.join("vzicloud").join(name)).unwrap();
+        assert!(img.width() <= 1920 && img.height() <= 1080, "{name}");
+    }
 }
 
 #[test]

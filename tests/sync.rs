@@ -538,12 +538,19 @@ async fn preflight_off_lists_nobody_and_still_delivers() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = Workspace::new(3, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
-    let text = text.replacen("[targets.vzicloud]", "preflight = false\n[targets.vzicloud]", 1);
+    let text = text.replacen(
+        "[targets.vzicloud]",
+        "preflight = false\n[targets.vzicloud]",
+        1,
+    );
     std::fs::write(ws.config_path(), text).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 0, "{}", summary.render());
     assert_eq!(target(&summary, "feishu").delivered, 3);
     let stats = emu.stats();
-    assert_eq!(stats.requests_of("feishu.user_list") + stats.requests_of("feishu.user_get"), 0);
+    assert_eq!(
+        stats.requests_of("feishu.user_list") + stats.requests_of("feishu.user_get"),
+        0
+    );
     emu.shutdown().await;
 }

@@ -71,7 +71,8 @@ pub enum Command {
 
     /// Match, check and decide what `sync` would do, per person and target (no network)
     #[command(after_help = "Examples:\n  facesync plan -c config.toml\n  \
-                            facesync plan -c config.toml --format json > plan.jsonl\n\n\
+                            facesync plan -c config.toml --format json > plan.jsonl\n  \
+                            facesync plan -c config.toml --preview preview/\n\n\
                             Exit codes: 0 nothing is invalid; 2 some people are invalid; \
                             1 the plan could not be made.")]
     Plan(PlanArgs),
@@ -157,6 +158,9 @@ pub struct PlanArgs {
     /// Plan only for this target (repeatable); default: every enabled target
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
+    /// Write each normalized photo that would be uploaded as DIR/<target>/<id>.<ext>
+    #[arg(long, value_name = "DIR")]
+    pub preview: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub(super) async fn run(args: &PlanArgs) -> anyhow::Result<u8> {
     check_targets(&config, &args.targets)?;
     let options = PlanOptions {
         targets: args.targets.clone(),
+        preview: args.preview.clone(),
         ..PlanOptions::default()
     };
     let plan = plan_and_record(&config, &options).await?;

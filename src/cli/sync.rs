@@ -11,6 +11,7 @@ pub(super) async fn run(args: &SyncArgs, global: &GlobalArgs) -> anyhow::Result<
         force: args.force,
         only_failed: args.only_failed,
         targets: args.targets.clone(),
+        ..PlanOptions::default()
     };
     if args.dry_run {
         let plan = plan::plan_and_record(&config, &plan_options).await?;

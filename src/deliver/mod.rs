@@ -34,7 +34,7 @@ use crate::config::{Config, Profile};
 use crate::identity::{self, Unresolved};
 use crate::photo::{Normalized, PhotoStage};
 use crate::plan::{self, Action, PlanItem, PlanOptions};
-use crate::reason::Finding;
+use crate::reason::{Finding, ReasonCode};
 use crate::store::{DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure, Target};
 use lane::{Job, Lane};
@@ -180,6 +180,8 @@ async fn run_recorded(
 ) -> anyhow::Result<Summary> {
     let mut plan_options = options.plan.clone();
     plan_options.targets = slots.iter().map(|s| s.name.clone()).collect();
+    // The producer below prepares each photo once, as it delivers.
+    plan_options.defer_photo_check = true;
 
     // Lanes for the targets that could be built; the others are stopped from the start. Id
     // lookups and the pre-flight go through the lanes too, so they come first.
@@ -501,6 +503,21 @@ impl Ctx<'_> {
                     for (l, permit) in permits {
                         if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos) {
                             permit.send(job);
+                        }
+                    }
+                }
+                // One target's budget may be too small where another's is not: each on its own.
+                Err(finding) if finding.code == ReasonCode::CannotFit && targets.len() > 1 => {
+                    for (l, permit) in permits {
+                        match self.prepare(person, &[l]).await {
+                            Ok(mut photos) => {
+                                if let Some(job) =
+                                    self.job_for(person, lanes[l].name(), &mut photos)
+                                {
+                                    permit.send(job);
+                                }
+                            }
+                            Err(finding) => self.record_invalid(person, &[l], &finding).await?,
                         }
                     }
                 }

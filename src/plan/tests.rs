@@ -229,9 +229,139 @@ mod on_disk {
         );
     }
 
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/images")
+            .join(name)
+    }
+
+    /// `setup` with real photos: E1 a face, E2 a cat; both targets enabled.
+    fn setup_photos() -> (tempfile::TempDir, Config) {
+        let (dir, _) = setup();
+        std::fs::copy(fixture("face.jpg"), dir.path().join("photos/E1.jpg")).unwrap();
+        std::fs::copy(fixture("cat.jpg"), dir.path().join("photos/E2.jpg")).unwrap();
+        let text = "[roster]\npath = \"roster.csv\"\n[targets.feishu]\napp_id = \"cli_x\"\n\
+                    [targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\n";
+        let config = Config::parse(text, &dir.path().join("config.toml")).unwrap();
+        (dir, config)
+    }
+
+    async fn plan_once(config: &Config, options: &PlanOptions) -> Plan {
+        let store = Store::open(&config.state.database).await.unwrap();
+        let run = store.begin_run("plan").await.unwrap();
+        let plan = build(config, &store, run, options).await.unwrap();
+        store.close().await;
+        plan
+    }
+
+    fn action_of(plan: &Plan, id: &str, target: &str) -> (Action, Option<ReasonCode>) {
+        let item = plan
+            .items
+            .iter()
+            .find(|i| i.id == id && i.target == target)
+            .unwrap();
+        (item.action, item.finding.as_ref().map(|f| f.code))
+    }
+
+    #[tokio::test]
+    async fn plans_check_every_photo_for_every_target() {
+        let (_dir, config) = setup_photos();
+        let plan = plan_once(&config, &PlanOptions::default()).await;
+        for target in ["feishu", "vzicloud"] {
+            assert_eq!(action_of(&plan, "E1", target), (Action::Upload, None));
+            assert_eq!(
+                action_of(&plan, "E2", target),
+                (Action::Invalid, Some(ReasonCode::NoFace))
+            );
+        }
+        let store = Store::open(&config.state.database).await.unwrap();
+        let rows = store.deliveries().await.unwrap();
+        let e2 = &rows[&("E2".into(), "vzicloud".into())];
+        assert_eq!(
+            (e2.state, e2.reason_code),
+            (State::Invalid, Some(ReasonCode::NoFace))
+        );
+        assert!(
+            e2.reason
+                .as_deref()
+                .unwrap()
+                .contains("E2.jpg: no face found")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unfit_photo_is_not_decoded_again_while_unchanged() {
+        let (dir, config) = setup_photos();
+        plan_once(&config, &PlanOptions::default()).await;
+        // Same size and mtime, bytes no decoder reads: were it decoded again, the verdict
+        // would change to unsupported_format; the cached no_face shows it was not.
+        let path = dir.path().join("photos/E2.jpg");
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&path, vec![b'x'; meta.len() as usize]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(meta.modified().unwrap())
+            .unwrap();
+        let plan = plan_once(&config, &PlanOptions::default()).await;
+        assert_eq!(
+            action_of(&plan, "E2", "feishu"),
+            (Action::Invalid, Some(ReasonCode::NoFace))
+        );
+        // A real change (a new mtime) is looked at again.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        let plan = plan_once(&config, &PlanOptions::default()).await;
+        assert_eq!(
+            action_of(&plan, "E2", "feishu"),
+            (Action::Invalid, Some(ReasonCode::UnsupportedFormat))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_budget_one_target_cannot_meet_leaves_the_other_target_alone() {
+        let (dir, _) = setup_photos();
+        let text = "[roster]\npath = \"roster.csv\"\n[targets.feishu]\napp_id = \"cli_x\"\n\
+                    [targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\n\
+                    [targets.vzicloud.profile]\nformat = \"png\"\nmax_width = 2000\n\
+                    max_height = 2000\nmax_bytes = 10000\n";
+        let config = Config::parse(text, &dir.path().join("config.toml")).unwrap();
+        let plan = plan_once(&config, &PlanOptions::default()).await;
+        assert_eq!(action_of(&plan, "E1", "feishu"), (Action::Upload, None));
+        assert_eq!(
+            action_of(&plan, "E1", "vzicloud"),
+            (Action::Invalid, Some(ReasonCode::CannotFit))
+        );
+    }
+
+    #[tokio::test]
+    async fn preview_writes_each_normalized_photo_per_target() {
+        let (dir, config) = setup_photos();
+        let preview = dir.path().join("preview");
+        let options = PlanOptions {
+            preview: Some(preview.clone()),
+            ..PlanOptions::default()
+        };
+        plan_once(&config, &options).await;
+        for target in ["feishu", "vzicloud"] {
+            let bytes = std::fs::read(preview.join(target).join("E1.jpg")).unwrap();
+            assert_eq!(
+                image::guess_format(&bytes).unwrap(),
+                image::ImageFormat::Jpeg
+            );
+            assert!(!preview.join(target).join("E2.jpg").exists());
+        }
+    }
+
     #[tokio::test]
     async fn plans_record_pending_and_invalid_rows() {
         let (dir, config) = setup();
+        std::fs::copy(fixture("face.jpg"), dir.path().join("photos/E1.jpg")).unwrap();
         std::fs::remove_file(dir.path().join("photos/E2.jpg")).unwrap();
         let store = Store::open(&config.state.database).await.unwrap();
         let run = store.begin_run("plan").await.unwrap();

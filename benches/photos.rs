@@ -1,0 +1,331 @@
+//! Benchmark of the photo pipeline on generated 12-megapixel phone-like JPEGs (3024x4032,
+//! about 2.5 MB at quality 90, noise added so they compress like real photos), against a
+//! Pillow baseline (benches/pillow_baseline.py) on the same files and output size.
+//!
+//! Run: `cargo bench --bench photos`. The photos are generated once into
+//! `target/bench-photos/` (never committed). Counts: `FACESYNC_BENCH_PHOTOS` (photos per
+//! throughput run, default 200) and `FACESYNC_BENCH_MEMORY` (photos for the peak-memory run,
+//! default 1000). Peak memory is measured in a child process (this binary with `--memory N`)
+//! so that generating the photos does not count.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use facesync::config::{Config, OutputFormat, PhotoConfig, Profile};
+use facesync::photo::{self, PhotoStage, StageTimes};
+use fast_image_resize as fr;
+use futures::StreamExt as _;
+use image::RgbImage;
+
+const WIDTH: u32 = 3024;
+const HEIGHT: u32 = 4032;
+/// Distinct generated photos; the runs cycle through them (the page cache keeps reading cheap).
+const DISTINCT: usize = 8;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory") {
+        let n = args[i + 1].parse().expect("--memory N");
+        memory_child(&photo_dir(), n);
+        return;
+    }
+    let count = env_count("FACESYNC_BENCH_PHOTOS", 200);
+    let memory_count = env_count("FACESYNC_BENCH_MEMORY", 1000);
+    let dir = photo_dir();
+    let files = ensure_photos(&dir);
+    let mean_size = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum::<u64>()
+        / files.len() as u64;
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    println!("load average at start: {}", load_average());
+    println!(
+        "input: {DISTINCT} generated {WIDTH}x{HEIGHT} JPEGs, quality 90, {:.2} MB on average, in {}",
+        mean_size as f64 / 1e6,
+        dir.display()
+    );
+    let vzi = vec![("vzicloud".to_string(), profile(1920, 1080, 1_572_864))];
+    let both = vec![
+        ("feishu".to_string(), profile(1080, 1440, 1_048_576)),
+        vzi[0].clone(),
+    ];
+
+    println!(
+        "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
+        count.min(40)
+    );
+    steps(&files, count.min(40), &vzi);
+
+    println!("\n== whole pipeline, all cores (PhotoStage), {count} photos ==");
+    let mut no_face = photos();
+    no_face.face_check = false;
+    let runs = [
+        ("810x1080 (vzicloud), face check on", photos(), &vzi),
+        ("810x1080 (vzicloud), face check off", no_face.clone(), &vzi),
+        ("both default targets, face check on", photos(), &both),
+        ("both default targets, face check off", no_face, &both),
+    ];
+    for (name, p, profiles) in runs {
+        let (rate, cpu) = whole(&files, count, p, profiles);
+        println!(
+            "{name:<40} {rate:6.1} photos/s measured   {cpu:5.1} ms CPU a photo = {:5.1} photos/s on {} idle cores",
+            cores() as f64 * 1000.0 / cpu,
+            cores()
+        );
+    }
+
+    println!("\n== peak memory, {memory_count} photos, both targets, face check on ==");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--memory", &memory_count.to_string()])
+        .output()
+        .expect("the bench re-runs itself");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+
+    println!(
+        "\n== Pillow baseline (benches/pillow_baseline.py): draft decode, same output size, both cores =="
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pillow_baseline.py");
+    for filter in ["bilinear", "lanczos"] {
+        let status = Command::new("python3")
+            .arg(&script)
+            .arg(&dir)
+            .args([
+                "--count",
+                &count.to_string(),
+                "--box",
+                "1920x1080",
+                "--filter",
+                filter,
+            ])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            println!("(the Pillow baseline did not run: needs python3 with Pillow)");
+            break;
+        }
+    }
+    println!("\nload average at end: {}", load_average());
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn photos() -> PhotoConfig {
+    Config::parse("[roster]\npath = \"r.csv\"\n", Path::new("/x/config.toml"))
+        .unwrap()
+        .photos
+}
+
+fn profile(max_width: u32, max_height: u32, max_bytes: u64) -> Profile {
+    Profile {
+        format: OutputFormat::Jpeg,
+        max_width,
+        max_height,
+        max_bytes,
+        min_quality: 60,
+    }
+}
+
+fn photo_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-photos")
+}
+
+/// Phone-like photos: a real portrait filling the frame, with sensor-like noise.
+fn ensure_photos(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let files: Vec<PathBuf> = (0..DISTINCT)
+        .map(|i| dir.join(format!("phone-{i}.jpg")))
+        .collect();
+    if files.iter().all(|f| f.exists()) {
+        return files;
+    }
+    let face_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos/E1001.jpg");
+    let face = image::open(&face_path).unwrap().into_rgb8();
+    // The largest 3:4 part of the portrait, stretched to the phone's frame.
+    let crop_w = (face.height() * 3 / 4).min(face.width());
+    let src = fr::images::ImageRef::new(
+        face.width(),
+        face.height(),
+        face.as_raw(),
+        fr::PixelType::U8x3,
+    )
+    .unwrap();
+    let mut big = fr::images::Image::new(WIDTH, HEIGHT, fr::PixelType::U8x3);
+    fr::Resizer::new()
+        .resize(
+            &src,
+            &mut big,
+            &fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom))
+                .crop(
+                    f64::from((face.width() - crop_w) / 2),
+                    0.0,
+                    f64::from(crop_w),
+                    f64::from(face.height()),
+                ),
+        )
+        .unwrap();
+    let clean = big.into_vec();
+    for (i, path) in files.iter().enumerate() {
+        let mut pixels = clean.clone();
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ (i as u64 + 1);
+        for p in &mut pixels {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let noise = (state % 17) as i32 - 8;
+            *p = (i32::from(*p) + noise).clamp(0, 255) as u8;
+        }
+        let image = RgbImage::from_raw(WIDTH, HEIGHT, pixels).unwrap();
+        let mut out = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder
+            .encode(
+                image.as_raw(),
+                WIDTH as u16,
+                HEIGHT as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        std::fs::write(path, out).unwrap();
+    }
+    files
+}
+
+fn per_photo(d: Duration, n: usize) -> (f64, f64) {
+    let ms = d.as_secs_f64() * 1000.0 / n as f64;
+    (ms, 1000.0 / ms)
+}
+
+/// Each step's time on one thread, as `prepare` spends it.
+fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)]) {
+    let bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let p = photos();
+    // One warm-up photo: the face model is loaded on first use.
+    photo::prepare(&bytes[0], &p, profiles).unwrap();
+    let mut times = StageTimes::default();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    for i in 0..n {
+        let out = photo::prepare_timed(&bytes[i % bytes.len()], &p, profiles, &mut times)
+            .unwrap_or_else(|f| panic!("a generated photo failed: {f}"));
+        assert_eq!((out[0].width, out[0].height), (810, 1080));
+    }
+    let whole = started.elapsed();
+    let cpu = (process_cpu() - cpu_before) * 1000.0 / n as f64;
+    for (name, d) in [
+        ("decode (DCT-scaled to 1512x2016)", times.decode),
+        ("face check", times.face_check),
+        ("resize (Lanczos3 to 810x1080)", times.resize),
+        ("encode (JPEG, quality search)", times.encode),
+        ("whole prepare()", whole),
+    ] {
+        let (ms, rate) = per_photo(d, n);
+        println!("{name:<40} {ms:6.1} ms   {rate:6.1} photos/s");
+    }
+    // jpeg-decoder runs its IDCT on helper threads: the CPU time is more than the wall time.
+    println!(
+        "{:<40} {cpu:6.1} ms CPU a photo, helper threads included",
+        ""
+    );
+}
+
+/// Photos a second through the stage on every core, and CPU milliseconds a photo.
+fn whole(
+    files: &[PathBuf],
+    n: usize,
+    p: PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> (f64, f64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stage = PhotoStage::new(p);
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    runtime.block_on(async {
+        let jobs = (0..n).map(|i| {
+            let stage = stage.clone();
+            let path = files[i % files.len()].clone();
+            let profiles = profiles.to_vec();
+            async move { stage.prepare_file(path, profiles).await }
+        });
+        let mut results = futures::stream::iter(jobs).buffer_unordered(cores() * 2);
+        while let Some(r) = results.next().await {
+            r.unwrap_or_else(|f| panic!("a generated photo failed: {f}"));
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = process_cpu() - cpu_before;
+    (n as f64 / wall, cpu * 1000.0 / n as f64)
+}
+
+/// The child of the peak-memory run: only the pipeline, nothing generated.
+fn memory_child(dir: &Path, n: usize) {
+    let files: Vec<PathBuf> = (0..DISTINCT)
+        .map(|i| dir.join(format!("phone-{i}.jpg")))
+        .collect();
+    let both = vec![
+        ("feishu".to_string(), profile(1080, 1440, 1_048_576)),
+        ("vzicloud".to_string(), profile(1920, 1080, 1_572_864)),
+    ];
+    let started = Instant::now();
+    let (rate, _) = whole(&files, n, photos(), &both);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: unknown");
+    println!(
+        "{n} photos in {:.0} s ({rate:.1} photos/s); peak resident memory (VmHWM): {}",
+        started.elapsed().as_secs_f64(),
+        peak.trim_start_matches("VmHWM:").trim()
+    );
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// User + system CPU seconds of this process so far (Linux; clock ticks of 1/100 s).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -1,0 +1,182 @@
+//! The face check: exactly one face, big enough, else a finding that says which way it failed.
+//!
+//! Detection cost grows with the square of the image given to the detector, and the detector
+//! only sees faces of at least [`face::WINDOW`] pixels. So it runs coarse to fine: first on a
+//! small thumbnail that finds the large faces of ordinary portraits cheaply, then, only when
+//! needed, on a larger one limited to the smaller faces the first pass could not see (a second
+//! face of similar size, or a face too small to pass).
+
+use image::{GrayImage, RgbImage};
+
+use super::face::{self, FaceBox};
+use super::resize;
+use crate::config::PhotoConfig;
+use crate::reason::{Finding, ReasonCode};
+
+/// A face at least this fraction of the largest face's width counts as "of similar size":
+/// two people side by side. Smaller faces are bystanders and do not make a photo invalid.
+pub(crate) const SIMILAR: f64 = 0.6;
+
+/// The shorter side of the first, cheap pass: it finds faces of at least a quarter of the
+/// photo's shorter side.
+const COARSE_SHORT: u32 = 160;
+
+/// The shorter side of the grey thumbnail both passes usually start from.
+const BASE_SHORT: u32 = 320;
+
+/// Faces smaller than this fraction of `min_face_fraction` are not searched for: below it a
+/// photo is `no_face` rather than `face_too_small`.
+const SEARCH_BELOW_MIN: f64 = 0.6;
+
+/// The smallest face fraction searched for, whatever the settings.
+fn search_floor(photos: &PhotoConfig) -> f64 {
+    (f64::from(photos.min_face_fraction) * SEARCH_BELOW_MIN).max(0.02)
+}
+
+/// The shorter side the decoded image needs so the finest pass can run at full size.
+pub(crate) fn needed_short_side(photos: &PhotoConfig) -> u32 {
+    (f64::from(face::WINDOW) / search_floor(photos)).ceil() as u32
+}
+
+/// The single face of a photo, in the image's pixel coordinates, or why there is not one.
+pub(crate) fn single_face(image: &RgbImage, photos: &PhotoConfig) -> Result<FaceBox, Finding> {
+    let faces = find_faces(image, photos);
+    classify(&faces, image.width().min(image.height()), photos)
+}
+
+/// Every face found, largest first, in the image's pixel coordinates.
+pub(crate) fn find_faces(image: &RgbImage, photos: &PhotoConfig) -> Vec<FaceBox> {
+    let (w, h) = image.dimensions();
+    let short = w.min(h);
+    let base_short = short.min(BASE_SHORT);
+    let base = grey_thumbnail_rgb(image, base_short);
+    let coarse_short = base_short.min(COARSE_SHORT);
+    let coarse = if coarse_short < base_short {
+        grey_thumbnail(&base, coarse_short)
+    } else {
+        base.clone()
+    };
+    let mut faces = scaled(face::detect(&coarse), w, coarse.width());
+    faces.sort_by_key(|f| std::cmp::Reverse(f.width));
+
+    // Faces below this fraction of the shorter side were too small for the coarse pass.
+    let coarse_reach = f64::from(face::WINDOW) / f64::from(coarse_short);
+    let wanted = match faces.first() {
+        Some(largest) => SIMILAR * f64::from(largest.width) / f64::from(short),
+        None => search_floor(photos),
+    }
+    .max(search_floor(photos));
+    let fine_short = ((f64::from(face::WINDOW) / wanted).ceil() as u32).min(short);
+    if wanted < coarse_reach && fine_short > coarse_short {
+        let fine = if fine_short <= base_short {
+            grey_thumbnail(&base, fine_short)
+        } else {
+            grey_thumbnail_rgb(image, fine_short)
+        };
+        // A little overlap with the coarse pass absorbs the detector's jitter at the seam.
+        let max_face = (coarse_reach * f64::from(fine_short) * 1.3).ceil() as u32;
+        for f in scaled(face::detect_up_to(&fine, max_face), w, fine.width()) {
+            if !faces.iter().any(|g| same_face(g, &f)) {
+                faces.push(f);
+            }
+        }
+        faces.sort_by_key(|f| std::cmp::Reverse(f.width));
+    }
+    faces
+}
+
+/// The verdict on the faces found (largest first) in an image whose shorter side is `short`.
+pub(crate) fn classify(
+    faces: &[FaceBox],
+    short: u32,
+    photos: &PhotoConfig,
+) -> Result<FaceBox, Finding> {
+    let Some(&largest) = faces.first() else {
+        return Err(Finding::new(ReasonCode::NoFace, "no face found"));
+    };
+    let similar = faces
+        .iter()
+        .filter(|f| f64::from(f.width) >= SIMILAR * f64::from(largest.width))
+        .count();
+    if similar >= 2 {
+        return Err(Finding::new(
+            ReasonCode::MultipleFaces,
+            format!("{similar} faces of similar size found"),
+        ));
+    }
+    let fraction = f64::from(largest.width) / f64::from(short);
+    // The setting is an f32: compare at its precision, so 0.1 means 0.1.
+    if (fraction as f32) < photos.min_face_fraction {
+        return Err(Finding::new(
+            ReasonCode::FaceTooSmall,
+            format!(
+                "the face is {:.0}% of the photo's shorter side; at least {:.0}% is needed (photos.min_face_fraction)",
+                fraction * 100.0,
+                f64::from(photos.min_face_fraction) * 100.0
+            ),
+        ));
+    }
+    Ok(largest)
+}
+
+/// Two detections of one face: the centre of either lies inside the other.
+fn same_face(a: &FaceBox, b: &FaceBox) -> bool {
+    let inside = |p: &FaceBox, q: &FaceBox| {
+        let cx = p.x + p.width as i32 / 2;
+        let cy = p.y + p.height as i32 / 2;
+        cx >= q.x && cx <= q.x + q.width as i32 && cy >= q.y && cy <= q.y + q.height as i32
+    };
+    inside(a, b) || inside(b, a)
+}
+
+/// Maps boxes found in an image `from_width` wide to one `to_width` wide.
+fn scaled(faces: Vec<FaceBox>, to_width: u32, from_width: u32) -> Vec<FaceBox> {
+    let k = f64::from(to_width) / f64::from(from_width);
+    faces
+        .into_iter()
+        .map(|f| FaceBox {
+            x: (f64::from(f.x) * k).round() as i32,
+            y: (f64::from(f.y) * k).round() as i32,
+            width: (f64::from(f.width) * k).round() as u32,
+            height: (f64::from(f.height) * k).round() as u32,
+            score: f.score,
+        })
+        .collect()
+}
+
+fn thumbnail_size(w: u32, h: u32, short: u32) -> (u32, u32) {
+    if w <= h {
+        (
+            short,
+            (u64::from(h) * u64::from(short) / u64::from(w)).max(1) as u32,
+        )
+    } else {
+        (
+            (u64::from(w) * u64::from(short) / u64::from(h)).max(1) as u32,
+            short,
+        )
+    }
+}
+
+/// A grey thumbnail whose shorter side is `short`: shrunk in colour first, so the colour to
+/// grey conversion runs on the small image only.
+fn grey_thumbnail_rgb(image: &RgbImage, short: u32) -> GrayImage {
+    let (w, h) = thumbnail_size(image.width(), image.height(), short);
+    let small = if (w, h) == image.dimensions() {
+        image.clone()
+    } else {
+        resize::rgb(
+            image,
+            resize::Region::whole(image),
+            w,
+            h,
+            resize::Quality::Fast,
+        )
+    };
+    image::DynamicImage::ImageRgb8(small).into_luma8()
+}
+
+fn grey_thumbnail(image: &GrayImage, short: u32) -> GrayImage {
+    let (w, h) = thumbnail_size(image.width(), image.height(), short);
+    resize::grey(image, w, h)
+}

@@ -1,0 +1,231 @@
+//! Normalizing for one target: the portrait crop, the size that fits the profile (never larger
+//! than the source), and the encoder's search for the best quality within the byte budget.
+
+use std::time::Instant;
+
+use image::RgbImage;
+
+use super::StageTimes;
+use super::decode::Decoded;
+use super::face::FaceBox;
+use super::resize::{self, Quality, Region};
+use crate::config::{OutputFormat, Profile};
+use crate::reason::{Finding, ReasonCode};
+
+/// The JPEG quality tried first: above it files grow fast for no visible gain on a face.
+pub(crate) const TOP_QUALITY: u8 = 90;
+
+/// An encoded photo within a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+/// The largest size with the aspect of `width` x `height` inside `max_width` x `max_height`,
+/// and never larger than `width` x `height` itself.
+pub(crate) fn fit(width: u32, height: u32, max_width: u32, max_height: u32) -> (u32, u32) {
+    let k = (f64::from(max_width) / f64::from(width))
+        .min(f64::from(max_height) / f64::from(height))
+        .min(1.0);
+    if k >= 1.0 {
+        return (width, height);
+    }
+    let w = ((f64::from(width) * k).round() as u32).clamp(1, max_width);
+    let h = ((f64::from(height) * k).round() as u32).clamp(1, max_height);
+    (w, h)
+}
+
+/// A head-and-shoulders 3:4 crop around `face`: `margin` face widths of room on each side and
+/// above the face, the rest below for the shoulders; shrunk and moved to stay inside the image.
+pub(crate) fn portrait(image_width: u32, image_height: u32, face: &FaceBox, margin: f32) -> Region {
+    let (iw, ih) = (f64::from(image_width), f64::from(image_height));
+    let fw = f64::from(face.width);
+    let margin = f64::from(margin);
+    let mut w = fw * (1.0 + 2.0 * margin);
+    let mut h = w * 4.0 / 3.0;
+    if w > iw || h > ih {
+        // The largest 3:4 rectangle the image holds.
+        (w, h) = if iw * 4.0 / 3.0 <= ih {
+            (iw, iw * 4.0 / 3.0)
+        } else {
+            (ih * 3.0 / 4.0, ih)
+        };
+    }
+    let centre = f64::from(face.x) + fw / 2.0;
+    let left = (centre - w / 2.0).clamp(0.0, iw - w);
+    let top = (f64::from(face.y) - margin * fw).clamp(0.0, ih - h);
+    let (w, h) = (w.round().max(1.0) as u32, h.round().max(1.0) as u32);
+    let left = (left.round() as u32).min(image_width - w.min(image_width));
+    let top = (top.round() as u32).min(image_height - h.min(image_height));
+    Region {
+        left,
+        top,
+        width: w.min(image_width),
+        height: h.min(image_height),
+    }
+}
+
+/// The largest centred 3:4 crop, for `crop = "portrait"` when the face check is off and no
+/// single face was found.
+pub(crate) fn centred_portrait(image_width: u32, image_height: u32) -> Region {
+    let (w, h) = if u64::from(image_width) * 4 <= u64::from(image_height) * 3 {
+        (image_width, (u64::from(image_width) * 4 / 3) as u32)
+    } else {
+        ((u64::from(image_height) * 3 / 4) as u32, image_height)
+    };
+    let (w, h) = (w.max(1), h.max(1));
+    Region {
+        left: (image_width - w) / 2,
+        top: (image_height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Encodes `region` of the decoded photo for `profile`: the largest size within the profile
+/// (never above the source's own resolution), the best JPEG quality that fits `max_bytes`,
+/// smaller sizes if even `min_quality` does not fit, down to `floor_short` pixels on the shorter
+/// side. `target` names the profile in messages.
+pub(crate) fn encode_for(
+    decoded: &Decoded,
+    region: Region,
+    profile: &Profile,
+    floor_short: u32,
+    target: &str,
+    times: &mut StageTimes,
+) -> Result<Encoded, Finding> {
+    let image = &decoded.image;
+    // The region's size in the source's own pixels: what "never upscale" means.
+    let k = f64::from(decoded.source_width) / f64::from(image.width());
+    let source_w = ((f64::from(region.width) * k).round() as u32).max(1);
+    let source_h = ((f64::from(region.height) * k).round() as u32).max(1);
+    // The JPEG format stores sizes in 16 bits.
+    let (mut w, mut h) = fit(
+        source_w,
+        source_h,
+        profile.max_width.min(65_535),
+        profile.max_height.min(65_535),
+    );
+    // Rounding can ask for a pixel more than the decoded region has.
+    (w, h) = (w.min(region.width), h.min(region.height));
+    let floor_short = floor_short.min(w.min(h));
+    let (w, h, bytes) = loop {
+        let started = Instant::now();
+        let pixels = if (w, h) == (region.width, region.height) && region == Region::whole(image) {
+            None
+        } else {
+            Some(resize::rgb(image, region, w, h, Quality::Best))
+        };
+        let pixels = pixels.as_ref().unwrap_or(image);
+        times.resize += started.elapsed();
+        let started = Instant::now();
+        let attempt = match profile.format {
+            OutputFormat::Jpeg => fit_jpeg(pixels, profile),
+            OutputFormat::Png => {
+                let bytes = png(pixels);
+                if bytes.len() as u64 <= profile.max_bytes {
+                    Ok(bytes)
+                } else {
+                    Err(bytes.len())
+                }
+            }
+        };
+        times.encode += started.elapsed();
+        let smallest = match attempt {
+            Ok(bytes) => {
+                return Ok(Encoded {
+                    bytes,
+                    width: w,
+                    height: h,
+                });
+            }
+            Err(smallest) => smallest,
+        };
+        // Bytes grow about with the area: aim a little under the budget.
+        let k = ((profile.max_bytes as f64 / smallest as f64).sqrt() * 0.9).clamp(0.5, 0.9);
+        let (nw, nh) = (
+            ((f64::from(w) * k).floor() as u32).max(1),
+            ((f64::from(h) * k).floor() as u32).max(1),
+        );
+        if nw.min(nh) < floor_short {
+            break (w, h, smallest);
+        }
+        (w, h) = (nw, nh);
+    };
+    let how = match profile.format {
+        OutputFormat::Jpeg => format!(" at quality {}", profile.min_quality),
+        OutputFormat::Png => String::new(),
+    };
+    Err(Finding::new(
+        ReasonCode::CannotFit,
+        format!(
+            "{target}: even at {w}x{h}{how} the photo takes {bytes} bytes, over the limit of {} (targets.{target}.profile.max_bytes)",
+            profile.max_bytes
+        ),
+    ))
+}
+
+/// The best quality JPEG within the budget, or the size at `min_quality` when none fits.
+fn fit_jpeg(image: &RgbImage, profile: &Profile) -> Result<Vec<u8>, usize> {
+    let top = TOP_QUALITY.max(profile.min_quality);
+    let best = jpeg(image, top);
+    if best.len() as u64 <= profile.max_bytes {
+        return Ok(best);
+    }
+    let mut low = jpeg(image, profile.min_quality);
+    if low.len() as u64 > profile.max_bytes {
+        return Err(low.len());
+    }
+    // Bisection: `lo` fits, `hi` does not.
+    let (mut lo, mut hi) = (profile.min_quality, top);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let bytes = jpeg(image, mid);
+        if bytes.len() as u64 <= profile.max_bytes {
+            lo = mid;
+            low = bytes;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(low)
+}
+
+/// A baseline 4:2:0 JPEG with a JFIF header and nothing else: no EXIF, no GPS, no comment.
+pub(crate) fn jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity((image.width() * image.height() / 4) as usize);
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    // Chroma at half resolution, as every camera and libjpeg by default: a quarter smaller
+    // files for no loss a face recogniser sees.
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    encoder
+        .encode(
+            image.as_raw(),
+            image.width() as u16,
+            image.height() as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("encoding RGB into memory cannot fail for sizes within the profile");
+    out
+}
+
+/// A PNG with no ancillary chunks.
+pub(crate) fn png(image: &RgbImage) -> Vec<u8> {
+    use image::ImageEncoder as _;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Default,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(
+        image.as_raw(),
+        image.width(),
+        image.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("encoding RGB into memory cannot fail");
+    out
+}

@@ -1,0 +1,89 @@
+//! The photo stage for the async engine: reads and prepares photos on blocking threads, at most
+//! one photo per core at a time, so a 100,000-person roster never holds more than a few decoded
+//! photos in memory and the async runtime is never blocked by CPU work.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::{Normalized, file_too_large, prepare};
+use crate::config::{PhotoConfig, Profile};
+use crate::reason::{Finding, ReasonCode};
+
+/// Bounded photo preparation; clones share the bound.
+#[derive(Debug, Clone)]
+pub struct PhotoStage {
+    photos: Arc<PhotoConfig>,
+    permits: Arc<Semaphore>,
+}
+
+impl PhotoStage {
+    /// A stage running as many photos at once as there are cores.
+    pub fn new(photos: PhotoConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_parallelism(photos, cores)
+    }
+
+    /// A stage running at most `parallel` photos at once (at least one).
+    pub fn with_parallelism(photos: PhotoConfig, parallel: usize) -> Self {
+        Self {
+            photos: Arc::new(photos),
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+        }
+    }
+
+    /// Reads the photo at `path` (refusing files over `photos.max_file_bytes` before reading
+    /// them) and prepares it for each (target name, profile).
+    pub async fn prepare_file(
+        &self,
+        path: PathBuf,
+        profiles: Vec<(String, Profile)>,
+    ) -> Result<Vec<Normalized>, Finding> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the stage never closes its semaphore");
+        let photos = self.photos.clone();
+        // The permit moves into the blocking task: if the caller gives up waiting, the work
+        // still counts against the bound until it really ends.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let bytes = read_limited(&path, photos.max_file_bytes)?;
+            prepare(&bytes, &photos, &profiles)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Finding::new(
+                ReasonCode::CorruptImage,
+                format!("preparing the photo failed: {e}"),
+            ))
+        })
+    }
+}
+
+fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, Finding> {
+    let unreadable = |e: std::io::Error| {
+        Finding::new(
+            ReasonCode::PhotoUnreadable,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    if len > max {
+        return Err(file_too_large(len, max));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // The file may grow between the size check and the read: never read past the limit.
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > max {
+        return Err(file_too_large(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
