@@ -239,6 +239,12 @@ pub struct StateConfig {
     pub database: PathBuf,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    /// The HTML report written after every `sync`; `None`: not written.
+    pub html: Option<PathBuf>,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -247,6 +253,7 @@ pub struct Config {
     pub roster: RosterConfig,
     pub photos: PhotoConfig,
     pub state: StateConfig,
+    pub report: ReportConfig,
     pub feishu: Option<FeishuConfig>,
     pub vzicloud: Option<VziCloudConfig>,
     /// Human-readable warnings found while loading (a secret in a world-readable file).
@@ -416,6 +423,8 @@ struct RawConfig {
     #[serde(default)]
     state: RawState,
     #[serde(default)]
+    report: RawReport,
+    #[serde(default)]
     targets: RawTargets,
 }
 
@@ -503,6 +512,20 @@ impl Default for RawState {
     fn default() -> Self {
         Self {
             database: "facesync.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawReport {
+    html: String,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        Self {
+            html: "facesync-report.html".into(),
         }
     }
 }
@@ -698,6 +721,13 @@ impl Validator<'_> {
         let state = StateConfig {
             database: self.path("state.database", &raw.state.database)?,
         };
+        let report = ReportConfig {
+            html: if raw.report.html.trim().is_empty() {
+                None
+            } else {
+                Some(self.path("report.html", &raw.report.html)?)
+            },
+        };
         let feishu = raw.targets.feishu.map(|f| self.feishu(f)).transpose()?;
         let vzicloud = raw.targets.vzicloud.map(|v| self.vzicloud(v)).transpose()?;
         Ok(Config {
@@ -705,6 +735,7 @@ impl Validator<'_> {
             roster,
             photos,
             state,
+            report,
             feishu,
             vzicloud,
             warnings: Vec::new(),
@@ -1040,6 +1071,7 @@ pub fn known_sections() -> BTreeMap<&'static str, &'static str> {
         ("roster", "the HR roster export and its columns"),
         ("photos", "the photo folder and the photo checks"),
         ("state", "the SQLite state database"),
+        ("report", "the HTML report written after every sync"),
         ("targets.feishu", "Feishu ACS"),
         ("targets.vzicloud", "VziCloud FRS"),
     ])
@@ -1059,6 +1091,10 @@ mod tests {
         assert_eq!(c.roster.path, Path::new("/etc/facesync/roster.csv"));
         assert_eq!(c.photos.dir, Path::new("/etc/facesync/photos"));
         assert_eq!(c.state.database, Path::new("/etc/facesync/facesync.db"));
+        assert_eq!(
+            c.report.html.as_deref(),
+            Some(Path::new("/etc/facesync/facesync-report.html"))
+        );
         assert_eq!(c.enabled_targets(), vec!["feishu", "vzicloud"]);
         let v = c.vzicloud.clone().unwrap();
         assert_eq!(v.delivery.profile.max_width, 1920);

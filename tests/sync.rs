@@ -152,6 +152,9 @@ async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
     assert_eq!(target(&first, "vzicloud").delivered, 6);
     assert!(emu.feishu_face("P001").is_some());
     assert_eq!(emu.vzicloud_users("staff").len(), 6);
+    let report = first.report.clone().expect("sync writes the HTML report");
+    assert_eq!(report, ws.path().join("facesync-report.html"));
+    assert!(std::fs::read_to_string(&report).unwrap().contains("P001"));
     for (id, state, _) in ws.states("vzicloud").await {
         assert_eq!(state, State::Delivered, "{id}");
     }

@@ -9,7 +9,6 @@ use super::{GlobalArgs, plan};
 use crate::config::Config;
 use crate::deliver::{self, SyncOptions};
 use crate::emulator::{self, Emulator, EmulatorConfig};
-use crate::store::Store;
 
 /// The demo roster and photos, compiled into the binary so `demo` works from anywhere.
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/demo");
@@ -141,14 +140,6 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
     let again = deliver::run(&config, &SyncOptions::default(), std::future::pending()).await?;
     print!("{}", again.render());
 
-    let report_path = dir.join("report.html");
-    let store = Store::open(&config.state.database).await?;
-    let rows = crate::report::rows(&store).await?;
-    store.close().await;
-    std::fs::write(
-        &report_path,
-        crate::report::html::render(&rows, &config.photos.dir, "facesync demo report"),
-    )?;
     let stats = emulator.stats();
     emulator.shutdown().await;
     println!(
@@ -156,7 +147,9 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         stats.requests.values().sum::<u64>(),
         stats.refusals_with(99991400)
     );
-    println!("Open the report: {}", report_path.display());
+    if let Some(path) = &again.report {
+        println!("Open the report: {}", path.display());
+    }
     println!(
         "The demo's config, roster and state DB are in {}",
         dir.display()

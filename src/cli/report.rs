@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use anyhow::Context as _;
-
 use super::{EXIT_OK, ReportArgs, ReportFormat, load_config};
 use crate::report;
 use crate::store::Store;
@@ -30,16 +28,7 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     }
     match &args.output {
         Some(path) => {
-            // Written beside the target and renamed, so a reader never sees half a report.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot write in {}", dir.display()))?;
-            tmp.write_all(&buffer)?;
-            tmp.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            report::write_atomically(path, &buffer)?;
             eprintln!("wrote {} ({} rows)", path.display(), rows.len());
         }
         None => std::io::stdout().lock().write_all(&buffer)?,

@@ -115,7 +115,13 @@ pub async fn run(
         })
         .collect();
     let store = Store::open(&config.state.database).await?;
-    let result = sync(config, &store, slots, options, shutdown).await;
+    let mut result = sync(config, &store, slots, options, shutdown).await;
+    if let (Ok(summary), Some(path)) = (&mut result, &config.report.html) {
+        match crate::report::write_html_file(&store, config, path).await {
+            Ok(()) => summary.report = Some(path.clone()),
+            Err(e) => tracing::warn!("cannot write the HTML report: {e:#}"),
+        }
+    }
     store.close().await;
     result
 }

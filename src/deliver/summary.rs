@@ -71,6 +71,8 @@ pub struct Summary {
     /// Ctrl-C stopped the run.
     pub interrupted: bool,
     pub elapsed_seconds: f64,
+    /// The HTML report written after the run (`[report] html`).
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl Summary {
@@ -150,6 +152,7 @@ impl Summary {
             orphans: plan.orphans.len(),
             interrupted,
             elapsed_seconds: elapsed.as_secs_f64(),
+            report: None,
         }
     }
 
@@ -234,6 +237,9 @@ impl Summary {
             if let Some(why) = &s.prune_refused {
                 out.push_str(&format!("{}: PRUNE REFUSED: {why}\n", s.target));
             }
+        }
+        if let Some(path) = &self.report {
+            out.push_str(&format!("report: {}\n", path.display()));
         }
         out.push_str(&format!("finished in {:.1}s; ", self.elapsed_seconds));
         out.push_str(match self.exit_code() {

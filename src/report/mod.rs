@@ -60,6 +60,33 @@ pub async fn rows(store: &Store) -> Result<Vec<ReportRow>, StoreError> {
     Ok(rows)
 }
 
+/// Writes the HTML report of everything in the store to `path`, as `sync` does after a run.
+pub async fn write_html_file(
+    store: &Store,
+    config: &crate::config::Config,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let rows = rows(store).await?;
+    let page = html::render(&rows, &config.photos.dir, "facesync report");
+    write_atomically(path, page.as_bytes())
+}
+
+/// Writes beside the destination and renames, so a reader never sees half a report.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// CSV with a header row; the columns are `ReportRow`'s fields.
 pub fn write_csv(rows: &[ReportRow], out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
