@@ -27,6 +27,24 @@ pub(crate) struct Job {
     pub(crate) photo: Normalized,
 }
 
+/// The audit row of an attempt that failed.
+pub(crate) fn failed_attempt(id: i64, failure: &Failure, duration_ms: Option<i64>) -> AttemptRecord {
+    AttemptRecord {
+        id,
+        outcome: match failure.class {
+            Class::Transient => AttemptOutcome::Transient,
+            Class::Permanent => AttemptOutcome::Permanent,
+            Class::Fatal => AttemptOutcome::Fatal,
+        },
+        http_status: failure.http_status.map(i64::from),
+        code: failure.code.clone(),
+        message: Some(failure.message.clone()),
+        request_id: failure.request_id.clone(),
+        remote_id: None,
+        duration_ms,
+    }
+}
+
 /// How a request with retries ended.
 pub(crate) enum Retried<T> {
     Done(T),
@@ -333,20 +351,7 @@ impl Lane {
                 r.reason_code = Some(failure.reason);
                 r.reason = Some(failure.message.clone());
                 r.request_id = failure.request_id.clone();
-                AttemptRecord {
-                    id: attempt_id,
-                    outcome: match failure.class {
-                        Class::Transient => AttemptOutcome::Transient,
-                        Class::Permanent => AttemptOutcome::Permanent,
-                        Class::Fatal => AttemptOutcome::Fatal,
-                    },
-                    http_status: failure.http_status.map(i64::from),
-                    code: failure.code.clone(),
-                    message: Some(failure.message.clone()),
-                    request_id: failure.request_id.clone(),
-                    remote_id: None,
-                    duration_ms,
-                }
+                failed_attempt(attempt_id, failure, duration_ms)
             }
         };
         store.finish_attempt(&attempt, &r).await?;

@@ -254,20 +254,7 @@ async fn remove_one(
                 "not in the roster, but user `{uid}` could not be removed from {name}: {}",
                 failure.message
             ));
-            AttemptRecord {
-                id: attempt_id,
-                outcome: match failure.class {
-                    Class::Transient => AttemptOutcome::Transient,
-                    Class::Permanent => AttemptOutcome::Permanent,
-                    Class::Fatal => AttemptOutcome::Fatal,
-                },
-                http_status: failure.http_status.map(i64::from),
-                code: failure.code.clone(),
-                message: Some(failure.message.clone()),
-                request_id: failure.request_id.clone(),
-                remote_id: None,
-                duration_ms,
-            }
+            super::lane::failed_attempt(attempt_id, failure, duration_ms)
         }
     };
     store.finish_attempt(&attempt, &r).await?;
