@@ -28,7 +28,11 @@ pub(crate) struct Job {
 }
 
 /// The audit row of an attempt that failed.
-pub(crate) fn failed_attempt(id: i64, failure: &Failure, duration_ms: Option<i64>) -> AttemptRecord {
+pub(crate) fn failed_attempt(
+    id: i64,
+    failure: &Failure,
+    duration_ms: Option<i64>,
+) -> AttemptRecord {
     AttemptRecord {
         id,
         outcome: match failure.class {
