@@ -27,6 +27,9 @@ pub(crate) struct Job {
     pub(crate) photo: Normalized,
 }
 
+/// A request may be throttled this many times its `max_retries` before it is given up.
+const THROTTLE_BUDGET_FACTOR: u32 = 10;
+
 /// The audit row of an attempt that failed.
 pub(crate) fn failed_attempt(
     id: i64,
@@ -211,6 +214,7 @@ impl Lane {
             .with_max_times(self.max_retries as usize)
             .build();
         let mut tries = 0u32;
+        let mut throttles = 0u32;
         loop {
             let stopping = tokio::select! {
                 biased;
@@ -240,23 +244,28 @@ impl Lane {
                 self.counts.throttled.fetch_add(1, Ordering::Relaxed);
             }
             match failure.class {
-                Class::Transient => {
-                    let Some(backoff_wait) = backoff.next() else {
+                // Throttling is the target asking us to wait, not the request failing: it has
+                // its own, larger budget, and pauses the whole lane for the server's reset.
+                Class::Transient if failure.pause_target => {
+                    throttles += 1;
+                    if throttles > THROTTLE_BUDGET_FACTOR * self.max_retries.max(1) {
                         return Ok(Retried::Failed(failure));
-                    };
+                    }
                     // A reset of "0" would make a storm of immediate retries.
                     let wait = failure
                         .retry_after
                         .filter(|d| *d >= Duration::from_millis(100))
-                        .unwrap_or(backoff_wait);
-                    if failure.pause_target {
-                        self.gate.pause(wait);
-                    } else {
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = stop_new_work.cancelled() => {}
-                            _ = self.stopped.cancelled() => {}
-                        }
+                        .unwrap_or(Duration::from_secs(1));
+                    self.gate.pause(wait);
+                }
+                Class::Transient => {
+                    let Some(wait) = backoff.next() else {
+                        return Ok(Retried::Failed(failure));
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop_new_work.cancelled() => {}
+                        _ = self.stopped.cancelled() => {}
                     }
                 }
                 Class::Fatal => {
