@@ -44,12 +44,12 @@ fn init_logging(global: &GlobalArgs) -> Result<(), String> {
     let stderr = if global.json_log {
         tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(facesync::progress::Stderr)
             .with_filter(filter())
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(facesync::progress::Stderr)
             .with_target(false)
             .without_time()
             .with_filter(filter())

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -74,9 +75,49 @@ pub struct Bars {
     targets: Mutex<HashMap<String, ProgressBar>>,
 }
 
+/// The one set of bars of the process, shared with the log writer so that a log line is
+/// printed above the bars instead of through them.
+fn multi() -> &'static MultiProgress {
+    static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+    MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// A `tracing` writer for stderr that hides the progress bars while it prints a line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+/// One log event, buffered and printed in one piece when the event is done.
+pub struct StderrLine(Vec<u8>);
+
+impl std::io::Write for StderrLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrLine {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.0);
+        multi().suspend(|| {
+            let _ = std::io::stderr().lock().write_all(&line);
+        });
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
+    type Writer = StderrLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        StderrLine(Vec::new())
+    }
+}
+
 impl Bars {
     pub fn new() -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let multi = multi().clone();
         let photos = multi.add(
             ProgressBar::new(0)
                 .with_style(style())
@@ -130,6 +171,8 @@ impl Progress for Bars {
         for bar in self.targets.lock().expect("bars lock").values() {
             bar.finish_and_clear();
         }
+        // Bars drawn at the last tick stay on screen unless the whole block is cleared.
+        let _ = self.multi.clear();
     }
 }
 
