@@ -242,7 +242,9 @@ fn a_gbk_roster_from_excel_plans_with_its_chinese_names() {
 #[test]
 fn every_command_has_help_with_an_example() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["demo", "init", "plan", "status"] {
+    for cmd in [
+        "demo", "init", "plan", "sync", "report", "fetch", "status", "verify", "emulate",
+    ] {
         let out = facesync(&[cmd, "--help"], dir.path());
         assert!(out.status.success());
         assert!(
