@@ -222,15 +222,14 @@ fn run_binary(dir: &Path) -> (Duration, u64) {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = text
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(kib) = text
                 .lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
-            }
+        {
+            peak_kib = peak_kib.max(kib);
         }
         std::thread::sleep(Duration::from_millis(5));
     };

@@ -165,10 +165,10 @@ fn existing_ids(dir: &Path) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if let Some((stem, _)) = name.rsplit_once('.') {
-            if !stem.starts_with('.') {
-                ids.insert(stem.to_lowercase());
-            }
+        if let Some((stem, _)) = name.rsplit_once('.')
+            && !stem.starts_with('.')
+        {
+            ids.insert(stem.to_lowercase());
         }
     }
     Ok(ids)

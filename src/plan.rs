@@ -130,10 +130,11 @@ pub fn decide(
             .map(|code| Finding::new(code, prev.reason.clone().unwrap_or_default()))
     };
     // A photo the pipeline already found unfit stays unfit until it changes: not decoded again.
-    if prev.state == State::Invalid && same {
-        if let Some(f) = cached_finding() {
-            return (Action::Invalid, Some(f));
-        }
+    if prev.state == State::Invalid
+        && same
+        && let Some(f) = cached_finding()
+    {
+        return (Action::Invalid, Some(f));
     }
     if options.force {
         return (Action::Upload, None);

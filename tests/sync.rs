@@ -562,3 +562,22 @@ async fn preflight_off_lists_nobody_and_still_delivers() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_on_the_same_state_db_is_refused_while_one_runs() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = Workspace::new(1, &emu, "");
+    let held = deliver::RunLock::take(&ws.path().join("facesync.db")).unwrap();
+    let err = deliver::run(
+        &ws.config(),
+        &SyncOptions::default(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("another facesync sync is running"), "{err}");
+    drop(held);
+    assert_eq!(ws.sync(SyncOptions::default()).await.exit_code(), 0);
+    emu.shutdown().await;
+}

@@ -114,6 +114,7 @@ pub async fn run(
             target: crate::targets::build(config, name),
         })
         .collect();
+    let _lock = RunLock::take(&config.state.database)?;
     let store = Store::open(&config.state.database).await?;
     let mut result = sync(config, &store, slots, options, shutdown).await;
     if let (Ok(summary), Some(path)) = (&mut result, &config.report.html) {
@@ -124,6 +125,40 @@ pub async fn run(
     }
     store.close().await;
     result
+}
+
+/// One sync at a time per state DB: a second one (a manual run during the nightly one) would
+/// send the same people twice. The OS releases the lock when the process ends, however it ends.
+pub struct RunLock {
+    _held: std::fs::File,
+}
+
+impl RunLock {
+    pub fn take(database: &std::path::Path) -> anyhow::Result<RunLock> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open lock file {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _held: file }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another facesync sync is running on {} (lock file {}): wait for it to finish",
+                database.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                anyhow::bail!("cannot lock {}: {e}", path.display())
+            }
+        }
+    }
 }
 
 /// Runs a sync: plan, prepare, deliver, record. `shutdown` resolving (Ctrl-C) stops new work;
@@ -541,10 +576,10 @@ impl Ctx<'_> {
                     let person = &work[w];
                     match self.prepare(person, &[l]).await {
                         Ok(mut photos) => {
-                            if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos) {
-                                if tx.send(job).await.is_err() {
-                                    break;
-                                }
+                            if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos)
+                                && tx.send(job).await.is_err()
+                            {
+                                break;
                             }
                         }
                         Err(finding) => self.record_invalid(person, &[l], &finding).await?,

@@ -189,12 +189,12 @@ fn issue_token(shared: &Shared, body: &[u8]) -> Result<(String, u64), FeishuErro
     let now = Instant::now();
     let mut state = lock(&shared.feishu);
     state.tokens.retain(|_, expiry| *expiry > now);
-    if let Some(latest) = state.latest.clone() {
-        if let Some(expiry) = state.tokens.get(&latest) {
-            let remaining = expiry.duration_since(now);
-            if remaining > config.token_refresh_window {
-                return Ok((latest, remaining.as_secs()));
-            }
+    if let Some(latest) = state.latest.clone()
+        && let Some(expiry) = state.tokens.get(&latest)
+    {
+        let remaining = expiry.duration_since(now);
+        if remaining > config.token_refresh_window {
+            return Ok((latest, remaining.as_secs()));
         }
     }
     let token = format!("t-{}", shared.next_id("token"));
@@ -400,10 +400,10 @@ fn check_parts(parts: Vec<Part>) -> Result<Upload, FeishuError> {
             None
         }
     });
-    if let Some(f) = &files {
-        if f.is_empty() {
-            violations.push(("files".to_string(), "empty".to_string()));
-        }
+    if let Some(f) = &files
+        && f.is_empty()
+    {
+        violations.push(("files".to_string(), "empty".to_string()));
     }
     match (files, file_type, file_name) {
         (Some(bytes), Some(file_type), Some(file_name)) if violations.is_empty() => Ok(Upload {
@@ -622,10 +622,8 @@ fn user_page(
     let has_more = rest.len() > page.len();
     let items: Vec<Value> = page.iter().map(|u| user_json(shared, u, kind)).collect();
     let mut data = json!({"items": items, "has_more": has_more});
-    if has_more {
-        if let Some(last) = page.last() {
-            data["page_token"] = json!(URL_SAFE_NO_PAD.encode(last.as_bytes()));
-        }
+    if has_more && let Some(last) = page.last() {
+        data["page_token"] = json!(URL_SAFE_NO_PAD.encode(last.as_bytes()));
     }
     Ok(data)
 }

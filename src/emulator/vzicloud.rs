@@ -236,20 +236,19 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
         return e.into_response();
     }
     let config = &shared.config;
-    if let Some(qps) = config.vzicloud_qps {
-        if shared
+    if let Some(qps) = config.vzicloud_qps
+        && shared
             .limits
             .windows
             .admit("vzicloud", qps, config.rate_window)
             .is_err()
-        {
-            return VziError::new(1016).into_response();
-        }
+    {
+        return VziError::new(1016).into_response();
     }
-    if let Some(quota) = config.quota {
-        if !shared.limits.quota.take(quota) {
-            return VziError::new(1017).into_response();
-        }
+    if let Some(quota) = config.quota
+        && !shared.limits.quota.take(quota)
+    {
+        return VziError::new(1017).into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

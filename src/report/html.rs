@@ -41,10 +41,11 @@ pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
     let attention: Vec<&ReportRow> = rows.iter().filter(|r| needs_attention(&r.state)).collect();
     let mut thumbs: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for r in &attention {
-        if let Some(photo) = &r.photo {
-            if thumbs.len() < MAX_THUMBNAILS && !thumbs.contains_key(photo.as_str()) {
-                thumbs.insert(photo, thumbnail(&photos_dir.join(photo)));
-            }
+        if let Some(photo) = &r.photo
+            && thumbs.len() < MAX_THUMBNAILS
+            && !thumbs.contains_key(photo.as_str())
+        {
+            thumbs.insert(photo, thumbnail(&photos_dir.join(photo)));
         }
     }
     let page = html! {
