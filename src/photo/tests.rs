@@ -622,3 +622,39 @@ mod stage {
         assert_eq!(big.code, ReasonCode::ImageTooLarge);
     }
 }
+
+/// A YCCK JPEG (CMYK stored as YCbCr + K, what Photoshop writes): made at test time from the
+/// CMYK fixture's own samples with jpeg-encoder, then read through the pipeline like any photo.
+#[test]
+fn ycck_is_converted_like_cmyk() {
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(read("cmyk.jpg")));
+    let cmyk = decoder.decode().expect("the CMYK fixture decodes");
+    let info = decoder.info().expect("decoded info");
+    assert_eq!(info.pixel_format, jpeg_decoder::PixelFormat::CMYK32);
+    let mut ycck = Vec::new();
+    jpeg_encoder::Encoder::new(&mut ycck, 90)
+        .encode(
+            &cmyk,
+            info.width,
+            info.height,
+            jpeg_encoder::ColorType::CmykAsYcck,
+        )
+        .expect("YCCK encodes");
+    // It really is YCCK: the Adobe segment's colour transform is 2.
+    let adobe = ycck
+        .windows(5)
+        .position(|w| w == b"Adobe")
+        .expect("an Adobe APP14 segment");
+    assert_eq!(ycck[adobe + 11], 2, "Adobe transform: 2 means YCCK");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ycck.jpg");
+    std::fs::write(&path, &ycck).unwrap();
+    let profiles = defaults();
+    let out = prepare(&std::fs::read(&path).unwrap(), &photos(), &profiles[..1]).unwrap();
+    let img = check_within("ycck.jpg", &out[0], &profiles[0].1);
+    let d = mean_difference(&img, &output("cmyk.jpg"));
+    assert!(
+        d < 6.0,
+        "the YCCK photo differs from the CMYK one by {d:.1} on average"
+    );
+}
