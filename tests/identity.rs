@@ -3,35 +3,15 @@
 //! access-control group held back without an upload; `verify` drift on both targets;
 //! `sync --prune` removing leavers from VziCloud, and refusing a mass deletion.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use facesync::config::Config;
-use facesync::deliver::{self, Summary, SyncOptions};
+use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use facesync::deliver::SyncOptions;
 use facesync::emulator::{DirectoryUser, Emulator, EmulatorConfig};
 use facesync::plan::PlanOptions;
 use facesync::reason::ReasonCode;
-use facesync::store::{AttemptOutcome, State, Store};
+use facesync::store::{AttemptOutcome, State};
 use facesync::verify::{self, DriftKind};
-
-/// Real face photos from the demo fixtures, reused under new ids.
-const FACES: &[&str] = &[
-    "E1001.jpg",
-    "E1002.jpg",
-    "E1003.jpg",
-    "E1004.jpg",
-    "E1005.jpg",
-    "E1006.jpg",
-    "E1007.jpg",
-    "E1008.jpg",
-    "E1009.jpg",
-    "E1010.jpg",
-];
-
-fn demo_photo(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/demo/photos")
-        .join(name)
-}
 
 /// One roster row: an id, and optionally an e-mail, a mobile and a photo.
 #[derive(Clone, Default)]
@@ -75,128 +55,41 @@ fn directory(entries: &[(&str, &str, &str, bool)]) -> Vec<DirectoryUser> {
 }
 
 /// A roster with e-mail and mobile columns, its photos, and a config for both targets.
-struct Workspace {
-    dir: tempfile::TempDir,
+fn workspace(emulator: &Emulator, rows: &[Row]) -> Workspace {
+    let ws = Workspace::empty();
+    write_roster(&ws, rows);
+    write_config(&ws, emulator, "", "");
+    ws
 }
 
-impl Workspace {
-    fn new(emulator: &Emulator, rows: &[Row]) -> Self {
-        let ws = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(ws.path().join("photos")).unwrap();
-        ws.write_roster(rows);
-        ws.write_config(emulator, "", "");
-        ws
-    }
-
-    /// Rewrites the roster; photos of people no longer in it stay in the folder (orphans).
-    fn write_roster(&self, rows: &[Row]) {
-        let mut roster = String::from("employee_id,name,email,mobile\n");
-        for (i, r) in rows.iter().enumerate() {
-            roster.push_str(&format!(
-                "{},Person {},{},{}\n",
-                r.id, r.id, r.email, r.mobile
-            ));
-            let photo = self.path().join(format!("photos/{}.jpg", r.id));
-            if r.photo && !photo.exists() {
-                std::fs::copy(demo_photo(FACES[i % FACES.len()]), photo).unwrap();
-            }
+/// Rewrites the roster; photos of people no longer in it stay in the folder (orphans).
+fn write_roster(ws: &Workspace, rows: &[Row]) {
+    let mut roster = String::from("employee_id,name,email,mobile\n");
+    for (i, r) in rows.iter().enumerate() {
+        roster.push_str(&format!(
+            "{},Person {},{},{}\n",
+            r.id, r.id, r.email, r.mobile
+        ));
+        let photo = ws.path().join(format!("photos/{}.jpg", r.id));
+        if r.photo && !photo.exists() {
+            std::fs::copy(demo_photo(FACES[i % FACES.len()]), photo).unwrap();
         }
-        std::fs::write(self.path().join("roster.csv"), roster).unwrap();
     }
+    std::fs::write(ws.path().join("roster.csv"), roster).unwrap();
+}
 
-    /// The config, with extra keys for each target's section.
-    fn write_config(&self, emulator: &Emulator, feishu: &str, vzicloud: &str) {
-        let e = emulator.config();
-        let url = emulator.base_url();
-        let text = format!(
-            r#"[roster]
-path = "roster.csv"
-[roster.columns]
-email = "email"
-mobile = "mobile"
-[photos]
-dir = "photos"
-[state]
-database = "facesync.db"
-[targets.feishu]
-base_url = "{url}"
-app_id = "{}"
-app_secret = "{}"
-rate_per_second = 200
-concurrency = 4
-max_retries = 3
-timeout_seconds = 5
-{feishu}
-[targets.vzicloud]
-base_url = "{url}"
-app_id = {}
-group_id = "staff"
-accesskey_id = "{}"
-accesskey_secret = "{}"
-rate_per_second = 200
-concurrency = 4
-max_retries = 3
-timeout_seconds = 5
-{vzicloud}
-"#,
-            e.feishu_app_id,
-            e.feishu_app_secret.expose(),
-            e.vzicloud_app_id,
-            e.vzicloud_accesskey_id,
-            e.vzicloud_accesskey_secret.expose(),
-        );
-        std::fs::write(self.config_path(), text).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.path().join("config.toml")
-    }
-
-    fn config(&self) -> Config {
-        Config::load(&self.config_path()).unwrap()
-    }
-
-    async fn sync(&self, options: SyncOptions) -> Summary {
-        deliver::run(&self.config(), &options, std::future::pending())
-            .await
-            .unwrap()
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.path().join("facesync.db")).await.unwrap()
-    }
-
-    /// (person, state, reason) of every delivery row of a target, by person id.
-    async fn states(&self, target: &str) -> Vec<(String, State, Option<ReasonCode>)> {
-        let store = self.store().await;
-        let mut rows: Vec<_> = store
-            .deliveries()
-            .await
-            .unwrap()
-            .into_values()
-            .filter(|d| d.target == target)
-            .map(|d| (d.person_id, d.state, d.reason_code))
-            .collect();
-        store.close().await;
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
-    }
-
-    /// Runs the real binary in the workspace.
-    fn facesync(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_facesync"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    }
+/// The config, with extra keys for each target's section.
+fn write_config(ws: &Workspace, emulator: &Emulator, feishu: &str, vzicloud: &str) {
+    ws.write_config(
+        emulator,
+        &Settings {
+            columns: "email = \"email\"\nmobile = \"mobile\"",
+            max_retries: 3,
+            feishu,
+            vzicloud,
+            extra: "",
+        },
+    );
 }
 
 fn only(target: &str) -> SyncOptions {
@@ -215,16 +108,6 @@ fn pruning(target: &str, force: bool) -> SyncOptions {
         prune_force: force,
         ..only(target)
     }
-}
-
-async fn emulator(config: EmulatorConfig) -> Emulator {
-    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn target<'a>(summary: &'a Summary, name: &str) -> &'a deliver::TargetSummary {
-    summary.targets.iter().find(|t| t.target == name).unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -256,7 +139,7 @@ async fn a_roster_with_only_email_addresses_syncs_to_feishu() {
         with_email("P005", "left@example.com"),
         row("P006"),
     ];
-    let ws = Workspace::new(&emu, &rows);
+    let ws = workspace(&emu, &rows);
     let first = ws.sync(only("feishu")).await;
     let feishu = target(&first, "feishu");
     assert_eq!(feishu.delivered, 4, "{}", first.render());
@@ -313,7 +196,7 @@ async fn a_roster_with_only_email_addresses_syncs_to_feishu() {
     assert_eq!(emu.stats().requests_of("feishu.batch_get_id"), 1);
 
     // An answer older than id_cache_days is asked again (0: on every run).
-    ws.write_config(&emu, "id_cache_days = 0", "");
+    write_config(&ws, &emu, "id_cache_days = 0", "");
     let third = ws.sync(only("feishu")).await;
     assert_eq!(target(&third, "feishu").unchanged, 4, "{}", third.render());
     assert_eq!(emu.stats().requests_of("feishu.batch_get_id"), 2);
@@ -349,7 +232,7 @@ async fn lookups_go_out_in_batches_of_fifty_of_each_kind() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(&emu, &rows);
+    let ws = workspace(&emu, &rows);
     let summary = ws.sync(only("feishu")).await;
     assert_eq!(
         target(&summary, "feishu").invalid.get(&ReasonCode::NoPhoto),
@@ -376,7 +259,7 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(&emu, &people(3));
+    let ws = workspace(&emu, &people(3));
     let first = ws.sync(only("feishu")).await;
     let feishu = target(&first, "feishu");
     assert_eq!(feishu.delivered, 2, "{}", first.render());
@@ -433,7 +316,7 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_shows_drift_on_both_targets() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(&emu, &people(4));
+    let ws = workspace(&emu, &people(4));
     let synced = ws.sync(SyncOptions::default()).await;
     assert_eq!(synced.exit_code(), 0, "{}", synced.render());
     let clean = verify::verify(&ws.config(), &[], std::future::pending())
@@ -451,7 +334,7 @@ async fn verify_shows_drift_on_both_targets() {
     // Faces gone at both targets, and P004 leaves the roster.
     assert!(emu.remove_feishu_face("P001"));
     assert!(emu.remove_vzicloud_user("staff", "P002"));
-    ws.write_roster(&people(3));
+    write_roster(&ws, &people(3));
     let report = verify::verify(&ws.config(), &[], std::future::pending())
         .await
         .unwrap();
@@ -537,13 +420,13 @@ async fn verify_shows_drift_on_both_targets() {
 async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     let emu = emulator(EmulatorConfig::default()).await;
     let everyone = people(20);
-    let ws = Workspace::new(&emu, &everyone);
+    let ws = workspace(&emu, &everyone);
     ws.sync(only("vzicloud")).await;
     assert_eq!(emu.vzicloud_users("staff").len(), 20);
     let uploads = emu.stats().requests_of("vzicloud.face_update");
 
     // One of twenty leaves: 5%, within the default share.
-    ws.write_roster(&everyone[..19]);
+    write_roster(&ws, &everyone[..19]);
     let pruned = ws.sync(pruning("vzicloud", false)).await;
     let vzi = target(&pruned, "vzicloud");
     assert_eq!(vzi.removed, 1, "{}", pruned.render());
@@ -570,7 +453,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     );
 
     // Two of nineteen: more than 5%. Refused, nothing deleted, exit 1 (also from the CLI).
-    ws.write_roster(&everyone[..17]);
+    write_roster(&ws, &everyone[..17]);
     let refused = ws.sync(pruning("vzicloud", false)).await;
     let vzi = target(&refused, "vzicloud");
     assert_eq!(vzi.removed, 0);
@@ -594,7 +477,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     assert_eq!(emu.vzicloud_users("staff").len(), 19);
 
     // A share set higher lets it through; so does --force.
-    ws.write_config(&emu, "", "prune_max_share = 0.2");
+    write_config(&ws, &emu, "", "prune_max_share = 0.2");
     let allowed = ws.sync(pruning("vzicloud", false)).await;
     assert_eq!(
         target(&allowed, "vzicloud").removed,
@@ -602,8 +485,8 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
         "{}",
         allowed.render()
     );
-    ws.write_config(&emu, "", "");
-    ws.write_roster(&everyone[..10]);
+    write_config(&ws, &emu, "", "");
+    write_roster(&ws, &everyone[..10]);
     let forced = ws.sync(pruning("vzicloud", true)).await;
     assert_eq!(
         target(&forced, "vzicloud").removed,
@@ -620,7 +503,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     );
 
     // A leaver who comes back is sent again.
-    ws.write_roster(&everyone[..11]);
+    write_roster(&ws, &everyone[..11]);
     let back = ws.sync(only("vzicloud")).await;
     assert_eq!(target(&back, "vzicloud").delivered, 1, "{}", back.render());
     assert!(emu.vzicloud_users("staff").contains(&"P011".to_string()));

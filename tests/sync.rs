@@ -1,151 +1,46 @@
 //! The sync engine end to end: the emulator over loopback, a real SQLite file, real photos.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
-use facesync::config::Config;
-use facesync::deliver::{self, Summary, SyncOptions};
-use facesync::emulator::{Emulator, EmulatorConfig};
+use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use facesync::deliver::{self, SyncOptions};
+use facesync::emulator::EmulatorConfig;
 use facesync::reason::ReasonCode;
-use facesync::store::{State, Store};
-
-/// Real face photos from the demo fixtures, reused under new ids.
-const FACES: &[&str] = &[
-    "E1001.jpg",
-    "E1002.jpg",
-    "E1003.jpg",
-    "E1004.jpg",
-    "E1005.jpg",
-    "E1006.jpg",
-    "E1007.jpg",
-    "E1008.jpg",
-    "E1009.jpg",
-    "E1010.jpg",
-];
-
-fn demo_photo(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/demo/photos")
-        .join(name)
-}
+use facesync::store::State;
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new(n: usize, emulator: &Emulator, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let photos = dir.path().join("photos");
-        std::fs::create_dir(&photos).unwrap();
-        let mut roster = String::from("employee_id,name\n");
-        for i in 1..=n {
-            let id = format!("P{i:03}");
-            roster.push_str(&format!("{id},Person {i}\n"));
-            std::fs::copy(
-                demo_photo(FACES[i % FACES.len()]),
-                photos.join(format!("{id}.jpg")),
-            )
-            .unwrap();
-        }
-        std::fs::write(dir.path().join("roster.csv"), roster).unwrap();
-        let ws = Self { dir };
-        ws.write_config(emulator, extra);
-        ws
+fn workspace(n: usize, emulator: &facesync::emulator::Emulator, extra: &str) -> Workspace {
+    let ws = Workspace::empty();
+    let mut roster = String::from("employee_id,name\n");
+    for i in 1..=n {
+        let id = format!("P{i:03}");
+        roster.push_str(&format!("{id},Person {i}\n"));
+        std::fs::copy(
+            demo_photo(FACES[i % FACES.len()]),
+            ws.path().join(format!("photos/{id}.jpg")),
+        )
+        .unwrap();
     }
-
-    fn write_config(&self, emulator: &Emulator, extra: &str) {
-        let e = emulator.config();
-        let url = emulator.base_url();
-        let text = format!(
-            r#"[roster]
-path = "roster.csv"
-[photos]
-dir = "photos"
-[state]
-database = "facesync.db"
-[targets.feishu]
-base_url = "{url}"
-app_id = "{}"
-app_secret = "{}"
-rate_per_second = 200
-concurrency = 4
-max_retries = 6
-timeout_seconds = 5
-[targets.vzicloud]
-base_url = "{url}"
-app_id = {}
-group_id = "staff"
-accesskey_id = "{}"
-accesskey_secret = "{}"
-rate_per_second = 200
-concurrency = 4
-max_retries = 6
-timeout_seconds = 5
-{extra}
-"#,
-            e.feishu_app_id,
-            e.feishu_app_secret.expose(),
-            e.vzicloud_app_id,
-            e.vzicloud_accesskey_id,
-            e.vzicloud_accesskey_secret.expose(),
-        );
-        std::fs::write(self.config_path(), text).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.path().join("config.toml")
-    }
-
-    fn config(&self) -> Config {
-        Config::load(&self.config_path()).unwrap()
-    }
-
-    async fn sync(&self, options: SyncOptions) -> Summary {
-        deliver::run(&self.config(), &options, std::future::pending())
-            .await
-            .unwrap()
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.path().join("facesync.db")).await.unwrap()
-    }
-
-    async fn states(&self, target: &str) -> Vec<(String, State, Option<ReasonCode>)> {
-        let store = self.store().await;
-        let mut rows: Vec<_> = store
-            .deliveries()
-            .await
-            .unwrap()
-            .into_values()
-            .filter(|d| d.target == target)
-            .map(|d| (d.person_id, d.state, d.reason_code))
-            .collect();
-        store.close().await;
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
-    }
-}
-
-async fn emulator(config: EmulatorConfig) -> Emulator {
-    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn target<'a>(summary: &'a Summary, name: &str) -> &'a deliver::TargetSummary {
-    summary.targets.iter().find(|t| t.target == name).unwrap()
+    std::fs::write(ws.path().join("roster.csv"), roster).unwrap();
+    ws.write_config(
+        emulator,
+        &Settings {
+            columns: "",
+            max_retries: 6,
+            feishu: "",
+            vzicloud: "",
+            extra,
+        },
+    );
+    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(6, &emu, "");
+    let ws = workspace(6, &emu, "");
     let first = ws.sync(SyncOptions::default()).await;
     assert_eq!(first.exit_code(), 0, "{}", first.render());
     assert_eq!(target(&first, "feishu").delivered, 6);
@@ -177,7 +72,7 @@ async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_changed_photo_gives_one_upload_per_target() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(4, &emu, "");
+    let ws = workspace(4, &emu, "");
     ws.sync(SyncOptions::default()).await;
     let before = emu.stats();
     std::fs::copy(demo_photo("E1014.png"), ws.path().join("photos/P002.jpg")).unwrap();
@@ -209,7 +104,7 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(3, &emu, "");
+    let ws = workspace(3, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 2);
     let feishu = target(&summary, "feishu");
@@ -253,7 +148,7 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_without_a_face_is_invalid_before_any_upload() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(3, &emu, "");
+    let ws = workspace(3, &emu, "");
     std::fs::copy(demo_photo("e1011.jpg"), ws.path().join("photos/P003.jpg")).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 2);
@@ -282,7 +177,7 @@ async fn throttling_storms_are_waited_out_and_everyone_is_delivered() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(10, &emu, "");
+    let ws = workspace(10, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 0, "{}", summary.render());
     for t in ["feishu", "vzicloud"] {
@@ -310,7 +205,7 @@ async fn server_errors_and_dropped_connections_are_retried() {
     })
     .await;
     // Enough requests (over 60) that both kinds of fault all but surely happen.
-    let ws = Workspace::new(30, &emu, "");
+    let ws = workspace(30, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 0, "{}", summary.render());
     let retried: usize = summary.targets.iter().map(|t| t.retried).sum();
@@ -329,7 +224,7 @@ async fn a_token_expiring_mid_run_is_refreshed_and_nothing_fails() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(12, &emu, "");
+    let ws = workspace(12, &emu, "");
     let summary = ws
         .sync(SyncOptions {
             plan: facesync::plan::PlanOptions {
@@ -355,7 +250,7 @@ async fn quota_exhausted_on_one_target_stops_it_while_the_other_completes() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(8, &emu, "");
+    let ws = workspace(8, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 1, "{}", summary.render());
     let vzi = target(&summary, "vzicloud");
@@ -382,7 +277,7 @@ async fn quota_exhausted_on_one_target_stops_it_while_the_other_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_stops_that_target_and_the_other_goes_on() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(2, &emu, "");
+    let ws = workspace(2, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
     let text = text.replacen(
         &format!(
@@ -409,7 +304,7 @@ async fn a_missing_secret_stops_that_target_and_the_other_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_fatal_for_the_target() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(2, &emu, "");
+    let ws = workspace(2, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
     let text = text.replacen(
         &emu.config().vzicloud_accesskey_secret.expose().to_string(),
@@ -434,7 +329,7 @@ async fn wrong_credentials_are_fatal_for_the_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_and_max_duration_leave_the_rest_for_the_next_run() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(5, &emu, "");
+    let ws = workspace(5, &emu, "");
     let limited = ws
         .sync(SyncOptions {
             limit: Some(2),
@@ -457,7 +352,7 @@ async fn an_interrupted_run_finishes_what_is_in_flight_and_exits_2() {
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(10, &emu, "");
+    let ws = workspace(10, &emu, "");
     let shutdown = tokio::time::sleep(Duration::from_millis(700));
     let summary = deliver::run(&ws.config(), &SyncOptions::default(), shutdown)
         .await
@@ -483,7 +378,7 @@ async fn kill_9_mid_run_then_resume_loses_nothing_and_resends_nothing_confirmed(
         ..EmulatorConfig::default()
     })
     .await;
-    let ws = Workspace::new(20, &emu, "");
+    let ws = workspace(20, &emu, "");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_facesync"))
         .args(["sync", "-c"])
         .arg(ws.config_path())
@@ -544,7 +439,7 @@ async fn kill_9_mid_run_then_resume_loses_nothing_and_resends_nothing_confirmed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_off_lists_nobody_and_still_delivers() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(3, &emu, "");
+    let ws = workspace(3, &emu, "");
     let text = std::fs::read_to_string(ws.config_path()).unwrap();
     let text = text.replacen(
         "[targets.vzicloud]",
@@ -566,7 +461,7 @@ async fn preflight_off_lists_nobody_and_still_delivers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sync_on_the_same_state_db_is_refused_while_one_runs() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::new(1, &emu, "");
+    let ws = workspace(1, &emu, "");
     let held = deliver::RunLock::take(&ws.path().join("facesync.db")).unwrap();
     let err = deliver::run(
         &ws.config(),
