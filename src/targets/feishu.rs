@@ -129,19 +129,17 @@ impl Feishu {
             "app_id": self.app_id,
             "app_secret": self.app_secret.expose(),
         });
-        let resp = self
-            .client
-            .post(&url)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| Failure::network(&e))?;
-        let status = resp.status().as_u16();
-        let logid = request_id(&resp);
-        let reset = header(&resp, "x-ogw-ratelimit-reset");
-        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
-        let parsed: Option<TokenResponse> = serde_json::from_str(&text).ok();
+        let reply = Reply::read(
+            self.client
+                .post(&url)
+                .header("Content-Type", "application/json; charset=utf-8")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await?;
+        let (status, logid, reset) = (reply.status, reply.logid.clone(), reply.reset.clone());
+        let parsed: Option<TokenResponse> = serde_json::from_slice(&reply.body).ok();
         match parsed {
             Some(TokenResponse {
                 code: 0,
@@ -205,21 +203,15 @@ impl Feishu {
     }
 
     async fn send_json(&self, request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
-        let resp = request.send().await.map_err(|e| Failure::network(&e))?;
-        let status = resp.status().as_u16();
-        let logid = request_id(&resp);
-        let reset = header(&resp, "x-ogw-ratelimit-reset");
-        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
-        let envelope: Option<DataEnvelope> = serde_json::from_str(&text).ok();
+        let reply = Reply::read(request.send().await).await?;
+        let envelope: Option<DataEnvelope> = serde_json::from_slice(&reply.body).ok();
         let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
         let code = envelope.as_ref().map(|e| e.code);
-        Ok(
-            match classify(status, code, &msg, reset.as_deref(), logid) {
-                Verdict::Ok(_) => Answer::Data(envelope.map(|e| e.data).unwrap_or_default()),
-                Verdict::TokenInvalid(_) => Answer::TokenInvalid,
-                Verdict::Fail(f) => Answer::Fail(f),
-            },
-        )
+        Ok(match reply.classify(code, &msg) {
+            Verdict::Ok(_) => Answer::Data(envelope.map(|e| e.data).unwrap_or_default()),
+            Verdict::TokenInvalid(_) => Answer::TokenInvalid,
+            Verdict::Fail(f) => Answer::Fail(f),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -241,37 +233,27 @@ impl Feishu {
         user_id: &str,
         cropped: bool,
     ) -> Result<Result<Option<Vec<u8>>, Verdict>, Failure> {
-        let resp = self
-            .client
-            .get(self.face_url(user_id))
-            .query(&[
-                ("is_cropped", if cropped { "true" } else { "false" }),
-                ("user_id_type", self.user_id_type),
-            ])
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| Failure::network(&e))?;
-        let status = resp.status().as_u16();
-        let logid = request_id(&resp);
-        let reset = header(&resp, "x-ogw-ratelimit-reset");
-        let is_json = header(&resp, "content-type").is_some_and(|c| c.contains("json"));
-        let bytes = resp.bytes().await.map_err(|e| Failure::network(&e))?;
-        if status == 200 && !is_json {
-            return Ok(Ok(Some(bytes.to_vec())));
+        let reply = Reply::read(
+            self.client
+                .get(self.face_url(user_id))
+                .query(&[
+                    ("is_cropped", if cropped { "true" } else { "false" }),
+                    ("user_id_type", self.user_id_type),
+                ])
+                .bearer_auth(token.expose())
+                .send()
+                .await,
+        )
+        .await?;
+        if reply.status == 200 && !reply.is_json {
+            return Ok(Ok(Some(reply.body)));
         }
-        let envelope: Option<Envelope> = serde_json::from_slice(&bytes).ok();
+        let envelope: Option<Envelope> = serde_json::from_slice(&reply.body).ok();
         if envelope.as_ref().is_some_and(|e| e.code == FACE_NOT_FOUND) {
             return Ok(Ok(None));
         }
         let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
-        Ok(Err(classify(
-            status,
-            envelope.map(|e| e.code),
-            &msg,
-            reset.as_deref(),
-            logid,
-        )))
+        Ok(Err(reply.classify(envelope.map(|e| e.code), &msg)))
     }
 
     async fn send_face(&self, token: &Secret, upload: &Upload<'_>) -> Result<Verdict, Failure> {
@@ -292,37 +274,19 @@ impl Feishu {
             .part("files", part)
             .text("file_type", ext)
             .text("file_name", file_name);
-        let resp = self
-            .client
-            .put(self.face_url(upload.user_id))
-            .query(&[("user_id_type", self.user_id_type)])
-            .bearer_auth(token.expose())
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| Failure::network(&e))?;
-        let status = resp.status().as_u16();
-        let logid = request_id(&resp);
-        let reset = header(&resp, "x-ogw-ratelimit-reset");
-        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
-        let envelope: Option<Envelope> = serde_json::from_str(&text).ok();
-        let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
-        Ok(
-            match classify(
-                status,
-                envelope.map(|e| e.code),
-                &msg,
-                reset.as_deref(),
-                logid.clone(),
-            ) {
-                Verdict::Ok(_) => Verdict::Ok(Receipt {
-                    http_status: status,
-                    remote_id: None,
-                    request_id: logid,
-                }),
-                other => other,
-            },
+        let reply = Reply::read(
+            self.client
+                .put(self.face_url(upload.user_id))
+                .query(&[("user_id_type", self.user_id_type)])
+                .bearer_auth(token.expose())
+                .multipart(form)
+                .send()
+                .await,
         )
+        .await?;
+        let envelope: Option<Envelope> = serde_json::from_slice(&reply.body).ok();
+        let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
+        Ok(reply.classify(envelope.map(|e| e.code), &msg))
     }
 }
 
@@ -334,6 +298,50 @@ fn refresh_margin(lifetime: Duration) -> Duration {
 
 fn request_id(resp: &reqwest::Response) -> Option<String> {
     header(resp, "x-tt-logid").or_else(|| header(resp, "x-request-id"))
+}
+
+/// A Feishu response as read off the wire: what classifying it needs, and the body.
+struct Reply {
+    status: u16,
+    /// `X-Tt-Logid`, the id Feishu's support asks for.
+    logid: Option<String>,
+    /// `x-ogw-ratelimit-reset`, seconds until a throttled API takes requests again.
+    reset: Option<String>,
+    is_json: bool,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// Reads a sent request's response; failing to get one at all is a network failure.
+    async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Reply, Failure> {
+        let resp = sent.map_err(|e| Failure::network(&e))?;
+        let status = resp.status().as_u16();
+        let logid = request_id(&resp);
+        let reset = header(&resp, "x-ogw-ratelimit-reset");
+        let is_json = header(&resp, "content-type").is_some_and(|c| c.contains("json"));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::network(&e))?
+            .to_vec();
+        Ok(Reply {
+            status,
+            logid,
+            reset,
+            is_json,
+            body,
+        })
+    }
+
+    fn classify(&self, code: Option<i64>, msg: &str) -> Verdict {
+        classify(
+            self.status,
+            code,
+            msg,
+            self.reset.as_deref(),
+            self.logid.clone(),
+        )
+    }
 }
 
 /// The outcome of one Feishu response.
