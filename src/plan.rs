@@ -203,7 +203,13 @@ pub async fn build(
     for (i, row) in roster.rows.iter().enumerate() {
         let photo = matches.photos[i].as_ref().ok();
         let hash = &hashes[i];
-        if row.finding.is_none() {
+        // A duplicated id is still a person (reports show their name); a row without an id
+        // is not.
+        if row
+            .finding
+            .as_ref()
+            .is_none_or(|f| f.code == ReasonCode::DuplicateId)
+        {
             people.push(PersonRecord {
                 person_id: row.person.id.clone(),
                 name: row.person.name.clone(),
