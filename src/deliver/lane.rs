@@ -30,6 +30,15 @@ pub(crate) struct Job {
 /// A request may be throttled this many times its `max_retries` before it is given up.
 const THROTTLE_BUDGET_FACTOR: u32 = 10;
 
+/// The state a failed request leaves a person in. A fatal failure is the target's fault, not
+/// the person's: like a transient one, it is retried on the next run.
+pub(crate) fn failed_state(failure: &Failure) -> State {
+    match failure.class {
+        Class::Permanent => State::FailedPermanent,
+        Class::Transient | Class::Fatal => State::FailedRetryable,
+    }
+}
+
 /// The audit row of an attempt that failed.
 pub(crate) fn failed_attempt(
     id: i64,
@@ -356,11 +365,7 @@ impl Lane {
                 }
             }
             Err(failure) => {
-                // A fatal failure is the target's fault, not the person's: retried next run.
-                r.state = match failure.class {
-                    Class::Permanent => State::FailedPermanent,
-                    _ => State::FailedRetryable,
-                };
+                r.state = failed_state(failure);
                 r.reason_code = Some(failure.reason);
                 r.reason = Some(failure.message.clone());
                 r.request_id = failure.request_id.clone();

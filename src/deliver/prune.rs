@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
 use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
-use crate::targets::{Class, Failure};
+use crate::targets::Failure;
 
 /// What pruning did at one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -245,10 +245,7 @@ async fn remove_one(
             }
         }
         Err(failure) => {
-            r.state = match failure.class {
-                Class::Permanent => State::FailedPermanent,
-                _ => State::FailedRetryable,
-            };
+            r.state = super::lane::failed_state(failure);
             r.reason_code = Some(failure.reason);
             r.reason = Some(format!(
                 "not in the roster, but user `{uid}` could not be removed from {name}: {}",
