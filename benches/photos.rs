@@ -57,6 +57,10 @@ fn main() {
         count.min(40)
     );
     steps(&files, count.min(40), &vzi);
+    if args.iter().any(|a| a == "--steps") {
+        // Only the one-thread step run: what a profiler (perf record) should look at.
+        return;
+    }
 
     println!("\n== whole pipeline, all cores (PhotoStage), {count} photos ==");
     let mut no_face = photos();

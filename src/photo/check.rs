@@ -39,17 +39,30 @@ pub(crate) fn needed_short_side(photos: &PhotoConfig) -> u32 {
 }
 
 /// The single face of a photo, in the image's pixel coordinates, or why there is not one.
-pub(crate) fn single_face(image: &RgbImage, photos: &PhotoConfig) -> Result<FaceBox, Finding> {
-    let faces = find_faces(image, photos);
+pub(crate) fn single_face(
+    image: &RgbImage,
+    luma: Option<&GrayImage>,
+    photos: &PhotoConfig,
+) -> Result<FaceBox, Finding> {
+    let faces = find_faces(image, luma, photos);
     classify(&faces, image.width().min(image.height()), photos)
 }
 
-/// Every face found, largest first, in the image's pixel coordinates.
-pub(crate) fn find_faces(image: &RgbImage, photos: &PhotoConfig) -> Vec<FaceBox> {
+/// Every face found, largest first, in the image's pixel coordinates. `luma`, when given, is
+/// the same picture in grey (the thumbnails are then made from it, without a conversion).
+pub(crate) fn find_faces(
+    image: &RgbImage,
+    luma: Option<&GrayImage>,
+    photos: &PhotoConfig,
+) -> Vec<FaceBox> {
     let (w, h) = image.dimensions();
     let short = w.min(h);
     let base_short = short.min(BASE_SHORT);
-    let base = grey_thumbnail_rgb(image, base_short);
+    let thumbnail = |short: u32| match luma {
+        Some(luma) => grey_thumbnail(luma, short),
+        None => grey_thumbnail_rgb(image, short),
+    };
+    let base = thumbnail(base_short);
     let coarse_short = base_short.min(COARSE_SHORT);
     let coarse = if coarse_short < base_short {
         grey_thumbnail(&base, coarse_short)
@@ -71,7 +84,7 @@ pub(crate) fn find_faces(image: &RgbImage, photos: &PhotoConfig) -> Vec<FaceBox>
         let fine = if fine_short <= base_short {
             grey_thumbnail(&base, fine_short)
         } else {
-            grey_thumbnail_rgb(image, fine_short)
+            thumbnail(fine_short)
         };
         // A little overlap with the coarse pass absorbs the detector's jitter at the seam.
         let max_face = (coarse_reach * f64::from(fine_short) * 1.3).ceil() as u32;

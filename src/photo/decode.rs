@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
 use crate::config::PhotoConfig;
 use crate::reason::{Finding, ReasonCode};
@@ -38,8 +38,21 @@ impl Header {
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub(crate) image: RgbImage,
+    /// The same picture in grey, when the decoder had it for free (a JPEG's luma).
+    pub(crate) luma: Option<GrayImage>,
     /// The source's upright size at full resolution (what "never upscale" is measured against).
     pub(crate) source_width: u32,
+}
+
+impl Drop for Decoded {
+    /// The pixel buffers go back to this thread's pool for the next photo.
+    fn drop(&mut self) {
+        let image = std::mem::replace(&mut self.image, RgbImage::new(0, 0));
+        super::buffers::give(image.into_raw());
+        if let Some(luma) = self.luma.take() {
+            super::buffers::give(luma.into_raw());
+        }
+    }
 }
 
 fn swaps_axes(o: Orientation) -> bool {
@@ -192,7 +205,7 @@ pub(crate) fn decode(
     } else {
         need
     };
-    let image = if header.format == ImageFormat::Jpeg {
+    let (image, luma) = if header.format == ImageFormat::Jpeg {
         decode_jpeg(bytes, header, photos, stored_need)?
     } else {
         let mut decoder = reader(bytes, header.format, photos)?
@@ -202,32 +215,39 @@ pub(crate) fn decode(
         let _ = decoder.orientation();
         let image =
             DynamicImage::from_decoder(decoder).map_err(|e| image_error(header.format, &e))?;
-        to_rgb(image)
+        (to_rgb(image), None)
     };
     let mut image = DynamicImage::ImageRgb8(image);
     image.apply_orientation(header.orientation);
     let DynamicImage::ImageRgb8(image) = image else {
         unreachable!("orienting keeps the pixel type")
     };
+    let luma = luma.map(|luma| {
+        let mut luma = DynamicImage::ImageLuma8(luma);
+        luma.apply_orientation(header.orientation);
+        luma.into_luma8()
+    });
     Ok(Decoded {
         image,
+        luma,
         source_width,
     })
 }
 
-/// The request that makes jpeg-decoder pick the smallest DCT scale (1/8, 1/4, 1/2 or 1)
-/// whose output covers `need` in both directions.
-pub(crate) fn jpeg_request(width: u32, height: u32, need: (u32, u32)) -> (u16, u16) {
-    let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
-    for eighths in [1, 2, 4, 8] {
-        let (w, h) = (scaled(width, eighths), scaled(height, eighths));
-        if (w >= need.0 && h >= need.1) || eighths == 8 {
-            // jpeg-decoder takes the first scale at which either side reaches the request:
-            // asking for exactly this scale's size picks this scale.
-            return (w.min(65535) as u16, h.min(65535) as u16);
-        }
-    }
-    unreachable!("the loop returns at full scale")
+/// The smallest DCT scale, in eighths (1, 2, 4 or 8), whose output covers `need` in both
+/// directions.
+pub(crate) fn jpeg_eighths(width: u32, height: u32, need: (u32, u32)) -> u32 {
+    [1, 2, 4]
+        .into_iter()
+        .find(|&e| (width * e).div_ceil(8) >= need.0 && (height * e).div_ceil(8) >= need.1)
+        .unwrap_or(8)
+}
+
+/// The request that makes jpeg-decoder pick `eighths`: it takes the first scale at which
+/// either side reaches the request, so asking for exactly this scale's size picks this scale.
+fn jpeg_request(width: u32, height: u32, eighths: u32) -> (u16, u16) {
+    let scaled = |len: u32| (len * eighths).div_ceil(8).min(65535) as u16;
+    (scaled(width), scaled(height))
 }
 
 fn decode_jpeg(
@@ -235,12 +255,21 @@ fn decode_jpeg(
     header: &Header,
     photos: &PhotoConfig,
     need: (u32, u32),
-) -> Result<RgbImage, Finding> {
+) -> Result<(RgbImage, Option<GrayImage>), Finding> {
+    let eighths = jpeg_eighths(header.width, header.height, need);
+    if eighths < 8 {
+        match super::jpeg::decode_scaled(bytes, eighths as usize) {
+            Ok(scaled) => return Ok((scaled.rgb, Some(scaled.luma))),
+            // jpeg-decoder has the last word: it decodes what the fast path does not cover,
+            // and names the damage in what neither can decode.
+            Err(skip) => tracing::debug!(?skip, "JPEG fast path declined; using jpeg-decoder"),
+        }
+    }
     let mut d = jpeg_decoder::Decoder::new(bytes);
     d.set_max_decoding_buffer_size(
         usize::try_from(photos.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX),
     );
-    let (rw, rh) = jpeg_request(header.width, header.height, need);
+    let (rw, rh) = jpeg_request(header.width, header.height, eighths);
     let (w, h) = d.scale(rw, rh).map_err(|e| jpeg_error(&e))?;
     let pixels = d.decode().map_err(|e| jpeg_error(&e))?;
     let info = d
@@ -274,7 +303,9 @@ fn decode_jpeg(
             rgb.len()
         )));
     }
-    RgbImage::from_raw(w, h, rgb).ok_or_else(|| corrupt("the JPEG decoder returned a bad buffer"))
+    let image = RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| corrupt("the JPEG decoder returned a bad buffer"))?;
+    Ok((image, None))
 }
 
 /// 8-bit RGB: alpha flattened onto white, 16-bit and grey converted.

@@ -6,9 +6,11 @@
 //! engine: a few photos at a time per core, on blocking threads. Nothing in this module touches
 //! the state DB or the network.
 
+mod buffers;
 mod check;
 mod decode;
 pub mod face;
+mod jpeg;
 mod normalize;
 mod resize;
 mod stage;
@@ -96,7 +98,7 @@ fn prepare_checked(
     let image = &decoded.image;
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
-        let verdict = check::single_face(image, photos);
+        let verdict = check::single_face(image, decoded.luma.as_ref(), photos);
         times.face_check += started.elapsed();
         match verdict {
             Ok(face) => Some(face),

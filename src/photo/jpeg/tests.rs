@@ -1,0 +1,255 @@
+//! The fast path is held to jpeg-decoder's output on every kind of file it accepts, declines
+//! what it does not cover, and never panics or accepts a truncated file.
+
+use std::path::Path;
+
+use image::RgbImage;
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+
+use super::{Skip, decode_scaled};
+
+/// A test picture with what photos have: smooth gradients, sharp edges, colour and noise.
+fn picture(width: u32, height: u32, seed: u64) -> RgbImage {
+    let mut state = seed | 1;
+    RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = (state % 21) as i32 - 10;
+        let edge = if (x / 13 + y / 17) % 2 == 0 { 60 } else { 0 };
+        let r = (x * 255 / width.max(1)) as i32 + edge + noise;
+        let g = (y * 255 / height.max(1)) as i32 - edge / 2 + noise;
+        let b = ((x + y) * 128 / (width + height).max(1)) as i32 + 64 + noise;
+        image::Rgb([r, g, b].map(|v| v.clamp(0, 255) as u8))
+    })
+}
+
+fn encode(
+    image: &RgbImage,
+    quality: u8,
+    sampling: SamplingFactor,
+    grey: bool,
+    restart: u16,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Encoder::new(&mut out, quality);
+    e.set_sampling_factor(sampling);
+    if restart > 0 {
+        e.set_restart_interval(restart);
+    }
+    let (w, h) = (image.width() as u16, image.height() as u16);
+    if grey {
+        let luma = image::DynamicImage::ImageRgb8(image.clone()).into_luma8();
+        e.encode(luma.as_raw(), w, h, ColorType::Luma).unwrap();
+    } else {
+        e.encode(image.as_raw(), w, h, ColorType::Rgb).unwrap();
+    }
+    out
+}
+
+/// jpeg-decoder's output at the same scale, as RGB.
+fn reference(bytes: &[u8], size: usize) -> RgbImage {
+    let mut d = jpeg_decoder::Decoder::new(bytes);
+    d.read_info().unwrap();
+    let info = d.info().unwrap();
+    let want = |len: u16| ((usize::from(len) * size).div_ceil(8)) as u16;
+    let (w, h) = d.scale(want(info.width), want(info.height)).unwrap();
+    let pixels = d.decode().unwrap();
+    let rgb = match d.info().unwrap().pixel_format {
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        other => panic!("unexpected {other:?}"),
+    };
+    RgbImage::from_raw(u32::from(w), u32::from(h), rgb).unwrap()
+}
+
+/// Peak signal-to-noise ratio in dB (infinite when identical) of two sample sequences.
+fn psnr(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64>) -> f64 {
+    let (mut se, mut n) = (0.0, 0usize);
+    for (x, y) in a.zip(b) {
+        se += (x - y).powi(2);
+        n += 1;
+    }
+    10.0 * (255.0f64.powi(2) / (se / n as f64)).log10()
+}
+
+/// JPEG's luma (BT.601) of each pixel: exactly the decoded Y whatever the chroma, so it tests
+/// the luma path without the chroma upsampling's differences.
+fn luma(image: &RgbImage) -> impl Iterator<Item = f64> + '_ {
+    image
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+}
+
+fn samples(image: &RgbImage) -> impl Iterator<Item = f64> + '_ {
+    image.as_raw().iter().map(|&v| f64::from(v))
+}
+
+fn assert_like_reference(bytes: &[u8], size: usize, what: &str) {
+    let ours = decode_scaled(bytes, size)
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"))
+        .rgb;
+    let theirs = reference(bytes, size);
+    assert_eq!(ours.dimensions(), theirs.dimensions(), "{what}");
+    // Luma: the two differ only in IDCT arithmetic (and where a colour clips).
+    let y = psnr(luma(&ours), luma(&theirs));
+    // Colour: chroma is upsampled by repetition here, by a triangle filter there, which shows
+    // on the test picture's hard colour edges, most of all in tiny images.
+    let rgb = psnr(samples(&ours), samples(&theirs));
+    if std::env::var_os("JPEG_PSNR").is_some() {
+        eprintln!("{what}: luma {y:.1} rgb {rgb:.1}");
+    }
+    assert!(y > 38.0, "{what}: luma {y:.1} dB against jpeg-decoder");
+    let floor = if ours.width() >= 60 { 29.0 } else { 23.0 };
+    assert!(
+        rgb > floor,
+        "{what}: colour {rgb:.1} dB against jpeg-decoder"
+    );
+}
+
+#[test]
+fn matches_jpeg_decoder_on_every_layout_it_accepts() {
+    let samplings = [
+        ("4:4:4", SamplingFactor::F_1_1),
+        ("4:2:2", SamplingFactor::F_2_1),
+        ("4:4:0", SamplingFactor::F_1_2),
+        ("4:2:0", SamplingFactor::F_2_2),
+    ];
+    let sizes = [(8, 8), (17, 33), (250, 333), (401, 299)];
+    for (i, &(w, h)) in sizes.iter().enumerate() {
+        let image = picture(w, h, i as u64 + 7);
+        for (name, sampling) in samplings {
+            for grey in [false, true] {
+                for restart in [0, 3] {
+                    for quality in [60, 95] {
+                        let bytes = encode(&image, quality, sampling, grey, restart);
+                        for size in [1, 2, 4] {
+                            let what = format!(
+                                "{w}x{h} {name} grey={grey} restart={restart} q{quality} at {size}/8"
+                            );
+                            assert_like_reference(&bytes, size, &what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn follows_the_picture_not_only_the_reference() {
+    // A flat colour must come out as that colour (checks the colour conversion's constants
+    // independently of jpeg-decoder).
+    let flat = RgbImage::from_pixel(64, 48, image::Rgb([200, 40, 90]));
+    let bytes = encode(&flat, 100, SamplingFactor::F_2_2, false, 0);
+    let out = decode_scaled(&bytes, 4).unwrap().rgb;
+    assert_eq!(out.dimensions(), (32, 24));
+    for p in out.pixels() {
+        for (got, want) in p.0.iter().zip([200u8, 40, 90]) {
+            assert!(got.abs_diff(want) <= 3, "{:?} against [200, 40, 90]", p.0);
+        }
+    }
+}
+
+#[test]
+fn matches_jpeg_decoder_on_the_fixture_photos() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut accepted = 0;
+    for dir in ["images", "demo/photos"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "jpg") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            if jpeg_decoder::Decoder::new(&bytes[..]).decode().is_err() {
+                // Broken on purpose: the fast path must decline them too.
+                assert!(decode_scaled(&bytes, 2).is_err(), "{}", path.display());
+                continue;
+            }
+            match decode_scaled(&bytes, 2) {
+                Ok(_) => {
+                    assert_like_reference(&bytes, 2, &path.display().to_string());
+                    accepted += 1;
+                }
+                Err(Skip::Unsupported(_)) => {}
+                Err(e) => panic!("{}: {e:?}", path.display()),
+            }
+        }
+    }
+    assert!(
+        accepted >= 20,
+        "only {accepted} fixture JPEGs took the fast path"
+    );
+}
+
+#[test]
+fn declines_what_it_does_not_cover() {
+    let fixture = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/images")
+                .join(name),
+        )
+        .unwrap()
+    };
+    for (name, why) in [
+        ("progressive.jpg", "progressive"),
+        ("cmyk.jpg", "neither grey nor three-component"),
+    ] {
+        match decode_scaled(&fixture(name), 2) {
+            Err(Skip::Unsupported(w)) => assert!(w.contains(why), "{name}: {w}"),
+            other => panic!("{name}: {:?}", other.map(|i| i.rgb.dimensions())),
+        }
+    }
+    // Full size is jpeg-decoder's job.
+    let bytes = encode(&picture(32, 32, 1), 90, SamplingFactor::F_2_2, false, 0);
+    assert!(matches!(
+        decode_scaled(&bytes, 8),
+        Err(Skip::Unsupported(_))
+    ));
+    // Not a JPEG at all.
+    assert!(matches!(decode_scaled(b"GIF89a", 2), Err(Skip::Corrupt(_))));
+}
+
+#[test]
+fn a_truncated_file_is_declined_at_every_length() {
+    for restart in [0, 2] {
+        let bytes = encode(
+            &picture(96, 80, 3),
+            90,
+            SamplingFactor::F_2_2,
+            false,
+            restart,
+        );
+        // Everything but the end-of-image marker is needed.
+        for len in 0..bytes.len() - 2 {
+            assert!(
+                decode_scaled(&bytes[..len], 2).is_err(),
+                "cut at {len} of {} (restart {restart}) was accepted",
+                bytes.len()
+            );
+        }
+        assert!(decode_scaled(&bytes[..bytes.len() - 2], 2).is_ok());
+    }
+}
+
+#[test]
+fn damaged_files_never_panic() {
+    let clean = encode(&picture(120, 90, 5), 85, SamplingFactor::F_2_2, false, 4);
+    let mut state = 0x2545_F491_4F6C_DD1D_u64;
+    for _ in 0..2000 {
+        let mut bytes = clean.clone();
+        for _ in 0..1 + state % 4 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state % bytes.len() as u64) as usize;
+            bytes[at] = (state >> 32) as u8;
+        }
+        for size in [1, 2, 4] {
+            // Either answer is fine; a panic or a hang is not.
+            let _ = decode_scaled(&bytes, size);
+        }
+    }
+}
