@@ -5,8 +5,10 @@
 //! Run: `cargo bench --bench photos`. The photos are generated once into
 //! `target/bench-photos/` (never committed). Counts: `FACESYNC_BENCH_PHOTOS` (photos per
 //! throughput run, default 200) and `FACESYNC_BENCH_MEMORY` (photos for the peak-memory run,
-//! default 1000). Peak memory is measured in a child process (this binary with `--memory N`)
-//! so that generating the photos does not count.
+//! default 1000) and `FACESYNC_BENCH_ROUNDS` (alternating facesync/Pillow rounds, default 3).
+//! Peak memory is measured in a child process (this binary with `--memory N`) so that
+//! generating the photos does not count. `--steps` runs only the one-thread step timings and
+//! `--whole` only the first all-cores run (what to point a profiler at).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,7 +58,9 @@ fn main() {
         "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
         count.min(40)
     );
-    steps(&files, count.min(40), &vzi);
+    if !args.iter().any(|a| a == "--whole") {
+        steps(&files, count.min(40), &vzi);
+    }
     if args.iter().any(|a| a == "--steps") {
         // Only the one-thread step run: what a profiler (perf record) should look at.
         return;
@@ -71,6 +75,7 @@ fn main() {
         ("both default targets, face check on", photos(), &both),
         ("both default targets, face check off", no_face, &both),
     ];
+    let only_first = args.iter().any(|a| a == "--whole");
     for (name, p, profiles) in runs {
         let (rate, cpu) = whole(&files, count, p, profiles);
         println!(
@@ -78,6 +83,10 @@ fn main() {
             cores() as f64 * 1000.0 / cpu,
             cores()
         );
+        if only_first {
+            // Only the first whole run (with --whole): what a profiler should look at.
+            return;
+        }
     }
 
     println!("\n== peak memory, {memory_count} photos, both targets, face check on ==");
@@ -91,25 +100,85 @@ fn main() {
         "\n== Pillow baseline (benches/pillow_baseline.py): draft decode, same output size, both cores =="
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pillow_baseline.py");
-    for filter in ["bilinear", "lanczos"] {
-        let status = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .args([
-                "--count",
-                &count.to_string(),
-                "--box",
-                "1920x1080",
-                "--filter",
-                filter,
-            ])
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            println!("(the Pillow baseline did not run: needs python3 with Pillow)");
-            break;
+    let pillow = |filter: &str, throughput_only: bool| -> Option<f64> {
+        let mut command = Command::new("python3");
+        command.arg(&script).arg(&dir).args([
+            "--count",
+            &count.to_string(),
+            "--box",
+            "1920x1080",
+            "--filter",
+            filter,
+        ]);
+        if throughput_only {
+            command.arg("--throughput-only");
         }
+        let out = command.output().ok().filter(|o| o.status.success())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !throughput_only {
+            for line in text.lines().filter(|l| !l.starts_with("cpu_ms_per_photo=")) {
+                println!("{line}");
+            }
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("cpu_ms_per_photo="))
+            .and_then(|v| v.parse().ok())
+    };
+    if pillow("bilinear", false).is_none() {
+        println!("(the Pillow baseline did not run: needs python3 with Pillow)");
+        return;
+    }
+
+    // The machine is shared: its speed drifts by 10% or more over minutes. So facesync and
+    // Pillow run in alternating rounds and the medians are compared.
+    let rounds = env_count("FACESYNC_BENCH_ROUNDS", 3);
+    println!(
+        "\n== facesync (810x1080, face check on) against Pillow (no face check), {rounds} alternating rounds of {count} photos, CPU ms a photo =="
+    );
+    let filters = ["bilinear", "bicubic", "lanczos"];
+    let mut ours = Vec::new();
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); filters.len()];
+    for round in 1..=rounds {
+        let (_, cpu) = whole(&files, count, photos(), &vzi);
+        ours.push(cpu);
+        let mut line = format!("round {round}: facesync {cpu:5.1}");
+        for (i, filter) in filters.iter().enumerate() {
+            if let Some(ms) = pillow(filter, true) {
+                theirs[i].push(ms);
+                line += &format!("   pillow {filter} {ms:5.1}");
+            }
+        }
+        println!("{line}");
+    }
+    let ours = median(&mut ours);
+    let rate = |ms: f64| cores() as f64 * 1000.0 / ms;
+    println!(
+        "median: facesync with the face check {ours:5.1} ms = {:5.1} photos/s on {} idle cores",
+        rate(ours),
+        cores()
+    );
+    for (filter, mut ms) in filters.iter().zip(theirs) {
+        if ms.is_empty() {
+            continue;
+        }
+        let ms = median(&mut ms);
+        println!(
+            "median: Pillow {filter:<8} (no face check) {ms:5.1} ms = {:5.1} photos/s: facesync does {:.2}x its photos a second",
+            rate(ms),
+            ms / ours
+        );
     }
     println!("\nload average at end: {}", load_average());
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 fn env_count(name: &str, default: usize) -> usize {

@@ -5,8 +5,8 @@
 
 use std::cell::RefCell;
 
-/// Buffers kept per thread: what one photo uses (RGB, luma, two chroma planes).
-const KEPT: usize = 4;
+/// Buffers kept per thread: what one photo uses (the file, RGB, luma, two chroma planes).
+const KEPT: usize = 5;
 
 /// Buffers larger than this are not kept (a rare huge photo must not stay resident).
 const LARGEST_KEPT: usize = 64 << 20;
@@ -17,13 +17,21 @@ thread_local! {
 
 /// A buffer of `len` zero bytes, reusing a spare one when there is one big enough.
 pub(crate) fn take(len: usize) -> Vec<u8> {
+    let mut buffer = take_empty(len);
+    buffer.resize(len, 0);
+    buffer
+}
+
+/// An empty buffer with room for `capacity` bytes, reusing a spare one when there is one big
+/// enough.
+pub(crate) fn take_empty(capacity: usize) -> Vec<u8> {
     let spare = SPARE.with(|s| {
         let mut s = s.borrow_mut();
         // The smallest spare that fits, so a small request does not take the big one.
         let best = s
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
+            .filter(|(_, b)| b.capacity() >= capacity)
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
         best.map(|i| s.swap_remove(i))
@@ -31,10 +39,9 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
     match spare {
         Some(mut buffer) => {
             buffer.clear();
-            buffer.resize(len, 0);
             buffer
         }
-        None => vec![0; len],
+        None => Vec::with_capacity(capacity),
     }
 }
 

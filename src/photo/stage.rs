@@ -53,7 +53,9 @@ impl PhotoStage {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let bytes = read_limited(&path, photos.max_file_bytes)?;
-            prepare(&bytes, &photos, &profiles)
+            let prepared = prepare(&bytes, &photos, &profiles);
+            super::buffers::give(bytes);
+            prepared
         })
         .await
         .unwrap_or_else(|e| {
@@ -77,7 +79,7 @@ fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, Finding> {
     if len > max {
         return Err(file_too_large(len, max));
     }
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = super::buffers::take_empty(len as usize);
     // The file may grow between the size check and the read: never read past the limit.
     file.take(max + 1)
         .read_to_end(&mut bytes)
