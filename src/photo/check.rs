@@ -8,6 +8,7 @@
 
 use image::{GrayImage, RgbImage};
 
+use super::decode::Pixels;
 use super::face::{self, FaceBox};
 use super::resize;
 use crate::config::PhotoConfig;
@@ -39,28 +40,28 @@ pub(crate) fn needed_short_side(photos: &PhotoConfig) -> u32 {
 }
 
 /// The single face of a photo, in the image's pixel coordinates, or why there is not one.
-pub(crate) fn single_face(
-    image: &RgbImage,
-    luma: Option<&GrayImage>,
-    photos: &PhotoConfig,
-) -> Result<FaceBox, Finding> {
-    let faces = find_faces(image, luma, photos);
-    classify(&faces, image.width().min(image.height()), photos)
+pub(crate) fn single_face(pixels: &Pixels, photos: &PhotoConfig) -> Result<FaceBox, Finding> {
+    let faces = find_faces(pixels, photos);
+    let (w, h) = dimensions(pixels);
+    classify(&faces, w.min(h), photos)
 }
 
-/// Every face found, largest first, in the image's pixel coordinates. `luma`, when given, is
-/// the same picture in grey (the thumbnails are then made from it, without a conversion).
-pub(crate) fn find_faces(
-    image: &RgbImage,
-    luma: Option<&GrayImage>,
-    photos: &PhotoConfig,
-) -> Vec<FaceBox> {
-    let (w, h) = image.dimensions();
+fn dimensions(pixels: &Pixels) -> (u32, u32) {
+    match pixels {
+        Pixels::Rgb(image) => image.dimensions(),
+        Pixels::Planes { y, .. } => y.dimensions(),
+    }
+}
+
+/// Every face found, largest first, in the image's pixel coordinates. A JPEG's luma plane is
+/// used as it is; RGB is shrunk first and then turned grey.
+pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> {
+    let (w, h) = dimensions(pixels);
     let short = w.min(h);
     let base_short = short.min(BASE_SHORT);
-    let thumbnail = |short: u32| match luma {
-        Some(luma) => grey_thumbnail(luma, short),
-        None => grey_thumbnail_rgb(image, short),
+    let thumbnail = |short: u32| match pixels {
+        Pixels::Planes { y, .. } => grey_thumbnail(y, short),
+        Pixels::Rgb(image) => grey_thumbnail_rgb(image, short),
     };
     let base = thumbnail(base_short);
     let coarse_short = base_short.min(COARSE_SHORT);

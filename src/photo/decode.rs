@@ -10,6 +10,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+use super::resize::{self, Quality, Region};
 use crate::config::PhotoConfig;
 use crate::reason::{Finding, ReasonCode};
 
@@ -34,23 +35,74 @@ impl Header {
     }
 }
 
-/// A decoded, upright, 8-bit RGB image, possibly at a reduced scale of the source.
+/// A decoded, upright image, possibly at a reduced scale of the source.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    pub(crate) image: RgbImage,
-    /// The same picture in grey, when the decoder had it for free (a JPEG's luma).
-    pub(crate) luma: Option<GrayImage>,
+    pub(crate) pixels: Pixels,
     /// The source's upright size at full resolution (what "never upscale" is measured against).
     pub(crate) source_width: u32,
+}
+
+/// The decoded pixels: 8-bit RGB, or a JPEG's own planes (converted to RGB only once resized).
+#[derive(Debug)]
+pub(crate) enum Pixels {
+    Rgb(RgbImage),
+    Planes {
+        y: GrayImage,
+        /// Cb and Cr; see [`super::jpeg::Planes`].
+        chroma: Option<[GrayImage; 2]>,
+    },
+}
+
+impl Decoded {
+    pub(crate) fn dimensions(&self) -> (u32, u32) {
+        match &self.pixels {
+            Pixels::Rgb(image) => image.dimensions(),
+            Pixels::Planes { y, .. } => y.dimensions(),
+        }
+    }
+
+    /// `region` resized to `width` x `height`, as RGB (borrowed when nothing changes).
+    pub(crate) fn rgb(
+        &self,
+        region: Region,
+        width: u32,
+        height: u32,
+        quality: Quality,
+    ) -> std::borrow::Cow<'_, RgbImage> {
+        match &self.pixels {
+            Pixels::Rgb(image)
+                if (width, height) == (region.width, region.height)
+                    && region == Region::whole(image) =>
+            {
+                std::borrow::Cow::Borrowed(image)
+            }
+            Pixels::Rgb(image) => {
+                std::borrow::Cow::Owned(resize::rgb(image, region, width, height, quality))
+            }
+            Pixels::Planes { y, chroma } => std::borrow::Cow::Owned(resize::planes(
+                y,
+                chroma.as_ref(),
+                region,
+                width,
+                height,
+                quality,
+            )),
+        }
+    }
 }
 
 impl Drop for Decoded {
     /// The pixel buffers go back to this thread's pool for the next photo.
     fn drop(&mut self) {
-        let image = std::mem::replace(&mut self.image, RgbImage::new(0, 0));
-        super::buffers::give(image.into_raw());
-        if let Some(luma) = self.luma.take() {
-            super::buffers::give(luma.into_raw());
+        match std::mem::replace(&mut self.pixels, Pixels::Rgb(RgbImage::new(0, 0))) {
+            Pixels::Rgb(image) => super::buffers::give(image.into_raw()),
+            Pixels::Planes { y, chroma } => {
+                super::buffers::give(y.into_raw());
+                for plane in chroma.into_iter().flatten() {
+                    super::buffers::give(plane.into_raw());
+                }
+            }
         }
     }
 }
@@ -205,7 +257,7 @@ pub(crate) fn decode(
     } else {
         need
     };
-    let (image, luma) = if header.format == ImageFormat::Jpeg {
+    let pixels = if header.format == ImageFormat::Jpeg {
         decode_jpeg(bytes, header, photos, stored_need)?
     } else {
         let mut decoder = reader(bytes, header.format, photos)?
@@ -215,23 +267,33 @@ pub(crate) fn decode(
         let _ = decoder.orientation();
         let image =
             DynamicImage::from_decoder(decoder).map_err(|e| image_error(header.format, &e))?;
-        (to_rgb(image), None)
+        Pixels::Rgb(to_rgb(image))
     };
-    let mut image = DynamicImage::ImageRgb8(image);
-    image.apply_orientation(header.orientation);
-    let DynamicImage::ImageRgb8(image) = image else {
-        unreachable!("orienting keeps the pixel type")
+    let o = header.orientation;
+    let pixels = match pixels {
+        Pixels::Rgb(image) => {
+            let mut image = DynamicImage::ImageRgb8(image);
+            image.apply_orientation(o);
+            Pixels::Rgb(image.into_rgb8())
+        }
+        Pixels::Planes { y, chroma } => Pixels::Planes {
+            y: orient(y, o),
+            chroma: chroma.map(|[cb, cr]| [orient(cb, o), orient(cr, o)]),
+        },
     };
-    let luma = luma.map(|luma| {
-        let mut luma = DynamicImage::ImageLuma8(luma);
-        luma.apply_orientation(header.orientation);
-        luma.into_luma8()
-    });
     Ok(Decoded {
-        image,
-        luma,
+        pixels,
         source_width,
     })
+}
+
+fn orient(plane: GrayImage, orientation: Orientation) -> GrayImage {
+    if orientation == Orientation::NoTransforms {
+        return plane;
+    }
+    let mut plane = DynamicImage::ImageLuma8(plane);
+    plane.apply_orientation(orientation);
+    plane.into_luma8()
 }
 
 /// The smallest DCT scale, in eighths (1, 2, 4 or 8), whose output covers `need` in both
@@ -255,11 +317,16 @@ fn decode_jpeg(
     header: &Header,
     photos: &PhotoConfig,
     need: (u32, u32),
-) -> Result<(RgbImage, Option<GrayImage>), Finding> {
+) -> Result<Pixels, Finding> {
     let eighths = jpeg_eighths(header.width, header.height, need);
     if eighths < 8 {
         match super::jpeg::decode_scaled(bytes, eighths as usize) {
-            Ok(scaled) => return Ok((scaled.rgb, Some(scaled.luma))),
+            Ok(planes) => {
+                return Ok(Pixels::Planes {
+                    y: planes.y,
+                    chroma: planes.chroma,
+                });
+            }
             // jpeg-decoder has the last word: it decodes what the fast path does not cover,
             // and names the damage in what neither can decode.
             Err(skip) => tracing::debug!(?skip, "JPEG fast path declined; using jpeg-decoder"),
@@ -305,7 +372,7 @@ fn decode_jpeg(
     }
     let image = RgbImage::from_raw(w, h, rgb)
         .ok_or_else(|| corrupt("the JPEG decoder returned a bad buffer"))?;
-    Ok((image, None))
+    Ok(Pixels::Rgb(image))
 }
 
 /// 8-bit RGB: alpha flattened onto white, 16-bit and grey converted.

@@ -39,16 +39,20 @@ const ZIGZAG: [u8; 64] = [
     52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
-/// A decoded JPEG, in its stored orientation.
-pub(crate) struct Scaled {
-    pub(crate) rgb: RgbImage,
-    /// The luma plane (JPEG's Y, or the grey samples): a grey image without a conversion.
-    pub(crate) luma: GrayImage,
+/// A decoded JPEG, in its stored orientation, as its own planes: colour conversion is left
+/// until after resizing, where it costs a quarter as much.
+pub(crate) struct Planes {
+    /// Luma (JPEG's Y, or the grey samples).
+    pub(crate) y: GrayImage,
+    /// Cb and Cr, at the JPEG's subsampling: exactly half of `y` in each subsampled direction
+    /// (`y` is cropped to an even size there, so the chroma grid stays exact under any
+    /// rotation or flip). None for a grey JPEG.
+    pub(crate) chroma: Option<[GrayImage; 2]>,
 }
 
 /// Decodes `bytes` at `size`/8 of the stored size (`size` is 1, 2 or 4; rounded up, as
 /// jpeg-decoder and libjpeg round).
-pub(crate) fn decode_scaled(bytes: &[u8], size: usize) -> Result<Scaled> {
+pub(crate) fn decode_scaled(bytes: &[u8], size: usize) -> Result<Planes> {
     if !matches!(size, 1 | 2 | 4) {
         return Err(Skip::Unsupported("only 1/8, 1/4 and 1/2 scales"));
     }
@@ -62,22 +66,35 @@ pub(crate) fn decode_scaled(bytes: &[u8], size: usize) -> Result<Scaled> {
         2 => decode_scan::<2>(&frame, bytes, parser.pos)?,
         _ => decode_scan::<4>(&frame, bytes, parser.pos)?,
     };
-    let rgb = to_rgb(&frame, &planes, size);
-    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
-    let mut planes = planes.into_iter();
-    let luma = planes.next().expect("one plane a component");
-    for chroma in planes {
-        buffers::give(chroma.pixels);
+    let mut width = (frame.width * size).div_ceil(8);
+    let mut height = (frame.height * size).div_ceil(8);
+    let (sx, sy) = (frame.h_max - 1, frame.v_max - 1);
+    if sx == 1 && width > 1 {
+        width -= width % 2;
     }
-    // The luma plane, cropped in place to the image.
-    let mut pixels = luma.pixels;
+    if sy == 1 && height > 1 {
+        height -= height % 2;
+    }
+    let mut planes = planes.into_iter();
+    let y = crop(planes.next().expect("one plane a component"), width, height);
+    let chroma = match (planes.next(), planes.next()) {
+        (Some(cb), Some(cr)) => {
+            let (w, h) = (width.div_ceil(1 << sx), height.div_ceil(1 << sy));
+            Some([crop(cb, w, h), crop(cr, w, h)])
+        }
+        _ => None,
+    };
+    Ok(Planes { y, chroma })
+}
+
+/// The top-left `width` x `height` of a plane, cropped in place.
+fn crop(plane: Plane, width: usize, height: usize) -> GrayImage {
+    let mut pixels = plane.pixels;
     for row in 1..height {
-        pixels.copy_within(row * luma.width..row * luma.width + width, row * width);
+        pixels.copy_within(row * plane.width..row * plane.width + width, row * width);
     }
     pixels.truncate(width * height);
-    let luma =
-        GrayImage::from_raw(width as u32, height as u32, pixels).expect("the buffer has w*h bytes");
-    Ok(Scaled { rgb, luma })
+    GrayImage::from_raw(width as u32, height as u32, pixels).expect("the buffer has w*h bytes")
 }
 
 /// What the headers up to the first scan say.
@@ -942,63 +959,25 @@ static COLOUR: std::sync::LazyLock<Colour> = std::sync::LazyLock::new(|| {
     }
 });
 
-/// Crops the planes to the output size, upsamples chroma (by repetition) and converts to RGB.
-fn to_rgb(frame: &Frame, planes: &[Plane], size: usize) -> RgbImage {
-    let width = (frame.width * size).div_ceil(8);
-    let height = (frame.height * size).div_ceil(8);
-    let mut out = buffers::take(width * height * 3);
-    if planes.len() == 1 {
-        let p = &planes[0];
-        for (y, row) in out.chunks_exact_mut(width * 3).enumerate() {
-            let src = &p.pixels[y * p.width..][..width];
-            for (px, &l) in row.chunks_exact_mut(3).zip(src) {
-                px.copy_from_slice(&[l, l, l]);
-            }
-        }
-    } else {
-        let t = &*COLOUR;
-        let (sx, sy) = (frame.h_max - 1, frame.v_max - 1);
-        let (yp, cb, cr) = (&planes[0], &planes[1], &planes[2]);
-        let convert = |p: &mut [u8], l: u8, red: i32, green: i32, blue: i32| {
-            let l = i32::from(l) + 256;
-            p[0] = t.clamp[((l + red) & 1023) as usize];
-            p[1] = t.clamp[((l + green) & 1023) as usize];
-            p[2] = t.clamp[((l + blue) & 1023) as usize];
-        };
-        let terms = |b: u8, r: u8| {
-            let green = (t.green[usize::from(b)][0] + t.green[usize::from(r)][1] + 32_768) >> 16;
-            (t.cr_red[usize::from(r)], green, t.cb_blue[usize::from(b)])
-        };
-        for (y, row) in out.chunks_exact_mut(width * 3).enumerate() {
-            let luma = &yp.pixels[y * yp.width..][..width];
-            let cy = y >> sy;
-            let (b_src, r_src) = (&cb.pixels[cy * cb.width..], &cr.pixels[cy * cr.width..]);
-            if sx == 0 {
-                for (((p, &l), &b), &r) in row.chunks_exact_mut(3).zip(luma).zip(b_src).zip(r_src) {
-                    let (red, green, blue) = terms(b, r);
-                    convert(p, l, red, green, blue);
-                }
-            } else {
-                // Two pixels share each chroma sample; an odd width leaves one at the end.
-                let (pairs, last) = row.split_at_mut(width / 2 * 6);
-                for (((p, l), &b), &r) in pairs
-                    .chunks_exact_mut(6)
-                    .zip(luma.chunks_exact(2))
-                    .zip(b_src)
-                    .zip(r_src)
-                {
-                    let (red, green, blue) = terms(b, r);
-                    convert(&mut p[..3], l[0], red, green, blue);
-                    convert(&mut p[3..], l[1], red, green, blue);
-                }
-                if width % 2 == 1 {
-                    let (red, green, blue) = terms(b_src[width / 2], r_src[width / 2]);
-                    convert(last, luma[width - 1], red, green, blue);
-                }
-            }
-        }
+/// RGB from same-size Y, Cb and Cr planes (JFIF's conversion, 16.16 fixed point, rounded).
+pub(crate) fn ycbcr_to_rgb(y: &GrayImage, cb: &GrayImage, cr: &GrayImage) -> RgbImage {
+    let t = &*COLOUR;
+    let mut out = buffers::take(y.as_raw().len() * 3);
+    for (((p, &l), &b), &r) in out
+        .chunks_exact_mut(3)
+        .zip(y.as_raw())
+        .zip(cb.as_raw())
+        .zip(cr.as_raw())
+    {
+        let red = t.cr_red[usize::from(r)];
+        let blue = t.cb_blue[usize::from(b)];
+        let green = (t.green[usize::from(b)][0] + t.green[usize::from(r)][1] + 32_768) >> 16;
+        let l = i32::from(l) + 256;
+        p[0] = t.clamp[((l + red) & 1023) as usize];
+        p[1] = t.clamp[((l + green) & 1023) as usize];
+        p[2] = t.clamp[((l + blue) & 1023) as usize];
     }
-    RgbImage::from_raw(width as u32, height as u32, out).expect("the buffer has w*h*3 bytes")
+    RgbImage::from_raw(y.width(), y.height(), out).expect("the buffer has w*h*3 bytes")
 }
 
 #[cfg(test)]

@@ -95,10 +95,10 @@ fn prepare_checked(
     let need = decode_size(&header, photos, profiles);
     let decoded = decode::decode(bytes, &header, photos, need)?;
     times.decode += started.elapsed();
-    let image = &decoded.image;
+    let (width, height) = decoded.dimensions();
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
-        let verdict = check::single_face(image, decoded.luma.as_ref(), photos);
+        let verdict = check::single_face(&decoded.pixels, photos);
         times.face_check += started.elapsed();
         match verdict {
             Ok(face) => Some(face),
@@ -109,11 +109,11 @@ fn prepare_checked(
         None
     };
     let region = match (photos.crop, face) {
-        (Crop::None, _) => resize::Region::whole(image),
+        (Crop::None, _) => resize::Region::of(width, height),
         (Crop::Portrait, Some(face)) => {
-            normalize::portrait(image.width(), image.height(), &face, photos.portrait_margin)
+            normalize::portrait(width, height, &face, photos.portrait_margin)
         }
-        (Crop::Portrait, None) => normalize::centred_portrait(image.width(), image.height()),
+        (Crop::Portrait, None) => normalize::centred_portrait(width, height),
     };
     // Targets with the same profile share one encoding.
     let mut done: HashMap<&Profile, normalize::Encoded> = HashMap::new();

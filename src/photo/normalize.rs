@@ -8,7 +8,7 @@ use image::RgbImage;
 use super::StageTimes;
 use super::decode::Decoded;
 use super::face::FaceBox;
-use super::resize::{self, Quality, Region};
+use super::resize::{Quality, Region};
 use crate::config::{OutputFormat, Profile};
 use crate::reason::{Finding, ReasonCode};
 
@@ -96,9 +96,8 @@ pub(crate) fn encode_for(
     target: &str,
     times: &mut StageTimes,
 ) -> Result<Encoded, Finding> {
-    let image = &decoded.image;
     // The region's size in the source's own pixels: what "never upscale" means.
-    let k = f64::from(decoded.source_width) / f64::from(image.width());
+    let k = f64::from(decoded.source_width) / f64::from(decoded.dimensions().0);
     let source_w = ((f64::from(region.width) * k).round() as u32).max(1);
     let source_h = ((f64::from(region.height) * k).round() as u32).max(1);
     // The JPEG format stores sizes in 16 bits.
@@ -113,12 +112,8 @@ pub(crate) fn encode_for(
     let floor_short = floor_short.min(w.min(h));
     let (w, h, bytes) = loop {
         let started = Instant::now();
-        let pixels = if (w, h) == (region.width, region.height) && region == Region::whole(image) {
-            None
-        } else {
-            Some(resize::rgb(image, region, w, h, Quality::Best))
-        };
-        let pixels = pixels.as_ref().unwrap_or(image);
+        let pixels = decoded.rgb(region, w, h, Quality::Best);
+        let pixels = &*pixels;
         times.resize += started.elapsed();
         let started = Instant::now();
         let attempt = match profile.format {

@@ -15,11 +15,16 @@ pub(crate) struct Region {
 
 impl Region {
     pub(crate) fn whole(image: &RgbImage) -> Region {
+        Region::of(image.width(), image.height())
+    }
+
+    /// All of a `width` x `height` image.
+    pub(crate) fn of(width: u32, height: u32) -> Region {
         Region {
             left: 0,
             top: 0,
-            width: image.width(),
-            height: image.height(),
+            width,
+            height,
         }
     }
 }
@@ -65,6 +70,23 @@ pub(crate) fn rgb(
 
 /// A grey image resized (bilinear: only the face detector sees these).
 pub(crate) fn grey(image: &GrayImage, width: u32, height: u32) -> GrayImage {
+    let whole = [
+        0.0,
+        0.0,
+        f64::from(image.width()),
+        f64::from(image.height()),
+    ];
+    plane(image, whole, width, height, Quality::Fast)
+}
+
+/// `region` (left, top, width, height; fractions allowed) of one plane resized.
+fn plane(
+    image: &GrayImage,
+    region: [f64; 4],
+    width: u32,
+    height: u32,
+    quality: Quality,
+) -> GrayImage {
     let src = fr::images::ImageRef::new(
         image.width(),
         image.height(),
@@ -73,15 +95,58 @@ pub(crate) fn grey(image: &GrayImage, width: u32, height: u32) -> GrayImage {
     )
     .expect("a GrayImage's buffer has 1 byte a pixel");
     let mut dst = fr::images::Image::new(width.max(1), height.max(1), fr::PixelType::U8);
+    let [left, top, w, h] = region;
     fr::Resizer::new()
         .resize(
             &src,
             &mut dst,
-            &fr::ResizeOptions::new().resize_alg(algorithm(Quality::Fast)),
+            &fr::ResizeOptions::new()
+                .resize_alg(algorithm(quality))
+                .crop(left, top, w, h),
         )
         .expect("source and destination have the same pixel type");
     GrayImage::from_raw(dst.width(), dst.height(), dst.into_vec())
         .expect("the destination has 1 byte a pixel")
+}
+
+/// `region` of a picture held as a JPEG's planes (luma, and Cb/Cr at their subsampling),
+/// resized to `width` x `height` and only then converted to RGB: a quarter of the conversion
+/// work of converting first, and chroma is upsampled by the resize filter itself. `quality`
+/// is the luma's filter; chroma always gets the bilinear one.
+pub(crate) fn planes(
+    y: &GrayImage,
+    chroma: Option<&[GrayImage; 2]>,
+    region: Region,
+    width: u32,
+    height: u32,
+    quality: Quality,
+) -> RgbImage {
+    let luma_region = [
+        f64::from(region.left),
+        f64::from(region.top),
+        f64::from(region.width),
+        f64::from(region.height),
+    ];
+    let luma = plane(y, luma_region, width, height, quality);
+    match chroma {
+        None => {
+            let rgb = luma.as_raw().iter().flat_map(|&l| [l, l, l]).collect();
+            RgbImage::from_raw(luma.width(), luma.height(), rgb)
+                .expect("the buffer has 3 bytes a pixel")
+        }
+        Some([cb, cr]) => {
+            // Chroma is exactly 1 or 2 times smaller than luma in each direction.
+            let fx = f64::from(y.width()) / f64::from(cb.width());
+            let fy = f64::from(y.height()) / f64::from(cb.height());
+            let [left, top, w, h] = luma_region;
+            let chroma_region = [left / fx, top / fy, w / fx, h / fy];
+            // Chroma has half the detail to begin with and the eye sees little of it: the
+            // triangle filter (libjpeg's own choice for upsampling it) at a third of the cost.
+            let cb = plane(cb, chroma_region, width, height, Quality::Fast);
+            let cr = plane(cr, chroma_region, width, height, Quality::Fast);
+            super::jpeg::ycbcr_to_rgb(&luma, &cb, &cr)
+        }
+    }
 }
 
 fn algorithm(quality: Quality) -> fr::ResizeAlg {

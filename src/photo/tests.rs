@@ -580,7 +580,7 @@ fn a_large_jpeg_is_decoded_small_and_still_fits() {
     let need = decode_size(&header, &photos(), &defaults()[1..]);
     assert_eq!(need, (864, 1080));
     let decoded = decode::decode(&bytes, &header, &photos(), need).unwrap();
-    assert_eq!(decoded.image.dimensions(), (1200, 1500));
+    assert_eq!(decoded.dimensions(), (1200, 1500));
     let out = prepare(&bytes, &photos(), &defaults()).unwrap();
     assert_eq!((out[0].width, out[0].height), (1080, 1350));
     assert_eq!((out[1].width, out[1].height), (864, 1080));
