@@ -8,8 +8,13 @@ use std::cell::RefCell;
 /// Buffers kept per thread: what one photo uses (the file, RGB, luma, two chroma planes).
 const KEPT: usize = 5;
 
-/// Buffers larger than this are not kept (a rare huge photo must not stay resident).
-const LARGEST_KEPT: usize = 64 << 20;
+/// Bytes kept per thread in all: a 12-megapixel photo needs about 16 MB, and a rare huge photo
+/// must not stay resident.
+const KEPT_BYTES: usize = 48 << 20;
+
+/// A spare more than this many times larger than a request is not used for it (it would leave
+/// the pool inside a small image).
+const MOST_OVERSIZE: usize = 4;
 
 thread_local! {
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
@@ -31,7 +36,9 @@ pub(crate) fn take_empty(capacity: usize) -> Vec<u8> {
         let best = s
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= capacity)
+            .filter(|(_, b)| {
+                b.capacity() >= capacity && b.capacity() <= capacity.max(4096) * MOST_OVERSIZE
+            })
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
         best.map(|i| s.swap_remove(i))
@@ -47,13 +54,15 @@ pub(crate) fn take_empty(capacity: usize) -> Vec<u8> {
 
 /// Gives a buffer back for the next photo on this thread.
 pub(crate) fn give(buffer: Vec<u8>) {
-    if buffer.capacity() == 0 || buffer.capacity() > LARGEST_KEPT {
+    if buffer.capacity() == 0 || buffer.capacity() > KEPT_BYTES {
         return;
     }
     SPARE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.len() >= KEPT {
-            // Keep the largest ones: they are the ones that cost the most to make.
+        // Make room, dropping the smallest spares first (the largest cost the most to make);
+        // if only larger ones would have to go, this one is not kept.
+        let total = |s: &Vec<Vec<u8>>| s.iter().map(Vec::capacity).sum::<usize>();
+        while s.len() >= KEPT || total(&s) + buffer.capacity() > KEPT_BYTES {
             let smallest = s
                 .iter()
                 .enumerate()
@@ -97,5 +106,22 @@ mod tests {
         });
         give(Vec::new());
         give(again);
+    }
+
+    #[test]
+    fn the_pool_holds_a_bounded_number_of_bytes_and_keeps_small_requests_small() {
+        for _ in 0..3 {
+            give(Vec::with_capacity(20 << 20));
+        }
+        SPARE.with(|s| {
+            let total: usize = s.borrow().iter().map(Vec::capacity).sum();
+            assert!(total <= KEPT_BYTES, "{total} bytes kept");
+        });
+        // A small request does not take (and lose) a 20 MB spare.
+        let small = take(1000);
+        assert!(small.capacity() < 20 << 20);
+        let big = take(10 << 20);
+        assert_eq!(big.capacity(), 20 << 20, "a fitting spare is reused");
+        SPARE.with(|s| s.borrow_mut().clear());
     }
 }

@@ -320,7 +320,7 @@ fn decode_jpeg(
 ) -> Result<Pixels, Finding> {
     let eighths = jpeg_eighths(header.width, header.height, need);
     if eighths < 8 {
-        match super::jpeg::decode_scaled(bytes, eighths as usize) {
+        match super::jpeg::decode_scaled(bytes, eighths as usize, photos.max_pixels) {
             Ok(planes) => {
                 return Ok(Pixels::Planes {
                     y: planes.y,

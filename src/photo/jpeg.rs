@@ -53,14 +53,15 @@ pub(crate) struct Planes {
 }
 
 /// Decodes `bytes` at `size`/8 of the stored size (`size` is 1, 2 or 4; rounded up, as
-/// jpeg-decoder and libjpeg round).
-pub(crate) fn decode_scaled(bytes: &[u8], size: usize) -> Result<Planes> {
+/// jpeg-decoder and libjpeg round). A frame of more than `max_pixels` is refused.
+pub(crate) fn decode_scaled(bytes: &[u8], size: usize, max_pixels: u64) -> Result<Planes> {
     if !matches!(size, 1 | 2 | 4) {
         return Err(Skip::Unsupported("only 1/8, 1/4 and 1/2 scales"));
     }
     let mut parser = Parser {
         data: bytes,
         pos: 0,
+        max_pixels,
     };
     let frame = parser.headers()?;
     let planes = match size {
@@ -128,6 +129,8 @@ type FrameComponent = (u8, usize, usize, usize);
 struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Frames with more pixels are refused before anything is allocated.
+    max_pixels: u64,
 }
 
 impl Parser<'_> {
@@ -169,6 +172,8 @@ impl Parser<'_> {
         let mut restart_interval = 0;
         let mut sof: Option<(usize, usize, Vec<FrameComponent>)> = None;
         let mut adobe_transform: Option<u8> = None;
+        let mut jfif = false;
+        let max_pixels = self.max_pixels;
         loop {
             if self.byte()? != 0xFF {
                 return Err(Skip::Corrupt("expected a marker"));
@@ -180,6 +185,10 @@ impl Parser<'_> {
             match marker {
                 // Baseline and extended sequential, Huffman coded.
                 0xC0 | 0xC1 => {
+                    if sof.is_some() {
+                        // The pixel limit was checked on the first frame header.
+                        return Err(Skip::Unsupported("several frame headers"));
+                    }
                     let s = self.segment()?;
                     if s.len() < 6 {
                         return Err(Skip::Corrupt("short frame header"));
@@ -191,6 +200,9 @@ impl Parser<'_> {
                     let width = usize::from(u16::from_be_bytes([s[3], s[4]]));
                     if height == 0 || width == 0 {
                         return Err(Skip::Unsupported("height given after the scan (DNL)"));
+                    }
+                    if (width as u64) * (height as u64) > max_pixels {
+                        return Err(Skip::Corrupt("more pixels than the limit"));
                     }
                     let n = usize::from(s[5]);
                     if n != 1 && n != 3 {
@@ -273,7 +285,10 @@ impl Parser<'_> {
                         adobe_transform = Some(s[11]);
                     }
                 }
-                0xE0..=0xED | 0xEF | 0xFE => {
+                0xE0 => {
+                    jfif |= self.segment()?.starts_with(b"JFIF\0");
+                }
+                0xE1..=0xED | 0xEF | 0xFE => {
                     self.segment()?;
                 }
                 0xDA => {
@@ -287,7 +302,10 @@ impl Parser<'_> {
                         &comps,
                         &quant,
                         s,
-                        adobe_transform,
+                        ColourSpace {
+                            adobe_transform,
+                            jfif,
+                        },
                         restart_interval,
                         dc_tables,
                         ac_tables,
@@ -300,6 +318,31 @@ impl Parser<'_> {
     }
 }
 
+/// What says how three components are to be read.
+struct ColourSpace {
+    /// The Adobe marker's transform flag: 0 none (RGB), 1 YCbCr, 2 YCCK.
+    adobe_transform: Option<u8>,
+    /// A JFIF marker (which means YCbCr).
+    jfif: bool,
+}
+
+impl ColourSpace {
+    /// Whether three components with these ids are YCbCr, decided as jpeg-decoder decides it
+    /// (so the fast path never reads as YCbCr what jpeg-decoder reads otherwise).
+    fn is_ycbcr(&self, ids: [u8; 3]) -> bool {
+        match ids {
+            [1, 2, 3] => return true,
+            // libjpeg's big-gamut YCC, RGB, big-gamut RGB.
+            [1, 34, 35] | [82, 71, 66] | [114, 103, 98] => return false,
+            _ => {}
+        }
+        if self.jfif {
+            return true;
+        }
+        matches!(self.adobe_transform, None | Some(1))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn frame(
     width: usize,
@@ -307,19 +350,14 @@ fn frame(
     comps: &[FrameComponent],
     quant: &[Option<[u16; 64]>; 4],
     sos: &[u8],
-    adobe_transform: Option<u8>,
+    colour: ColourSpace,
     restart_interval: usize,
     dc_tables: [Option<Huffman>; 4],
     ac_tables: [Option<Huffman>; 4],
 ) -> Result<Frame> {
     let n = comps.len();
-    if comps.len() == 3 {
-        if adobe_transform == Some(0) {
-            return Err(Skip::Unsupported("RGB, not YCbCr"));
-        }
-        if comps.iter().map(|c| c.0).eq(*b"RGB") {
-            return Err(Skip::Unsupported("RGB, not YCbCr"));
-        }
+    if n == 3 && !colour.is_ycbcr([comps[0].0, comps[1].0, comps[2].0]) {
+        return Err(Skip::Unsupported("three components that are not YCbCr"));
     }
     if sos.is_empty() || usize::from(sos[0]) != n || sos.len() < 1 + 2 * n + 3 {
         return Err(Skip::Unsupported("a scan without every component"));
@@ -426,6 +464,9 @@ impl Huffman {
         let mut k: i32 = 0;
         for len in 1..=16u32 {
             let n = i32::from(counts[len as usize - 1]);
+            if code + n > 1 << len {
+                return Err(Skip::Corrupt("a Huffman table has too many codes"));
+            }
             t.offset[len as usize] = k - code;
             for _ in 0..n {
                 if len <= LUT_BITS {
@@ -440,9 +481,6 @@ impl Huffman {
                 k += 1;
             }
             t.max_code[len as usize] = if n > 0 { code - 1 } else { -1 };
-            if code > 1 << len {
-                return Err(Skip::Corrupt("a Huffman table has too many codes"));
-            }
             code <<= 1;
         }
         t.max_code[17] = i32::MAX;
@@ -485,6 +523,8 @@ fn extend(raw: i32, size: u32) -> i32 {
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Restart markers passed (they count RST0 to RST7 round).
+    restarts: u8,
     /// The next bits, most significant first.
     acc: u64,
     count: u32,
@@ -502,6 +542,7 @@ impl<'a> Bits<'a> {
             count: 0,
             padding: 0,
             stopped: false,
+            restarts: 0,
         }
     }
 
@@ -621,12 +662,14 @@ impl<'a> Bits<'a> {
         while self.data.get(self.pos) == Some(&0xFF) && self.data.get(self.pos + 1) == Some(&0xFF) {
             self.pos += 1;
         }
+        let expected = 0xD0 + self.restarts % 8;
         match self.data.get(self.pos..self.pos + 2) {
-            Some(&[0xFF, m]) if (0xD0..=0xD7).contains(&m) => {
+            Some(&[0xFF, m]) if m == expected => {
                 self.pos += 2;
+                self.restarts = self.restarts.wrapping_add(1);
                 Ok(())
             }
-            _ => Err(Skip::Corrupt("a restart marker is missing")),
+            _ => Err(Skip::Corrupt("a restart marker is missing or out of order")),
         }
     }
 }
@@ -789,6 +832,9 @@ fn decode_block(
             if size_bits == 0 {
                 if run == 15 {
                     k += 16;
+                    if k > 64 {
+                        return Err(Skip::Corrupt("a zero run past the end of a block"));
+                    }
                     continue;
                 }
                 break;

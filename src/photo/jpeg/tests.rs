@@ -6,7 +6,10 @@ use std::path::Path;
 use image::RgbImage;
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
-use super::{Planes, Skip, decode_scaled};
+use super::{Huffman, Planes, Skip, decode_scaled};
+
+/// The pixel limit the tests decode with (the default `photos.max_pixels`).
+const LIMIT: u64 = 50_000_000;
 use crate::photo::resize::{self, Quality, Region};
 
 /// The planes as RGB at the luma's size, the way the pipeline converts them (chroma upsampled
@@ -101,7 +104,7 @@ fn samples(image: &RgbImage) -> impl Iterator<Item = f64> + '_ {
 }
 
 fn assert_like_reference(bytes: &[u8], size: usize, what: &str) {
-    let ours = rgb(&decode_scaled(bytes, size).unwrap_or_else(|e| panic!("{what}: {e:?}")));
+    let ours = rgb(&decode_scaled(bytes, size, LIMIT).unwrap_or_else(|e| panic!("{what}: {e:?}")));
     let theirs = reference(bytes, size);
     // Subsampled directions are cropped to an even size (at most one pixel less).
     let (w, h) = ours.dimensions();
@@ -163,7 +166,7 @@ fn follows_the_picture_not_only_the_reference() {
     // independently of jpeg-decoder).
     let flat = RgbImage::from_pixel(64, 48, image::Rgb([200, 40, 90]));
     let bytes = encode(&flat, 100, SamplingFactor::F_2_2, false, 0);
-    let out = rgb(&decode_scaled(&bytes, 4).unwrap());
+    let out = rgb(&decode_scaled(&bytes, 4, LIMIT).unwrap());
     assert_eq!(out.dimensions(), (32, 24));
     for p in out.pixels() {
         for (got, want) in p.0.iter().zip([200u8, 40, 90]) {
@@ -185,10 +188,14 @@ fn matches_jpeg_decoder_on_the_fixture_photos() {
             let bytes = std::fs::read(&path).unwrap();
             if jpeg_decoder::Decoder::new(&bytes[..]).decode().is_err() {
                 // Broken on purpose: the fast path must decline them too.
-                assert!(decode_scaled(&bytes, 2).is_err(), "{}", path.display());
+                assert!(
+                    decode_scaled(&bytes, 2, LIMIT).is_err(),
+                    "{}",
+                    path.display()
+                );
                 continue;
             }
-            match decode_scaled(&bytes, 2) {
+            match decode_scaled(&bytes, 2, LIMIT) {
                 Ok(_) => {
                     assert_like_reference(&bytes, 2, &path.display().to_string());
                     accepted += 1;
@@ -218,7 +225,7 @@ fn declines_what_it_does_not_cover() {
         ("progressive.jpg", "progressive"),
         ("cmyk.jpg", "neither grey nor three-component"),
     ] {
-        match decode_scaled(&fixture(name), 2) {
+        match decode_scaled(&fixture(name), 2, LIMIT) {
             Err(Skip::Unsupported(w)) => assert!(w.contains(why), "{name}: {w}"),
             other => panic!("{name}: {:?}", other.map(|p| p.y.dimensions())),
         }
@@ -226,11 +233,14 @@ fn declines_what_it_does_not_cover() {
     // Full size is jpeg-decoder's job.
     let bytes = encode(&picture(32, 32, 1), 90, SamplingFactor::F_2_2, false, 0);
     assert!(matches!(
-        decode_scaled(&bytes, 8),
+        decode_scaled(&bytes, 8, LIMIT),
         Err(Skip::Unsupported(_))
     ));
     // Not a JPEG at all.
-    assert!(matches!(decode_scaled(b"GIF89a", 2), Err(Skip::Corrupt(_))));
+    assert!(matches!(
+        decode_scaled(b"GIF89a", 2, LIMIT),
+        Err(Skip::Corrupt(_))
+    ));
 }
 
 #[test]
@@ -246,12 +256,12 @@ fn a_truncated_file_is_declined_at_every_length() {
         // Everything but the end-of-image marker is needed.
         for len in 0..bytes.len() - 2 {
             assert!(
-                decode_scaled(&bytes[..len], 2).is_err(),
+                decode_scaled(&bytes[..len], 2, LIMIT).is_err(),
                 "cut at {len} of {} (restart {restart}) was accepted",
                 bytes.len()
             );
         }
-        assert!(decode_scaled(&bytes[..bytes.len() - 2], 2).is_ok());
+        assert!(decode_scaled(&bytes[..bytes.len() - 2], 2, LIMIT).is_ok());
     }
 }
 
@@ -270,7 +280,99 @@ fn damaged_files_never_panic() {
         }
         for size in [1, 2, 4] {
             // Either answer is fine; a panic or a hang is not.
-            let _ = decode_scaled(&bytes, size);
+            let _ = decode_scaled(&bytes, size, LIMIT);
         }
     }
+}
+
+/// Where the marker segment `marker` starts (its 0xFF), and its whole length with the marker.
+fn segment(bytes: &[u8], marker: u8) -> (usize, usize) {
+    let at = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, marker])
+        .expect("the marker is there");
+    let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+    (at, len + 2)
+}
+
+/// The file with its three components renamed (in the frame header and the scan header).
+fn with_component_ids(bytes: &[u8], ids: [u8; 3]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let (sof, _) = segment(bytes, 0xC0);
+    let (sos, _) = segment(bytes, 0xDA);
+    for (i, id) in ids.into_iter().enumerate() {
+        out[sof + 10 + 3 * i] = id;
+        out[sos + 5 + 2 * i] = id;
+    }
+    out
+}
+
+#[test]
+fn reads_three_components_as_ycbcr_only_where_jpeg_decoder_does() {
+    let bytes = encode(&picture(64, 48, 9), 90, SamplingFactor::F_2_2, false, 0);
+    assert!(decode_scaled(&bytes, 2, LIMIT).is_ok());
+    // libjpeg's big-gamut YCC, plain RGB and big-gamut RGB: not ours to read.
+    for ids in [[1, 34, 35], *b"RGB", *b"rgb"] {
+        let renamed = with_component_ids(&bytes, ids);
+        assert!(
+            matches!(decode_scaled(&renamed, 2, LIMIT), Err(Skip::Unsupported(_))),
+            "{ids:?}"
+        );
+    }
+}
+
+#[test]
+fn a_second_frame_header_or_too_many_pixels_is_declined_before_allocating() {
+    let bytes = encode(&picture(64, 48, 9), 90, SamplingFactor::F_2_2, false, 0);
+    // The header check sees the first frame only: a second, huge one must not be decoded.
+    let (sof, len) = segment(&bytes, 0xC0);
+    let mut huge = bytes[sof..sof + len].to_vec();
+    huge[5..9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let mut twice = bytes[..sof + len].to_vec();
+    twice.extend_from_slice(&huge);
+    twice.extend_from_slice(&bytes[sof + len..]);
+    assert_eq!(
+        decode_scaled(&twice, 2, LIMIT).err(),
+        Some(Skip::Unsupported("several frame headers"))
+    );
+    assert!(matches!(
+        decode_scaled(&bytes, 2, 64 * 48 - 1),
+        Err(Skip::Corrupt(_))
+    ));
+}
+
+#[test]
+fn an_over_full_huffman_table_is_refused_not_a_panic() {
+    // Three codes of one bit, and a table that fills every 2-bit code and asks for one more.
+    let mut counts = [0u8; 16];
+    counts[0] = 3;
+    assert!(Huffman::new(&counts, &[1, 2, 3], true).is_err());
+    let mut counts = [0u8; 16];
+    counts[1] = 4;
+    counts[2] = 1;
+    assert!(Huffman::new(&counts, &[1, 2, 3, 4, 5], false).is_err());
+    // A complete table is fine.
+    let mut counts = [0u8; 16];
+    counts[1] = 3;
+    counts[2] = 2;
+    assert!(Huffman::new(&counts, &[1, 2, 3, 4, 5], false).is_ok());
+}
+
+#[test]
+fn restart_markers_must_come_in_order() {
+    let bytes = encode(&picture(96, 80, 3), 90, SamplingFactor::F_2_2, false, 2);
+    assert!(decode_scaled(&bytes, 2, LIMIT).is_ok());
+    let (sos, len) = segment(&bytes, 0xDA);
+    let first = sos
+        + len
+        + bytes[sos + len..]
+            .windows(2)
+            .position(|w| w == [0xFF, 0xD0])
+            .expect("a first restart marker");
+    let mut swapped = bytes.clone();
+    swapped[first + 1] = 0xD1;
+    assert!(matches!(
+        decode_scaled(&swapped, 2, LIMIT),
+        Err(Skip::Corrupt(_))
+    ));
 }
