@@ -117,9 +117,11 @@ fn assert_like_reference(bytes: &[u8], size: usize, what: &str) {
     let theirs = image::imageops::crop_imm(&theirs, 0, 0, w, h).to_image();
     // Luma: the two differ only in IDCT arithmetic (and where a colour clips).
     let y = psnr(luma(&ours), luma(&theirs));
-    // Colour: chroma is upsampled by Lanczos here, by a triangle filter there, which shows on
-    // the test picture's hard colour edges, most of all in tiny images.
+    // Colour: chroma is upsampled by the resize filter here, by libjpeg-style "fancy"
+    // upsampling there, which shows on the test picture's hard colour edges, most of all in
+    // tiny images.
     let rgb = psnr(samples(&ours), samples(&theirs));
+    // JPEG_PSNR=1 prints every case's figures (what the floors below were chosen from).
     if std::env::var_os("JPEG_PSNR").is_some() {
         eprintln!("{what}: luma {y:.1} rgb {rgb:.1}");
     }
