@@ -42,21 +42,14 @@ pub(crate) fn needed_short_side(photos: &PhotoConfig) -> u32 {
 /// The single face of a photo, in the image's pixel coordinates, or why there is not one.
 pub(crate) fn single_face(pixels: &Pixels, photos: &PhotoConfig) -> Result<FaceBox, Finding> {
     let faces = find_faces(pixels, photos);
-    let (w, h) = dimensions(pixels);
+    let (w, h) = pixels.dimensions();
     classify(&faces, w.min(h), photos)
-}
-
-fn dimensions(pixels: &Pixels) -> (u32, u32) {
-    match pixels {
-        Pixels::Rgb(image) => image.dimensions(),
-        Pixels::Planes { y, .. } => y.dimensions(),
-    }
 }
 
 /// Every face found, largest first, in the image's pixel coordinates. A JPEG's luma plane is
 /// used as it is; RGB is shrunk first and then turned grey.
 pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> {
-    let (w, h) = dimensions(pixels);
+    let (w, h) = pixels.dimensions();
     let short = w.min(h);
     let base_short = short.min(BASE_SHORT);
     let thumbnail = |short: u32| match pixels {

@@ -54,12 +54,19 @@ pub(crate) enum Pixels {
     },
 }
 
-impl Decoded {
+impl Pixels {
+    /// Width and height (of the luma plane for planes).
     pub(crate) fn dimensions(&self) -> (u32, u32) {
-        match &self.pixels {
+        match self {
             Pixels::Rgb(image) => image.dimensions(),
             Pixels::Planes { y, .. } => y.dimensions(),
         }
+    }
+}
+
+impl Decoded {
+    pub(crate) fn dimensions(&self) -> (u32, u32) {
+        self.pixels.dimensions()
     }
 
     /// `region` resized to `width` x `height`, as RGB (borrowed when nothing changes).
