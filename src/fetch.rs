@@ -98,7 +98,7 @@ pub async fn fetch(
             summary.kept += 1;
             continue;
         }
-        match directory.user_id(target_name, &row.person) {
+        match directory.user_id(config, target_name, &row.person) {
             Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
             Ok(None) | Err(_) => summary.invalid_rows += 1,
         }

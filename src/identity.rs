@@ -53,8 +53,13 @@ impl Directory {
 
     /// The id `target` knows `person` by; `Ok(None)` when it must still be looked up; a
     /// finding when it cannot be sent there (a bad id, a contact nobody has, a resigned user).
-    pub fn user_id(&self, target: &str, person: &Person) -> Result<Option<String>, Finding> {
-        let contact = match targets::identity_for(target, person) {
+    pub fn user_id(
+        &self,
+        config: &Config,
+        target: &str,
+        person: &Person,
+    ) -> Result<Option<String>, Finding> {
+        let contact = match targets::identity_for(config, target, person) {
             Err(message) => return Err(Finding::new(ReasonCode::BadTargetId, message)),
             Ok(Identity::Id(id)) => return Ok(Some(id)),
             Ok(Identity::Contact(c)) => c,
@@ -141,7 +146,8 @@ pub(crate) async fn resolve(
         let now = SystemTime::now();
         let mut wanted: BTreeMap<Contact, Vec<String>> = BTreeMap::new();
         for row in rows.iter().filter(|r| r.finding.is_none()) {
-            let Ok(Identity::Contact(contact)) = targets::identity_for(name, &row.person) else {
+            let Ok(Identity::Contact(contact)) = targets::identity_for(config, name, &row.person)
+            else {
                 continue;
             };
             let fresh = cached.get(&contact.key()).is_some_and(|r| {
@@ -314,7 +320,12 @@ mod tests {
                 r.into_iter().map(|r| (r.contact.clone(), r)).collect(),
             )]),
         };
-        let code = |d: &Directory| d.user_id("feishu", &person).map_err(|f| f.code);
+        let config = Config::parse(
+            crate::config::EXAMPLE,
+            std::path::Path::new("/etc/facesync/config.toml"),
+        )
+        .unwrap();
+        let code = |d: &Directory| d.user_id(&config, "feishu", &person).map_err(|f| f.code);
         assert_eq!(code(&directory(None)), Ok(None));
         assert_eq!(
             code(&directory(Some(record(IdStatus::Found, Some("ou_1"))))),
@@ -329,13 +340,13 @@ mod tests {
             Err(ReasonCode::UserResigned)
         );
         let message = directory(Some(record(IdStatus::NotFound, None)))
-            .user_id("feishu", &person)
+            .user_id(&config, "feishu", &person)
             .unwrap_err()
             .message;
         assert!(message.contains("e-mail a@b.c"), "{message}");
         // Targets that take roster ids never look at the cache.
         assert_eq!(
-            directory(None).user_id("vzicloud", &person),
+            directory(None).user_id(&config, "vzicloud", &person),
             Ok(Some("E1".into()))
         );
     }

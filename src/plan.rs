@@ -226,7 +226,7 @@ pub async fn build(
         let mut indices = Vec::with_capacity(targets.len());
         for target in &targets {
             let user_id = directory
-                .user_id(target, &row.person)
+                .user_id(config, target, &row.person)
                 .map_err(|f| Finding::new(f.code, format!("row {}: {}", row.row, f.message)));
             let prev = previous.get(&(row.person.id.clone(), target.clone()));
             let (action, finding) = match (&matches.photos[i], hash, &user_id) {

@@ -170,7 +170,7 @@ pub async fn verify(
         .collect();
     if names.is_empty() {
         anyhow::bail!(
-            "no target is enabled in {}: set `enabled = true` in [targets.feishu] or [targets.vzicloud]",
+            "no target is enabled in {}: set `enabled = true` in a [targets.NAME] section",
             config.file.display()
         );
     }
@@ -256,7 +256,7 @@ async fn check_all(
         let mut roster_people = std::collections::HashSet::new();
         for row in roster.rows.iter().filter(|r| r.finding.is_none()) {
             roster_people.insert(row.person.id.as_str());
-            if let Ok(Some(uid)) = directory.user_id(name, &row.person) {
+            if let Ok(Some(uid)) = directory.user_id(config, name, &row.person) {
                 in_roster.insert(uid, (row.person.id.clone(), row.person.name.clone()));
             }
         }
@@ -291,7 +291,7 @@ async fn check_all(
     }
     report
         .targets
-        .sort_by_key(|t| targets::NAMES.iter().position(|n| *n == t.target));
+        .sort_by_key(|t| config.targets.iter().position(|c| c.name == t.target));
     Ok(report)
 }
 

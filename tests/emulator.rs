@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use facesync::config::UserIdType;
+use facesync::emulator::UserIdType;
 use facesync::emulator::{Emulator, EmulatorConfig, FaceLocation, feishu_user_id_as};
 use facesync::secret::Secret;
 use facesync::targets::vzicloud::sign;

@@ -601,7 +601,8 @@ async fn batch_get_id_is_strict_and_answers_each_contact() {
     assert_eq!(answer["code"], 0, "{answer}");
     let list = answer["data"]["user_list"].as_array().unwrap();
     let ids: Vec<Option<&str>> = list.iter().map(|e| e["user_id"].as_str()).collect();
-    let open_id = facesync::emulator::feishu_user_id_as("E1", facesync::config::UserIdType::OpenId);
+    let open_id =
+        facesync::emulator::feishu_user_id_as("E1", facesync::emulator::UserIdType::OpenId);
     assert_eq!(
         ids,
         [Some(open_id.as_str()), None, None, Some(open_id.as_str())]

@@ -345,6 +345,65 @@ async fn limit_and_max_duration_leave_the_rest_for_the_next_run() {
     emu.shutdown().await;
 }
 
+/// `[targets.lobby]` and `[targets.gate2]`, both `kind = "vzicloud"` with their own groups: two
+/// targets with their own state rows, lanes and summary lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_targets_of_one_kind_each_keep_their_own_state() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = workspace(4, &emu, "");
+    let e = emu.config();
+    let section = |name: &str, group: &str| {
+        format!(
+            "[targets.{name}]\nkind = \"vzicloud\"\nbase_url = \"{}\"\napp_id = {}\n\
+             group_id = \"{group}\"\naccesskey_id = \"{}\"\naccesskey_secret = \"{}\"\n\
+             rate_per_second = 200\n",
+            emu.base_url(),
+            e.vzicloud_app_id,
+            e.vzicloud_accesskey_id,
+            e.vzicloud_accesskey_secret.expose(),
+        )
+    };
+    std::fs::write(
+        ws.config_path(),
+        format!(
+            "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\n[state]\n\
+             database = \"facesync.db\"\n{}{}",
+            section("lobby", "front"),
+            section("gate2", "back")
+        ),
+    )
+    .unwrap();
+    let first = ws.sync(SyncOptions::default()).await;
+    assert_eq!(first.exit_code(), 0, "{}", first.render());
+    let names: Vec<&str> = first.targets.iter().map(|t| t.target.as_str()).collect();
+    assert_eq!(names, ["gate2", "lobby"]);
+    for (name, group) in [("lobby", "front"), ("gate2", "back")] {
+        assert_eq!(target(&first, name).delivered, 4, "{name}");
+        assert_eq!(emu.vzicloud_users(group).len(), 4, "{group}");
+        let states = ws.states(name).await;
+        assert_eq!(states.len(), 4, "{name}: {states:?}");
+        assert!(
+            states.iter().all(|(_, s, _)| *s == State::Delivered),
+            "{name}: {states:?}"
+        );
+    }
+    assert!(
+        ws.states("vzicloud").await.is_empty(),
+        "no rows under the kind's name"
+    );
+    let render = first.render();
+    assert!(
+        render.contains("lobby") && render.contains("gate2"),
+        "{render}"
+    );
+    let again = ws.sync(SyncOptions::default()).await;
+    for name in ["lobby", "gate2"] {
+        assert_eq!(target(&again, name).unchanged, 4, "{name}");
+        assert_eq!(target(&again, name).requests, 0, "{name}");
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_finishes_what_is_in_flight_and_exits_2() {
     let emu = emulator(EmulatorConfig {

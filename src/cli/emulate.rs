@@ -12,6 +12,8 @@ use clap::Args;
 use crate::config::{Columns, Encoding, RosterConfig};
 use crate::emulator::{self, Emulator, EmulatorConfig};
 use crate::reason::ReasonCode;
+use crate::targets::feishu::FeishuConfig;
+use crate::targets::vzicloud::VziCloudConfig;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -216,27 +218,34 @@ fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
     Ok(config)
 }
 
-/// Replaces the demo credentials with the ones a facesync config names.
+/// Replaces the demo credentials with the ones a facesync config names (its first target of
+/// each kind the emulator serves).
 fn accept_credentials_of(config: &mut EmulatorConfig, path: &Path) -> anyhow::Result<()> {
     let facesync = super::load_config(path)?;
-    if facesync.feishu.is_none() && facesync.vzicloud.is_none() {
+    let first = |kind: &str| facesync.targets.iter().find(|t| t.kind == kind);
+    let (feishu, vzicloud) = (first("feishu"), first("vzicloud"));
+    if feishu.is_none() && vzicloud.is_none() {
         anyhow::bail!(
-            "{} configures no target: add [targets.feishu] or [targets.vzicloud]",
+            "{} configures no target the emulator serves: add [targets.feishu] or [targets.vzicloud]",
             path.display()
         );
     }
-    if let Some(feishu) = &facesync.feishu {
+    if let Some(t) = feishu
+        && let Some(feishu) = facesync.settings::<FeishuConfig>(&t.name)
+    {
         config.feishu_app_id = feishu.app_id.clone();
         config.feishu_app_secret = feishu
             .app_secret
-            .resolve("targets.feishu.app_secret")
+            .resolve(&format!("targets.{}.app_secret", t.name))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    if let Some(vzicloud) = &facesync.vzicloud {
+    if let Some(t) = vzicloud
+        && let Some(vzicloud) = facesync.settings::<VziCloudConfig>(&t.name)
+    {
         config.vzicloud_accesskey_id = vzicloud.accesskey_id.clone();
         config.vzicloud_accesskey_secret = vzicloud
             .accesskey_secret
-            .resolve("targets.vzicloud.accesskey_secret")
+            .resolve(&format!("targets.{}.accesskey_secret", t.name))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.vzicloud_app_id = vzicloud.app_id;
     }
@@ -269,10 +278,9 @@ fn users(args: &EmulateArgs) -> anyhow::Result<Option<Vec<String>>> {
                 id: args.users_column.clone(),
                 name: None,
                 photo: None,
-                feishu_user_id: None,
-                vzicloud_user_id: None,
                 email: None,
                 mobile: None,
+                target_ids: Default::default(),
             },
         })?;
         users.extend(

@@ -1,17 +1,14 @@
-//! `facesync fetch`: download every roster person's face from Feishu.
+//! `facesync fetch`: download every roster person's face from a target that can (Feishu).
 
 use super::table::Table;
 use super::{FetchArgs, GlobalArgs, load_config};
+use crate::config::Config;
 use crate::fetch::{self, FetchOptions};
+use crate::targets;
 
 pub(super) async fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config.config)?;
-    if config.feishu.is_none() {
-        anyhow::bail!(
-            "fetch downloads from Feishu, and {} has no [targets.feishu] section",
-            config.file.display()
-        );
-    }
+    let target = source(&config, args.target.as_deref())?;
     let options = FetchOptions {
         out: args.out.clone(),
         cropped: args.cropped,
@@ -21,7 +18,7 @@ pub(super) async fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result
             std::time::Duration::from_secs(10),
         ),
     };
-    let summary = fetch::fetch(&config, "feishu", &options, super::sync::shutdown_signal()).await?;
+    let summary = fetch::fetch(&config, &target, &options, super::sync::shutdown_signal()).await?;
     let mut t = Table::new([
         "DOWNLOADED",
         "ALREADY THERE",
@@ -53,4 +50,35 @@ pub(super) async fn run(args: &FetchArgs, global: &GlobalArgs) -> anyhow::Result
     }
     println!("faces are in {}", args.out.display());
     Ok(summary.exit_code())
+}
+
+/// The target to download from: the one named, else the one enabled target with a download
+/// API.
+fn source(config: &Config, named: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = named {
+        if config.target(name).is_none() {
+            anyhow::bail!(
+                "--target {name}: {} has no [targets.{name}] section",
+                config.file.display()
+            );
+        }
+        return Ok(name.to_string());
+    }
+    let able: Vec<&str> = config
+        .enabled_targets()
+        .into_iter()
+        .filter(|name| targets::build(config, name).is_ok_and(|t| t.abilities().download))
+        .collect();
+    match able.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => anyhow::bail!(
+            "fetch downloads faces, and no target enabled in {} has a face download API \
+             with its credentials set (see `facesync fetch --help`)",
+            config.file.display()
+        ),
+        several => anyhow::bail!(
+            "more than one target can give faces back ({}): name one with --target",
+            several.join(", ")
+        ),
+    }
 }

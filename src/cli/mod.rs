@@ -112,7 +112,9 @@ pub enum Command {
         after_help = "Examples:\n  facesync fetch -c config.toml --out backup/\n  \
                             facesync fetch -c config.toml --out crops/ --cropped --force\n\n\
                             Files are named <id>.<ext> (the extension from the bytes). A file \
-                            already there is kept unless --force, so an interrupted fetch resumes."
+                            already there is kept unless --force, so an interrupted fetch resumes. \
+                            Faces come from the one enabled target with a download API (Feishu); \
+                            with several, name one with --target."
     )]
     Fetch(FetchArgs),
 
@@ -236,6 +238,9 @@ pub struct FetchArgs {
     /// Download again faces already in the folder
     #[arg(long)]
     pub force: bool,
+    /// The target to download from, when more than one enabled target can
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]

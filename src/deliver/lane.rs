@@ -161,7 +161,7 @@ impl Lane {
         }
     }
 
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &str {
         self.target.name()
     }
 

@@ -103,7 +103,7 @@ pub async fn run(
         .collect();
     if names.is_empty() {
         anyhow::bail!(
-            "no target is enabled in {}: set `enabled = true` in [targets.feishu] or [targets.vzicloud]",
+            "no target is enabled in {}: set `enabled = true` in a [targets.NAME] section",
             config.file.display()
         );
     }

@@ -23,7 +23,6 @@ use tokio::time::Instant;
 use super::faces::{self, Problem};
 use super::faults::{Api, Refusal, guard, reset_seconds};
 use super::state::{FeishuFace, Shared, lock};
-use crate::config::UserIdType;
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 const FACE_PATH: &str = "/open-apis/acs/v1/users/{user_id}/face";
@@ -240,6 +239,15 @@ pub(super) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Feis
 }
 
 // ---- user ids ----
+
+/// The kinds of Feishu user id (`user_id_type`): the emulator's own reading of the API, not the
+/// client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserIdType {
+    OpenId,
+    UnionId,
+    UserId,
+}
 
 /// How the emulator spells `user_id` as `kind` (see [`super::feishu_user_id_as`]).
 pub(crate) fn id_as(user_id: &str, kind: UserIdType) -> String {

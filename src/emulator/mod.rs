@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::UserIdType;
+pub use self::feishu::UserIdType;
 use crate::secret::Secret;
 
 pub use faces::FaceLocation;

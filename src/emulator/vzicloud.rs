@@ -27,7 +27,6 @@ use super::faces::{self, FaceLocation, Problem};
 use super::faults::{Api, Refusal, guard};
 use super::server::MAX_BODY;
 use super::state::{Group, Shared, VziCloudFace, VziUser, lock, unix_now};
-use crate::config::is_vzicloud_id;
 use crate::targets::vzicloud::sign;
 
 /// The largest image VziCloud takes: 2 MB, at most 1920 wide and 1080 high.
@@ -762,6 +761,12 @@ async fn user_delete(State(shared): State<Arc<Shared>>, Path(params): Path<Param
             .ok_or_else(|| VziError::new(3301))?;
         Ok(Value::Null)
     })())
+}
+
+/// VziCloud ids (user and group), as the vendor's pages define them: letters, digits and
+/// underscores, 1 to 48 characters.
+fn is_vzicloud_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 48 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 mod csv;
 mod xlsx;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Columns, RosterConfig};
@@ -21,10 +21,11 @@ pub struct Person {
     pub id: String,
     pub name: String,
     pub photo: Option<String>,
-    pub feishu_user_id: Option<String>,
-    pub vzicloud_user_id: Option<String>,
     pub email: Option<String>,
     pub mobile: Option<String>,
+    /// The person's id at a target, from its id column (`roster.columns.<target>_user_id`),
+    /// by target name; a target without an entry knows them as its kind decides.
+    pub target_ids: BTreeMap<String, String>,
 }
 
 /// A roster row: the person, where they stand in the file, and what is wrong with the row.
@@ -128,8 +129,11 @@ fn from_table(path: &Path, table: Table, columns: &Columns) -> Result<Roster, Ro
     let id_col = find("id", &columns.id)?;
     let name_col = optional("name", &columns.name)?;
     let photo_col = optional("photo", &columns.photo)?;
-    let feishu_col = optional("feishu_user_id", &columns.feishu_user_id)?;
-    let vzi_col = optional("vzicloud_user_id", &columns.vzicloud_user_id)?;
+    let target_cols = columns
+        .target_ids
+        .iter()
+        .map(|(target, column)| Ok((target, find(&format!("{target}_user_id"), column)?)))
+        .collect::<Result<Vec<_>, RosterError>>()?;
     let email_col = optional("email", &columns.email)?;
     let mobile_col = optional("mobile", &columns.mobile)?;
 
@@ -156,10 +160,12 @@ fn from_table(path: &Path, table: Table, columns: &Columns) -> Result<Roster, Ro
             id: id.unwrap_or_else(|| format!("#row{row_no}")),
             name: cell(&cells, name_col).unwrap_or_default(),
             photo: cell(&cells, photo_col),
-            feishu_user_id: cell(&cells, feishu_col),
-            vzicloud_user_id: cell(&cells, vzi_col),
             email: cell(&cells, email_col),
             mobile: cell(&cells, mobile_col),
+            target_ids: target_cols
+                .iter()
+                .filter_map(|(target, col)| Some(((*target).clone(), cell(&cells, Some(*col))?)))
+                .collect(),
         };
         rows.push(Row {
             row: row_no,

@@ -10,10 +10,9 @@ fn columns() -> Columns {
         id: "employee_id".into(),
         name: Some("name".into()),
         photo: None,
-        feishu_user_id: None,
-        vzicloud_user_id: None,
         email: None,
         mobile: None,
+        target_ids: Default::default(),
     }
 }
 
@@ -260,6 +259,51 @@ fn a_roster_without_the_id_column_names_the_columns_it_has() {
         "{err}"
     );
     assert!(err.contains("roster.columns.id"), "{err}");
+}
+
+#[test]
+fn each_targets_id_column_is_read_into_its_own_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    std::fs::write(
+        &path,
+        "employee_id,name,Feishu ID,Lobby No\nE1,A,ou_1,17\nE2,B,,\n",
+    )
+    .unwrap();
+    let mut columns = columns();
+    columns.target_ids = BTreeMap::from([
+        ("feishu".to_string(), "feishu id".to_string()),
+        ("lobby".to_string(), "Lobby No".to_string()),
+    ]);
+    let config = RosterConfig {
+        path,
+        encoding: Encoding::Auto,
+        delimiter: None,
+        sheet: None,
+        columns,
+    };
+    let roster = read(&config).unwrap();
+    let ids: Vec<_> = roster.rows.iter().map(|r| &r.person.target_ids).collect();
+    assert_eq!(
+        ids,
+        [
+            &BTreeMap::from([
+                ("feishu".to_string(), "ou_1".to_string()),
+                ("lobby".to_string(), "17".to_string()),
+            ]),
+            &BTreeMap::new(),
+        ]
+    );
+    let mut missing = config.clone();
+    missing
+        .columns
+        .target_ids
+        .insert("gate2".into(), "Gate No".into());
+    let err = read(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("roster.columns.gate2_user_id") && err.contains("`Gate No`"),
+        "{err}"
+    );
 }
 
 #[test]

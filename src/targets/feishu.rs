@@ -3,8 +3,11 @@
 //! The id lookup by e-mail or mobile is in `feishu/ids.rs`, the ACS user list in
 //! `feishu/users.rs`; every JSON call goes through [`Feishu::call`] (token, one refresh).
 
+mod config;
 mod ids;
 mod users;
+
+pub use self::config::{FeishuConfig, KIND, UserIdType};
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +20,7 @@ use super::{
     Abilities, Class, Contact, Failure, Lookup, Receipt, RemotePage, RemoteUser, Target, Upload,
     header, http_client,
 };
-use crate::config::{FeishuConfig, OutputFormat};
+use crate::config::OutputFormat;
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -34,13 +37,15 @@ const FACE_NOT_FOUND: i64 = 1490107;
 
 /// The Feishu ACS target.
 pub struct Feishu {
+    /// The target's name (its section's).
+    name: String,
     base_url: String,
     app_id: String,
     app_secret: Secret,
     user_id_type: &'static str,
     client: reqwest::Client,
     token: tokio::sync::Mutex<Option<Token>>,
-    /// `targets.feishu.preflight`: list the access-control users before uploading.
+    /// `targets.<name>.preflight`: list the access-control users before uploading.
     preflight: bool,
 }
 
@@ -86,9 +91,12 @@ struct TokenResponse {
 }
 
 impl Feishu {
-    pub fn new(config: &FeishuConfig) -> Result<Self, String> {
-        let app_secret = config.app_secret.resolve("targets.feishu.app_secret")?;
+    pub fn new(name: &str, config: &FeishuConfig) -> Result<Self, String> {
+        let app_secret = config
+            .app_secret
+            .resolve(&format!("targets.{name}.app_secret"))?;
         Ok(Self {
+            name: name.to_string(),
             base_url: config.delivery.base_url.clone(),
             app_id: config.app_id.clone(),
             app_secret,
@@ -158,7 +166,8 @@ impl Feishu {
                     Class::Fatal,
                     ReasonCode::AuthFailed,
                     format!(
-                        "feishu refused the app credentials (code {code}: {msg}): check targets.feishu.app_id and the app secret"
+                        "feishu refused the app credentials (code {code}: {msg}): check targets.{}.app_id and the app secret",
+                        self.name
                     ),
                 )
                 .with_http(status, Some(code.to_string()), logid))
@@ -195,7 +204,10 @@ impl Feishu {
                     Answer::TokenInvalid => Err(Failure::new(
                         Class::Fatal,
                         ReasonCode::AuthFailed,
-                        "feishu refused a fresh access token: check targets.feishu.app_id and the app secret",
+                        format!(
+                            "feishu refused a fresh access token: check targets.{}.app_id and the app secret",
+                            self.name
+                        ),
                     )),
                 }
             }
@@ -446,8 +458,8 @@ fn throttled(mut f: Failure, reset: Option<&str>) -> Failure {
 
 #[async_trait]
 impl Target for Feishu {
-    fn name(&self) -> &'static str {
-        "feishu"
+    fn name(&self) -> &str {
+        &self.name
     }
 
     async fn prepare(&self) -> Result<(), Failure> {
@@ -478,6 +490,7 @@ impl Target for Feishu {
             // Only users in an access-control permission group may hold a face (else 1490101).
             preflight: self.preflight.then_some(ReasonCode::NotInAccessGroup),
             remove_users: false,
+            download: true,
         }
     }
 

@@ -12,6 +12,7 @@
 //! rate-limit and retry.
 
 pub mod feishu;
+pub mod registry;
 pub mod vzicloud;
 
 use std::sync::Arc;
@@ -20,12 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::config::{Config, OutputFormat, is_vzicloud_id};
+use crate::config::{Config, OutputFormat};
 use crate::reason::ReasonCode;
 use crate::roster::Person;
-
-/// Every target this build knows, in the order reports list them.
-pub const NAMES: &[&str] = &["feishu", "vzicloud"];
 
 /// One face to deliver.
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +157,8 @@ pub struct Abilities {
     pub preflight: Option<ReasonCode>,
     /// [`Target::remove_user`] deletes a user and their faces (`sync --prune`).
     pub remove_users: bool,
+    /// [`Target::download`] gives back the face a user holds (`facesync fetch`).
+    pub download: bool,
 }
 
 /// How the engine should treat a failure.
@@ -259,7 +259,7 @@ impl WithoutUrl for reqwest::Error {
 #[async_trait]
 pub trait Target: Send + Sync {
     /// The target's name, as in the config (`[targets.NAME]`) and reports.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// Makes the target ready before the first upload (a token, a group). A fatal failure here
     /// stops this target for the run.
@@ -269,7 +269,7 @@ pub trait Target: Send + Sync {
     async fn upload(&self, upload: &Upload<'_>) -> Result<Receipt, Failure>;
 
     /// Downloads the face a user holds (`cropped`: the target's face crop), `None` when the
-    /// user has none. Targets without a download API say so.
+    /// user has none. Only called when [`Abilities::download`] says so.
     async fn download(&self, _user_id: &str, _cropped: bool) -> Result<Option<Vec<u8>>, Failure> {
         Err(no_api(self.name(), "face download"))
     }
@@ -311,60 +311,22 @@ fn no_api(target: &str, what: &str) -> Failure {
     )
 }
 
-/// Builds an enabled target from the config. Secrets are resolved here, at the last moment.
+/// Builds a configured target's client. Secrets are resolved here, at the last moment.
 pub fn build(config: &Config, name: &str) -> Result<Arc<dyn Target>, String> {
-    match name {
-        "feishu" => {
-            let c = config
-                .feishu
-                .as_ref()
-                .ok_or("no [targets.feishu] section")?;
-            Ok(Arc::new(feishu::Feishu::new(c)?))
-        }
-        "vzicloud" => {
-            let c = config
-                .vzicloud
-                .as_ref()
-                .ok_or("no [targets.vzicloud] section")?;
-            Ok(Arc::new(vzicloud::VziCloud::new(c)?))
-        }
-        other => Err(format!("unknown target `{other}`")),
-    }
+    let target = config
+        .target(name)
+        .ok_or_else(|| format!("no [targets.{name}] section"))?;
+    target.settings.build(name)
 }
 
-/// How `target` knows `person`, or why the person's id cannot be sent there.
-///
-/// Feishu: the `feishu_user_id` column; without it, the e-mail (else the mobile) to look the id
-/// up by, when the roster maps those columns; else the employee id.
-pub fn identity_for(target: &str, person: &Person) -> Result<Identity, String> {
-    match target {
-        "feishu" => {
-            if let Some(id) = &person.feishu_user_id {
-                return Ok(Identity::Id(id.clone()));
-            }
-            let contact = person
-                .email
-                .as_deref()
-                .and_then(Contact::email)
-                .or_else(|| person.mobile.as_deref().and_then(Contact::mobile));
-            Ok(match contact {
-                Some(c) => Identity::Contact(c),
-                None => Identity::Id(person.id.clone()),
-            })
-        }
-        "vzicloud" => {
-            let id = person.vzicloud_user_id.as_deref().unwrap_or(&person.id);
-            if is_vzicloud_id(id) {
-                Ok(Identity::Id(id.to_string()))
-            } else {
-                Err(format!(
-                    "VziCloud user id `{id}` is not 1 to 48 letters, digits or underscores: \
-                     fix it or map it with roster.columns.vzicloud_user_id"
-                ))
-            }
-        }
-        other => Err(format!("unknown target `{other}`")),
-    }
+/// How `target` knows `person` (by the target's id column, or as its kind decides), or why the
+/// person's id cannot be sent there.
+pub fn identity_for(config: &Config, target: &str, person: &Person) -> Result<Identity, String> {
+    let settings = &config
+        .target(target)
+        .ok_or_else(|| format!("no [targets.{target}] section"))?
+        .settings;
+    settings.identity(person, person.target_ids.get(target).map(String::as_str))
 }
 
 /// The HTTP client a target uses: rustls, the configured timeout, a user agent naming us.
@@ -388,39 +350,6 @@ pub(crate) fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn person(feishu: Option<&str>, email: Option<&str>, mobile: Option<&str>) -> Person {
-        Person {
-            id: "E1".into(),
-            feishu_user_id: feishu.map(Into::into),
-            email: email.map(Into::into),
-            mobile: mobile.map(Into::into),
-            ..Person::default()
-        }
-    }
-
-    #[test]
-    fn feishu_ids_come_from_the_column_then_the_contact_then_the_employee_id() {
-        let cases = [
-            (
-                person(Some("ou_1"), Some("a@b.c"), None),
-                Identity::Id("ou_1".into()),
-            ),
-            (
-                person(None, Some(" A@B.c "), Some("138")),
-                Identity::Contact(Contact::Email("a@b.c".into())),
-            ),
-            (
-                person(None, None, Some("+86 138-0000 0001")),
-                Identity::Contact(Contact::Mobile("+8613800000001".into())),
-            ),
-            (person(None, Some("  "), None), Identity::Id("E1".into())),
-            (person(None, None, None), Identity::Id("E1".into())),
-        ];
-        for (p, want) in cases {
-            assert_eq!(identity_for("feishu", &p), Ok(want), "{p:?}");
-        }
-    }
 
     #[test]
     fn contact_keys_round_trip() {

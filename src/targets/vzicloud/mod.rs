@@ -2,8 +2,11 @@
 //! `PUT /v2/frs/user/apps/:app_id/faces` with UPDATE or REPLACE. The group's user list and the
 //! deletion of a user (for `verify` and `sync --prune`) are in `vzicloud/users.rs`.
 
+mod config;
 pub mod sign;
 mod users;
+
+pub use self::config::{ActionType, KIND, VziCloudConfig, is_vzicloud_id};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +16,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
 use super::{Abilities, Class, Failure, Receipt, RemotePage, Target, Upload, http_client};
-use crate::config::{ActionType, VziCloudConfig};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -23,6 +25,8 @@ const SIGNATURE_LIFETIME: Duration = Duration::from_secs(120);
 
 /// The VziCloud FRS target.
 pub struct VziCloud {
+    /// The target's name (its section's).
+    name: String,
     base_url: String,
     app_id: u64,
     group_id: String,
@@ -46,11 +50,12 @@ struct FaceResponse {
 }
 
 impl VziCloud {
-    pub fn new(config: &VziCloudConfig) -> Result<Self, String> {
+    pub fn new(name: &str, config: &VziCloudConfig) -> Result<Self, String> {
         let secret = config
             .accesskey_secret
-            .resolve("targets.vzicloud.accesskey_secret")?;
+            .resolve(&format!("targets.{name}.accesskey_secret"))?;
         Ok(Self {
+            name: name.to_string(),
             base_url: config.delivery.base_url.clone(),
             app_id: config.app_id,
             group_id: config.group_id.clone(),
@@ -137,7 +142,7 @@ pub(crate) fn classify(status: u16, body: &str) -> Failure {
         1005 | 1006 | 2401 | 2402 => (
             Class::Fatal,
             ReasonCode::AuthFailed,
-            "vzicloud refused the access key: check targets.vzicloud.accesskey_id and the secret",
+            "vzicloud refused the access key: check the target's accesskey_id and the secret",
         ),
         1012 | 1015 => (
             Class::Fatal,
@@ -172,7 +177,7 @@ pub(crate) fn classify(status: u16, body: &str) -> Failure {
         3101 => (
             Class::Fatal,
             ReasonCode::BadRequest,
-            "vzicloud has no such face application: check targets.vzicloud.app_id",
+            "vzicloud has no such face application: check the target's app_id",
         ),
         _ if status >= 500 => (
             Class::Transient,
@@ -200,8 +205,8 @@ pub(crate) fn classify(status: u16, body: &str) -> Failure {
 
 #[async_trait]
 impl Target for VziCloud {
-    fn name(&self) -> &'static str {
-        "vzicloud"
+    fn name(&self) -> &str {
+        &self.name
     }
 
     /// Makes sure the group exists: create it, and take "already exists" (3202) as success.

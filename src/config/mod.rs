@@ -6,17 +6,23 @@
 //! keeps a [`SecretSource`] that is resolved only when the target is about to be called, so
 //! `plan` works without credentials.
 
+mod section;
+
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::section::{DEFAULT_MIN_QUALITY, Defaults, Section};
 use crate::secret::Secret;
+use crate::targets::registry::{self, Settings, kind_names};
 
 /// The commented example configuration, as `init` writes it.
-pub const EXAMPLE: &str = include_str!("../config.example.toml");
+pub const EXAMPLE: &str = include_str!("../../config.example.toml");
 
 /// A configuration error: names the file, the key and the expected form.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +80,10 @@ pub struct Columns {
     pub id: String,
     pub name: Option<String>,
     pub photo: Option<String>,
-    pub feishu_user_id: Option<String>,
-    pub vzicloud_user_id: Option<String>,
     pub email: Option<String>,
     pub mobile: Option<String>,
+    /// Per-target id columns (`roster.columns.<target>_user_id`), by target name.
+    pub target_ids: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,63 +173,6 @@ impl SecretSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserIdType {
-    OpenId,
-    UnionId,
-    UserId,
-}
-
-impl UserIdType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenId => "open_id",
-            Self::UnionId => "union_id",
-            Self::UserId => "user_id",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeishuConfig {
-    pub delivery: DeliveryConfig,
-    pub app_id: String,
-    pub app_secret: SecretSource,
-    pub user_id_type: UserIdType,
-    /// Ids looked up by e-mail or mobile are asked again after this long.
-    pub id_cache_age: Duration,
-    /// List the access-control users once per run before uploading.
-    pub preflight: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionType {
-    Update,
-    Replace,
-}
-
-impl ActionType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Update => "UPDATE",
-            Self::Replace => "REPLACE",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct VziCloudConfig {
-    pub delivery: DeliveryConfig,
-    pub app_id: u64,
-    pub group_id: String,
-    pub accesskey_id: String,
-    pub accesskey_secret: SecretSource,
-    pub action_type: ActionType,
-    /// `sync --prune` refuses to remove more than this share (0 to 1) of the group's users
-    /// unless forced.
-    pub prune_max_share: f64,
-}
-
 /// How a target's ids looked up by e-mail or mobile are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdCache {
@@ -245,8 +194,16 @@ pub struct ReportConfig {
     pub html: Option<PathBuf>,
 }
 
+/// One configured target: its name (the section's), its kind and its validated settings.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: &'static str,
+    pub settings: Arc<dyn Settings>,
+}
+
 /// The validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from (absolute).
     pub file: PathBuf,
@@ -254,8 +211,8 @@ pub struct Config {
     pub photos: PhotoConfig,
     pub state: StateConfig,
     pub report: ReportConfig,
-    pub feishu: Option<FeishuConfig>,
-    pub vzicloud: Option<VziCloudConfig>,
+    /// Every configured target, by name (the order reports list them in).
+    pub targets: Vec<TargetConfig>,
     /// Human-readable warnings found while loading (a secret in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -289,25 +246,29 @@ impl Config {
         Validator { file, base: &base }.config(raw)
     }
 
-    /// Enabled targets' names, in a fixed order.
-    pub fn enabled_targets(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.feishu.as_ref().is_some_and(|f| f.delivery.enabled) {
-            names.push("feishu");
-        }
-        if self.vzicloud.as_ref().is_some_and(|v| v.delivery.enabled) {
-            names.push("vzicloud");
-        }
-        names
+    /// A target by name.
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// A target's settings as its kind's own type (`None` for a target of another kind).
+    pub fn settings<T: Settings>(&self, name: &str) -> Option<&T> {
+        let settings: &dyn Any = self.target(name)?.settings.as_any();
+        settings.downcast_ref()
+    }
+
+    /// Enabled targets' names, in the order reports list them.
+    pub fn enabled_targets(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| t.settings.delivery().enabled)
+            .map(|t| t.name.as_str())
+            .collect()
     }
 
     /// The delivery settings of a target by name.
     pub fn delivery(&self, target: &str) -> Option<&DeliveryConfig> {
-        match target {
-            "feishu" => self.feishu.as_ref().map(|f| &f.delivery),
-            "vzicloud" => self.vzicloud.as_ref().map(|v| &v.delivery),
-            _ => None,
-        }
+        self.target(target).map(|t| t.settings.delivery())
     }
 
     /// A fingerprint of everything that shapes what a target receives and where: the photo
@@ -328,35 +289,15 @@ impl Config {
                 p.max_pixels, p.max_file_bytes, p.min_short_side
             ),
         ];
-        if let Some(d) = self.delivery(target) {
+        if let Some(t) = self.target(target) {
+            let d = t.settings.delivery();
             let pr = &d.profile;
             parts.push(format!(
                 "profile={:?},{},{},{},{}",
                 pr.format, pr.max_width, pr.max_height, pr.max_bytes, pr.min_quality
             ));
             parts.push(format!("base_url={}", d.base_url));
-        }
-        match target {
-            "feishu" => {
-                if let Some(f) = &self.feishu {
-                    parts.push(format!(
-                        "app_id={},id_type={}",
-                        f.app_id,
-                        f.user_id_type.as_str()
-                    ));
-                }
-            }
-            "vzicloud" => {
-                if let Some(v) = &self.vzicloud {
-                    parts.push(format!(
-                        "app_id={},group={},action={}",
-                        v.app_id,
-                        v.group_id,
-                        v.action_type.as_str()
-                    ));
-                }
-            }
-            _ => {}
+            parts.push(t.settings.fingerprint());
         }
         let digest = blake3::hash(parts.join(";").as_bytes());
         digest.to_hex()[..16].to_string()
@@ -365,39 +306,17 @@ impl Config {
     /// How `target` caches ids it looks up by e-mail or mobile; `None` for targets that take
     /// roster ids only.
     pub fn id_cache(&self, target: &str) -> Option<IdCache> {
-        match target {
-            "feishu" => self.feishu.as_ref().map(|f| IdCache {
-                namespace: format!(
-                    "{} app_id={} id_type={}",
-                    f.delivery.base_url,
-                    f.app_id,
-                    f.user_id_type.as_str()
-                ),
-                max_age: f.id_cache_age,
-            }),
-            _ => None,
-        }
+        self.target(target)?.settings.id_cache()
     }
 
     /// The largest share of a target's users `sync --prune` removes without `--force`.
     pub fn prune_max_share(&self, target: &str) -> f64 {
-        match target {
-            "vzicloud" => self
-                .vzicloud
-                .as_ref()
-                .map_or(DEFAULT_PRUNE_MAX_SHARE, |v| v.prune_max_share),
-            _ => DEFAULT_PRUNE_MAX_SHARE,
-        }
+        self.target(target)
+            .map_or(DEFAULT_PRUNE_MAX_SHARE, |t| t.settings.prune_max_share())
     }
 
     fn has_inline_secret(&self) -> bool {
-        matches!(
-            self.feishu.as_ref().map(|f| &f.app_secret),
-            Some(SecretSource::Inline(_))
-        ) || matches!(
-            self.vzicloud.as_ref().map(|v| &v.accesskey_secret),
-            Some(SecretSource::Inline(_))
-        )
+        self.targets.iter().any(|t| t.settings.has_inline_secret())
     }
 }
 
@@ -424,8 +343,9 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     report: RawReport,
+    /// `[targets.NAME]` sections, read by their kinds.
     #[serde(default)]
-    targets: RawTargets,
+    targets: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,16 +366,18 @@ fn auto() -> String {
     "auto".into()
 }
 
+/// Not `deny_unknown_fields`: the other keys are the targets' id columns, checked against the
+/// targets once they are known.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawColumns {
     id: String,
     name: String,
     photo: String,
-    feishu_user_id: String,
-    vzicloud_user_id: String,
     email: String,
     mobile: String,
+    #[serde(flatten)]
+    target_ids: BTreeMap<String, String>,
 }
 
 impl Default for RawColumns {
@@ -464,10 +386,9 @@ impl Default for RawColumns {
             id: "employee_id".into(),
             name: "name".into(),
             photo: String::new(),
-            feishu_user_id: String::new(),
-            vzicloud_user_id: String::new(),
             email: String::new(),
             mobile: String::new(),
+            target_ids: BTreeMap::new(),
         }
     }
 }
@@ -530,159 +451,8 @@ impl Default for RawReport {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTargets {
-    feishu: Option<RawFeishu>,
-    vzicloud: Option<RawVziCloud>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFeishu {
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default = "feishu_url")]
-    base_url: String,
-    #[serde(default)]
-    app_id: String,
-    app_secret: Option<String>,
-    app_secret_env: Option<String>,
-    #[serde(default = "user_id_type")]
-    user_id_type: String,
-    #[serde(default = "five")]
-    rate_per_second: f64,
-    burst: Option<u32>,
-    #[serde(default = "four")]
-    concurrency: usize,
-    #[serde(default = "five_u32")]
-    max_retries: u32,
-    #[serde(default = "thirty")]
-    timeout_seconds: u64,
-    #[serde(default = "feishu_profile")]
-    profile: RawProfile,
-    #[serde(default = "seven")]
-    id_cache_days: f64,
-    #[serde(default = "yes")]
-    preflight: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawVziCloud {
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default = "vzicloud_url")]
-    base_url: String,
-    app_id: Option<toml::Value>,
-    #[serde(default)]
-    group_id: String,
-    #[serde(default)]
-    accesskey_id: String,
-    accesskey_secret: Option<String>,
-    accesskey_secret_env: Option<String>,
-    #[serde(default = "action_type")]
-    action_type: String,
-    #[serde(default = "five")]
-    rate_per_second: f64,
-    burst: Option<u32>,
-    #[serde(default = "four")]
-    concurrency: usize,
-    #[serde(default = "five_u32")]
-    max_retries: u32,
-    #[serde(default = "thirty")]
-    timeout_seconds: u64,
-    #[serde(default = "vzicloud_profile")]
-    profile: RawProfile,
-    #[serde(default = "prune_share")]
-    prune_max_share: f64,
-}
-
-/// `prune_max_share`'s default: 5% of the group.
+/// `prune_max_share`'s default: 5% of the target's users.
 pub const DEFAULT_PRUNE_MAX_SHARE: f64 = 0.05;
-
-fn seven() -> f64 {
-    7.0
-}
-fn prune_share() -> f64 {
-    DEFAULT_PRUNE_MAX_SHARE
-}
-
-fn yes() -> bool {
-    true
-}
-fn feishu_url() -> String {
-    "https://open.feishu.cn".into()
-}
-fn vzicloud_url() -> String {
-    "https://api.vzicloud.com".into()
-}
-fn user_id_type() -> String {
-    "user_id".into()
-}
-fn action_type() -> String {
-    "REPLACE".into()
-}
-
-/// The limits every target section has (serde cannot flatten them into a section that also
-/// refuses unknown keys, so each section lists the fields and hands them over here).
-struct RawLimits {
-    rate_per_second: f64,
-    burst: Option<u32>,
-    concurrency: usize,
-    max_retries: u32,
-    timeout_seconds: u64,
-}
-
-fn five() -> f64 {
-    5.0
-}
-fn four() -> usize {
-    4
-}
-fn five_u32() -> u32 {
-    5
-}
-fn thirty() -> u64 {
-    30
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    #[serde(default = "jpeg")]
-    format: String,
-    max_width: u32,
-    max_height: u32,
-    max_bytes: u64,
-    #[serde(default = "min_quality")]
-    min_quality: u8,
-}
-
-fn jpeg() -> String {
-    "jpeg".into()
-}
-fn min_quality() -> u8 {
-    60
-}
-fn feishu_profile() -> RawProfile {
-    RawProfile {
-        format: jpeg(),
-        max_width: 1080,
-        max_height: 1440,
-        max_bytes: 1_048_576,
-        min_quality: min_quality(),
-    }
-}
-fn vzicloud_profile() -> RawProfile {
-    RawProfile {
-        format: jpeg(),
-        max_width: 1920,
-        max_height: 1080,
-        max_bytes: 1_572_864,
-        min_quality: min_quality(),
-    }
-}
 
 // ---- validation ----
 
@@ -716,7 +486,6 @@ impl Validator<'_> {
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let roster = self.roster(raw.roster)?;
         let photos = self.photos(raw.photos)?;
         let state = StateConfig {
             database: self.path("state.database", &raw.state.database)?,
@@ -728,21 +497,24 @@ impl Validator<'_> {
                 Some(self.path("report.html", &raw.report.html)?)
             },
         };
-        let feishu = raw.targets.feishu.map(|f| self.feishu(f)).transpose()?;
-        let vzicloud = raw.targets.vzicloud.map(|v| self.vzicloud(v)).transpose()?;
+        let targets = self.targets(raw.targets)?;
+        let roster = self.roster(raw.roster, &targets)?;
         Ok(Config {
             file: self.file.to_path_buf(),
             roster,
             photos,
             state,
             report,
-            feishu,
-            vzicloud,
+            targets,
             warnings: Vec::new(),
         })
     }
 
-    fn roster(&self, raw: RawRoster) -> Result<RosterConfig, ConfigError> {
+    fn roster(
+        &self,
+        raw: RawRoster,
+        targets: &[TargetConfig],
+    ) -> Result<RosterConfig, ConfigError> {
         let encoding = match raw.encoding.to_ascii_lowercase().as_str() {
             "auto" => Encoding::Auto,
             "utf-8" | "utf8" => Encoding::Utf8,
@@ -780,6 +552,32 @@ impl Validator<'_> {
             let s = s.trim().to_string();
             (!s.is_empty()).then_some(s)
         };
+        // `<target>_user_id` for every target name; a kind's name is accepted without its
+        // section, so a column mapping can stay while the target is taken out of the file.
+        let mut target_ids = BTreeMap::new();
+        for (key, column) in c.target_ids {
+            let target = key
+                .strip_suffix("_user_id")
+                .filter(|t| targets.iter().any(|c| c.name == *t) || registry::kind(t).is_some());
+            let Some(target) = target else {
+                let mut names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+                names.extend(kind_names());
+                names.sort_unstable();
+                names.dedup();
+                let ids: Vec<String> = names.iter().map(|n| format!("{n}_user_id")).collect();
+                return Err(self.err(
+                    &format!("roster.columns.{key}"),
+                    format!(
+                        "unknown key: the columns are id, name, photo, email, mobile and one \
+                         id column per target ({})",
+                        ids.join(", ")
+                    ),
+                ));
+            };
+            if let Some(column) = opt(column) {
+                target_ids.insert(target.to_string(), column);
+            }
+        }
         Ok(RosterConfig {
             path: self.path("roster.path", &raw.path)?,
             encoding,
@@ -789,10 +587,9 @@ impl Validator<'_> {
                 id: c.id.trim().to_string(),
                 name: opt(c.name),
                 photo: opt(c.photo),
-                feishu_user_id: opt(c.feishu_user_id),
-                vzicloud_user_id: opt(c.vzicloud_user_id),
                 email: opt(c.email),
                 mobile: opt(c.mobile),
+                target_ids,
             },
         })
     }
@@ -842,244 +639,75 @@ impl Validator<'_> {
         })
     }
 
-    fn delivery(
-        &self,
-        target: &str,
-        enabled: bool,
-        base_url: String,
-        limits: RawLimits,
-        profile: RawProfile,
-    ) -> Result<DeliveryConfig, ConfigError> {
-        let key = |k: &str| format!("targets.{target}.{k}");
-        let base_url = base_url.trim().trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(self.err(
-                &key("base_url"),
-                format!("`{base_url}` is not a URL: expected http://... or https://..."),
-            ));
-        }
-        if !(limits.rate_per_second > 0.0 && limits.rate_per_second <= 10_000.0) {
-            return Err(self.err(
-                &key("rate_per_second"),
-                "must be a number of requests per second above 0 (such as 5 or 0.5)",
-            ));
-        }
-        if limits.concurrency == 0 || limits.concurrency > 256 {
-            return Err(self.err(&key("concurrency"), "must be between 1 and 256"));
-        }
-        if limits.max_retries > 100 {
-            return Err(self.err(&key("max_retries"), "must be between 0 and 100"));
-        }
-        if limits.timeout_seconds == 0 {
-            return Err(self.err(&key("timeout_seconds"), "must be at least 1 second"));
-        }
-        let burst = limits
-            .burst
-            .unwrap_or_else(|| (limits.rate_per_second.ceil() as u32).max(1));
-        if burst == 0 {
-            return Err(self.err(&key("burst"), "must be at least 1"));
-        }
-        let format = match profile.format.to_ascii_lowercase().as_str() {
-            "jpeg" | "jpg" => OutputFormat::Jpeg,
-            "png" => OutputFormat::Png,
-            other => {
+    fn targets(&self, raw: toml::Table) -> Result<Vec<TargetConfig>, ConfigError> {
+        let mut targets = Vec::new();
+        for (name, value) in raw {
+            let toml::Value::Table(mut table) = value else {
                 return Err(self.err(
-                    &key("profile.format"),
-                    format!("`{other}` is not an output format: expected \"jpeg\" or \"png\""),
+                    &format!("targets.{name}"),
+                    "must be a section: [targets.NAME] with the target's keys",
+                ));
+            };
+            let kind_name = match table.remove("kind") {
+                None => name.clone(),
+                Some(toml::Value::String(k)) => k.trim().to_string(),
+                Some(_) => {
+                    return Err(self.err(
+                        &format!("targets.{name}.kind"),
+                        format!("must be a kind's name: one of {}", kind_names().join(", ")),
+                    ));
+                }
+            };
+            let Some(kind) = registry::kind(&kind_name) else {
+                let key = if kind_name == name {
+                    format!("targets.{name}")
+                } else {
+                    format!("targets.{name}.kind")
+                };
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "`{kind_name}` is not a target kind: expected one of {} (a section named \
+                         otherwise needs `kind = \"...\"`)",
+                        kind_names().join(", ")
+                    ),
+                ));
+            };
+            if !is_target_name(&name) {
+                return Err(self.err(
+                    &format!("targets.{name}"),
+                    "a target's name is 1 to 32 letters, digits, `_` or `-`",
                 ));
             }
-        };
-        if profile.max_width < 64 || profile.max_height < 64 {
-            return Err(self.err(
-                &key("profile.max_width"),
-                "max_width and max_height must be at least 64 pixels",
-            ));
+            let mut section = Section::new(&name, table, self);
+            let settings = kind.settings(&mut section)?;
+            section.finish(kind.name())?;
+            targets.push(TargetConfig {
+                name: name.clone(),
+                kind: kind.name(),
+                settings,
+            });
         }
-        if profile.max_bytes < 10_000 {
-            return Err(self.err(&key("profile.max_bytes"), "must be at least 10000 bytes"));
-        }
-        if !(1..=100).contains(&profile.min_quality) {
-            return Err(self.err(&key("profile.min_quality"), "must be between 1 and 100"));
-        }
-        Ok(DeliveryConfig {
-            enabled,
-            base_url,
-            rate_per_second: limits.rate_per_second,
-            burst,
-            concurrency: limits.concurrency,
-            max_retries: limits.max_retries,
-            timeout: Duration::from_secs(limits.timeout_seconds),
-            profile: Profile {
-                format,
-                max_width: profile.max_width,
-                max_height: profile.max_height,
-                max_bytes: profile.max_bytes,
-                min_quality: profile.min_quality,
-            },
-        })
-    }
-
-    fn secret(
-        &self,
-        key: &str,
-        inline: Option<String>,
-        env: Option<String>,
-    ) -> Result<SecretSource, ConfigError> {
-        match (inline, env) {
-            (Some(_), Some(_)) => {
-                Err(self.err(key, format!("set either `{key}` or `{key}_env`, not both")))
-            }
-            (Some(s), None) if !s.trim().is_empty() => {
-                Ok(SecretSource::Inline(Secret::new(s.trim())))
-            }
-            (_, Some(e)) if !e.trim().is_empty() => Ok(SecretSource::Env(e.trim().to_string())),
-            _ => Ok(SecretSource::Missing),
-        }
-    }
-
-    fn feishu(&self, raw: RawFeishu) -> Result<FeishuConfig, ConfigError> {
-        let delivery = self.delivery(
-            "feishu",
-            raw.enabled,
-            raw.base_url,
-            RawLimits {
-                rate_per_second: raw.rate_per_second,
-                burst: raw.burst,
-                concurrency: raw.concurrency,
-                max_retries: raw.max_retries,
-                timeout_seconds: raw.timeout_seconds,
-            },
-            raw.profile,
-        )?;
-        let user_id_type = match raw.user_id_type.as_str() {
-            "open_id" => UserIdType::OpenId,
-            "union_id" => UserIdType::UnionId,
-            "user_id" => UserIdType::UserId,
-            other => {
-                return Err(self.err(
-                    "targets.feishu.user_id_type",
-                    format!("`{other}` is not an id type: expected open_id, union_id or user_id"),
-                ));
-            }
-        };
-        if raw.enabled && raw.app_id.trim().is_empty() {
-            return Err(self.err(
-                "targets.feishu.app_id",
-                "must be the app's id (cli_...) from the Feishu developer console",
-            ));
-        }
-        if !(0.0..=3650.0).contains(&raw.id_cache_days) {
-            return Err(self.err(
-                "targets.feishu.id_cache_days",
-                "must be a number of days from 0 (look up on every run) to 3650",
-            ));
-        }
-        Ok(FeishuConfig {
-            delivery,
-            app_id: raw.app_id.trim().to_string(),
-            app_secret: self.secret(
-                "targets.feishu.app_secret",
-                raw.app_secret,
-                raw.app_secret_env,
-            )?,
-            user_id_type,
-            id_cache_age: Duration::from_secs_f64(raw.id_cache_days * 86_400.0),
-            preflight: raw.preflight,
-        })
-    }
-
-    fn vzicloud(&self, raw: RawVziCloud) -> Result<VziCloudConfig, ConfigError> {
-        let delivery = self.delivery(
-            "vzicloud",
-            raw.enabled,
-            raw.base_url,
-            RawLimits {
-                rate_per_second: raw.rate_per_second,
-                burst: raw.burst,
-                concurrency: raw.concurrency,
-                max_retries: raw.max_retries,
-                timeout_seconds: raw.timeout_seconds,
-            },
-            raw.profile,
-        )?;
-        let app_id = match raw.app_id {
-            Some(toml::Value::Integer(n)) if n > 0 => n as u64,
-            Some(toml::Value::String(s)) if s.trim().parse::<u64>().is_ok_and(|n| n > 0) => {
-                s.trim().parse().unwrap_or_default()
-            }
-            None if !raw.enabled => 0,
-            _ => {
-                return Err(self.err(
-                    "targets.vzicloud.app_id",
-                    "must be the application's numeric id (such as 2)",
-                ));
-            }
-        };
-        let action_type = match raw.action_type.to_ascii_uppercase().as_str() {
-            "UPDATE" => ActionType::Update,
-            "REPLACE" => ActionType::Replace,
-            other => {
-                return Err(self.err(
-                    "targets.vzicloud.action_type",
-                    format!("`{other}` is not an action: expected UPDATE or REPLACE"),
-                ));
-            }
-        };
-        let group_id = raw.group_id.trim().to_string();
-        if raw.enabled && !is_vzicloud_id(&group_id) {
-            return Err(self.err(
-                "targets.vzicloud.group_id",
-                "must be 1 to 48 letters, digits or underscores",
-            ));
-        }
-        if !(0.0..=1.0).contains(&raw.prune_max_share) {
-            return Err(self.err(
-                "targets.vzicloud.prune_max_share",
-                "must be a fraction of the group from 0.0 to 1.0 (such as 0.05 for 5%)",
-            ));
-        }
-        if raw.enabled && raw.accesskey_id.trim().is_empty() {
-            return Err(self.err(
-                "targets.vzicloud.accesskey_id",
-                "must be the access key id from the VziCloud console",
-            ));
-        }
-        Ok(VziCloudConfig {
-            delivery,
-            app_id,
-            group_id,
-            accesskey_id: raw.accesskey_id.trim().to_string(),
-            accesskey_secret: self.secret(
-                "targets.vzicloud.accesskey_secret",
-                raw.accesskey_secret,
-                raw.accesskey_secret_env,
-            )?,
-            action_type,
-            prune_max_share: raw.prune_max_share,
-        })
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(targets)
     }
 }
 
-/// VziCloud ids (user and group): letters, digits, underscore; 1 to 48 characters.
-pub fn is_vzicloud_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 48 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Unused-key helper for tests and docs: the sections a config may have.
-pub fn known_sections() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("roster", "the HR roster export and its columns"),
-        ("photos", "the photo folder and the photo checks"),
-        ("state", "the SQLite state database"),
-        ("report", "the HTML report written after every sync"),
-        ("targets.feishu", "Feishu ACS"),
-        ("targets.vzicloud", "VziCloud FRS"),
-    ])
+/// Target names end up in the state DB, file names (`plan --preview`) and column keys
+/// (`roster.columns.<name>_user_id`): keep them plain.
+fn is_target_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::feishu::FeishuConfig;
+    use crate::targets::vzicloud::VziCloudConfig;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/facesync/config.toml"))
@@ -1096,7 +724,11 @@ mod tests {
             Some(Path::new("/etc/facesync/facesync-report.html"))
         );
         assert_eq!(c.enabled_targets(), vec!["feishu", "vzicloud"]);
-        let v = c.vzicloud.clone().unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.kind).collect::<Vec<_>>(),
+            ["feishu", "vzicloud"]
+        );
+        let v = c.settings::<VziCloudConfig>("vzicloud").unwrap();
         assert_eq!(v.delivery.profile.max_width, 1920);
         assert_eq!(v.delivery.profile.max_height, 1080);
         assert_eq!(
@@ -1175,7 +807,7 @@ mod tests {
             "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\napp_secret_env = \"FACESYNC_TEST_SECRET_A\"\n",
         )
         .unwrap();
-        let src = &c.feishu.as_ref().unwrap().app_secret;
+        let src = &c.settings::<FeishuConfig>("feishu").unwrap().app_secret;
         // SAFETY of the test: the variable name is unique to this test.
         let missing = src.resolve("targets.feishu.app_secret").unwrap_err();
         assert!(missing.contains("FACESYNC_TEST_SECRET_A"));
@@ -1184,14 +816,19 @@ mod tests {
 
     #[test]
     fn the_fingerprint_changes_with_the_profile_and_not_with_the_rate() {
+        // The example with one change in its VziCloud section.
+        let vzicloud = |from: &str, to: &str| {
+            let (head, tail) = EXAMPLE.split_at(EXAMPLE.find("[targets.vzicloud]").unwrap());
+            assert!(tail.contains(from), "{from}");
+            parse(&format!("{head}{}", tail.replacen(from, to, 1))).unwrap()
+        };
         let a = parse(EXAMPLE).unwrap();
-        let mut b = a.clone();
-        b.vzicloud.as_mut().unwrap().delivery.rate_per_second = 1.0;
+        let b = vzicloud("rate_per_second = 5", "rate_per_second = 1");
         assert_eq!(
             a.delivery_fingerprint("vzicloud"),
             b.delivery_fingerprint("vzicloud")
         );
-        b.vzicloud.as_mut().unwrap().delivery.profile.max_bytes = 500_000;
+        let b = vzicloud("max_bytes = 1572864", "max_bytes = 500000");
         assert_ne!(
             a.delivery_fingerprint("vzicloud"),
             b.delivery_fingerprint("vzicloud")
@@ -1199,6 +836,46 @@ mod tests {
         assert_eq!(
             a.delivery_fingerprint("feishu"),
             b.delivery_fingerprint("feishu")
+        );
+    }
+
+    #[test]
+    fn targets_of_one_kind_run_under_their_own_names() {
+        let c = parse(
+            "[roster]\npath = \"r.csv\"\n[roster.columns]\nlobby_user_id = \"lobby id\"\n\
+             [targets.lobby]\nkind = \"vzicloud\"\napp_id = 2\ngroup_id = \"front\"\naccesskey_id = \"k\"\n\
+             [targets.gate2]\nkind = \"vzicloud\"\napp_id = 2\ngroup_id = \"back\"\naccesskey_id = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.enabled_targets(), ["gate2", "lobby"]);
+        assert!(c.targets.iter().all(|t| t.kind == "vzicloud"));
+        assert_eq!(
+            c.settings::<VziCloudConfig>("lobby").unwrap().group_id,
+            "front"
+        );
+        assert_eq!(
+            c.roster.columns.target_ids,
+            BTreeMap::from([("lobby".to_string(), "lobby id".to_string())])
+        );
+        assert_ne!(
+            c.delivery_fingerprint("lobby"),
+            c.delivery_fingerprint("gate2")
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.lobby]\nkind = \"hikvisio\"\n",
+            &["targets.lobby.kind", "hikvisio", "feishu, vzicloud"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[roster.columns]\ngate_user_id = \"x\"\n",
+            &["roster.columns.gate_user_id", "feishu_user_id"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\ngroup_id = \"g\"\n",
+            &["targets.feishu.group_id", "unknown key", "app_id"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[targets.feishu]\napp_id = \"cli_1\"\nrate_per_second = \"fast\"\n",
+            &["targets.feishu.rate_per_second"],
         );
     }
 }
