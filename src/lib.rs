@@ -3,13 +3,15 @@
 //!
 //! The modules follow the pipeline: [`roster`] reads the HR export, [`matching`] pairs people
 //! with photos, [`photo`] decodes, checks and normalizes them, [`plan`] decides per person and
-//! target against the [`store`] (with the ids [`identity`] looked up), [`targets`] speak to each
+//! target against the [`store`] (with the ids [`identity`] looked up), [`delivery`] owns how a
+//! person-target row changes state, [`targets`] speak to each
 //! cloud, [`verify`] compares what they hold with the roster, and [`cli`] ties it together.
 //! [`emulator`] is a local stand-in for both clouds. See ARCHITECTURE.md for the code map.
 
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod delivery;
 pub mod emulator;
 pub mod fetch;
 pub mod identity;

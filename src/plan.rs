@@ -16,6 +16,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::config::{Config, Profile};
+use crate::delivery::About;
 use crate::identity::Directory;
 use crate::matching::{self, PhotoFile, PhotoIndex};
 use crate::photo::{self, PhotoStage};
@@ -381,9 +382,11 @@ pub fn record_for(
         .cloned()
         .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target));
     let about_now = |d: &mut DeliveryRecord| {
-        d.source_hash = item.source_hash.clone();
-        d.fingerprint = Some(fingerprint.to_string());
-        d.target_user_id = item.target_user_id.clone();
+        d.set_about(About {
+            source_hash: item.source_hash.as_deref(),
+            fingerprint,
+            user_id: item.target_user_id.as_deref(),
+        })
     };
     match item.action {
         Action::Invalid => {
@@ -397,18 +400,14 @@ pub fn record_for(
                 return None;
             }
             about_now(&mut d);
-            d.state = State::Invalid;
-            d.reason_code = Some(f.code);
-            d.reason = Some(f.message.clone());
+            d.to_invalid(f);
         }
         Action::Unchanged => {
             if prev.is_some_and(|p| p.state == State::Delivered) {
                 return None;
             }
             about_now(&mut d);
-            d.state = State::Delivered;
-            d.reason_code = None;
-            d.reason = None;
+            d.to_unchanged();
         }
         Action::Upload => {
             let same = prev.is_some_and(|p| {
@@ -422,12 +421,7 @@ pub fn record_for(
                 return None; // already pending or failed with this photo: keep its history
             }
             about_now(&mut d);
-            d.state = State::Pending;
-            d.reason_code = None;
-            d.reason = None;
-            if !same {
-                d.attempts = 0;
-            }
+            d.to_pending(!same);
         }
         Action::Skip => return None,
     }

@@ -309,13 +309,7 @@ async fn mark_missing(
         .filter_map(|d| deliveries.get(&(d.person_id.clone()?, target.to_string())))
         .map(|row| {
             let mut row = row.clone();
-            row.state = State::Pending;
-            row.delivered_source_hash = None;
-            row.delivered_hash = None;
-            row.delivered_fingerprint = None;
-            row.delivered_user_id = None;
-            row.reason_code = None;
-            row.reason = Some(format!(
+            row.to_missing_remotely(format!(
                 "verify found that {target} no longer holds this face: sent again by the next sync"
             ));
             row

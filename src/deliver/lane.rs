@@ -5,17 +5,18 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backon::BackoffBuilder as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
+use crate::delivery::{About, Attempt, Held, record_attempt};
 use crate::photo::Normalized;
 use crate::reason::ReasonCode;
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
-use crate::targets::{Class, Failure, Target, Upload};
+use crate::store::{AttemptOutcome, DeliveryRecord, State, Store, StoreError};
+use crate::targets::{Class, Failure, Receipt, Target, Upload};
 
 /// One person's face for one target, ready to send.
 pub(crate) struct Job {
@@ -29,37 +30,6 @@ pub(crate) struct Job {
 
 /// A request may be throttled this many times its `max_retries` before it is given up.
 const THROTTLE_BUDGET_FACTOR: u32 = 10;
-
-/// The state a failed request leaves a person in. A fatal failure is the target's fault, not
-/// the person's: like a transient one, it is retried on the next run.
-pub(crate) fn failed_state(failure: &Failure) -> State {
-    match failure.class {
-        Class::Permanent => State::FailedPermanent,
-        Class::Transient | Class::Fatal => State::FailedRetryable,
-    }
-}
-
-/// The audit row of an attempt that failed.
-pub(crate) fn failed_attempt(
-    id: i64,
-    failure: &Failure,
-    duration_ms: Option<i64>,
-) -> AttemptRecord {
-    AttemptRecord {
-        id,
-        outcome: match failure.class {
-            Class::Transient => AttemptOutcome::Transient,
-            Class::Permanent => AttemptOutcome::Permanent,
-            Class::Fatal => AttemptOutcome::Fatal,
-        },
-        http_status: failure.http_status.map(i64::from),
-        code: failure.code.clone(),
-        message: Some(failure.message.clone()),
-        request_id: failure.request_id.clone(),
-        remote_id: None,
-        duration_ms,
-    }
-}
 
 /// How a request with retries ended.
 pub(crate) enum Retried<T> {
@@ -299,9 +269,11 @@ impl Lane {
             .delivery(&job.person_id, self.name())
             .await?
             .unwrap_or_else(|| DeliveryRecord::new(&job.person_id, self.name()));
-        row.source_hash = Some(job.source_hash.clone());
-        row.fingerprint = Some(job.fingerprint.clone());
-        row.target_user_id = Some(job.user_id.clone());
+        row.set_about(About {
+            source_hash: Some(&job.source_hash),
+            fingerprint: &job.fingerprint,
+            user_id: Some(&job.user_id),
+        });
         // The row as last written; each attempt starts from it and writes it back.
         let row = std::sync::Mutex::new(row);
         let outcome = self
@@ -326,10 +298,6 @@ impl Lane {
         store: &Store,
         run_id: i64,
     ) -> Result<Result<(), Failure>, StoreError> {
-        let attempt_id = store
-            .begin_attempt(run_id, &job.person_id, self.name(), Some(&job.photo.hash))
-            .await?;
-        let started = Instant::now();
         let upload = Upload {
             person_id: &job.person_id,
             user_id: &job.user_id,
@@ -337,43 +305,25 @@ impl Lane {
             bytes: &job.photo.bytes,
             format: job.photo.format,
         };
-        let result = self.target.upload(&upload).await;
-        let duration_ms = Some(started.elapsed().as_millis() as i64);
-        let mut r = row.lock().expect("row lock").clone();
-        r.attempts += 1;
-        let attempt = match &result {
-            Ok(receipt) => {
-                r.state = State::Delivered;
-                r.delivered_source_hash = Some(job.source_hash.clone());
-                r.delivered_hash = Some(job.photo.hash.clone());
-                r.delivered_fingerprint = Some(job.fingerprint.clone());
-                r.delivered_user_id = Some(job.user_id.clone());
-                r.delivered_at = Some(crate::store::now());
-                r.reason_code = None;
-                r.reason = None;
-                r.remote_id = receipt.remote_id.clone();
-                r.request_id = receipt.request_id.clone();
-                AttemptRecord {
-                    id: attempt_id,
-                    outcome: AttemptOutcome::Delivered,
-                    http_status: Some(receipt.http_status.into()),
-                    code: None,
-                    message: None,
-                    request_id: receipt.request_id.clone(),
-                    remote_id: receipt.remote_id.clone(),
-                    duration_ms,
-                }
-            }
-            Err(failure) => {
-                r.state = failed_state(failure);
-                r.reason_code = Some(failure.reason);
-                r.reason = Some(failure.message.clone());
-                r.request_id = failure.request_id.clone();
-                failed_attempt(attempt_id, failure, duration_ms)
-            }
+        let attempt = Attempt {
+            run_id,
+            row,
+            sent_hash: Some(&job.photo.hash),
+            success: AttemptOutcome::Delivered,
+            on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
+                r.to_delivered(
+                    Held {
+                        source_hash: &job.source_hash,
+                        hash: &job.photo.hash,
+                        fingerprint: &job.fingerprint,
+                        user_id: &job.user_id,
+                    },
+                    receipt,
+                );
+            },
+            on_failure: &|f: &Failure| f.message.clone(),
         };
-        store.finish_attempt(&attempt, &r).await?;
-        *row.lock().expect("row lock") = r;
+        let result = record_attempt(store, attempt, self.target.upload(&upload)).await?;
         Ok(result.map(|_| ()))
     }
 
@@ -386,21 +336,21 @@ impl Lane {
         tried: bool,
     ) -> Result<(), StoreError> {
         let target_stopped = self.stopped.is_cancelled();
-        let reason = if target_stopped {
-            ReasonCode::TargetStopped
-        } else {
-            ReasonCode::Interrupted
+        let (reason, message) = match (target_stopped, self.stop_message()) {
+            (true, Some(m)) => (
+                ReasonCode::TargetStopped,
+                format!("not sent: the target stopped ({m})"),
+            ),
+            (true, None) => (
+                ReasonCode::TargetStopped,
+                "not sent: the run stopped first".to_string(),
+            ),
+            (false, _) => (
+                ReasonCode::Interrupted,
+                "not sent: the run stopped first".to_string(),
+            ),
         };
-        if !tried {
-            row.state = State::Pending;
-        }
-        if row.state != State::FailedRetryable || target_stopped {
-            row.reason_code = Some(reason);
-            row.reason = Some(match (target_stopped, self.stop_message()) {
-                (true, Some(m)) => format!("not sent: the target stopped ({m})"),
-                _ => "not sent: the run stopped first".to_string(),
-            });
-        }
+        row.to_left_undone(tried, reason, message);
         store.save_deliveries(std::slice::from_ref(&row)).await
     }
 }

@@ -396,15 +396,19 @@ async fn record_unresolved(
             .delivery(&item.id, &item.target)
             .await?
             .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target));
-        d.source_hash = item.source_hash.clone();
-        d.fingerprint = Some(config.delivery_fingerprint(&item.target));
-        d.target_user_id = None;
-        d.state = State::FailedRetryable;
-        d.reason_code = Some(f.reason);
-        d.reason = Some(format!(
-            "row {}: cannot look up the {} id by e-mail or mobile: {}",
-            item.row, item.target, f.message
-        ));
+        d.set_about(crate::delivery::About {
+            source_hash: item.source_hash.as_deref(),
+            fingerprint: &config.delivery_fingerprint(&item.target),
+            user_id: None,
+        });
+        d.to_failed_without_request(
+            f.class,
+            f.reason,
+            format!(
+                "row {}: cannot look up the {} id by e-mail or mobile: {}",
+                item.row, item.target, f.message
+            ),
+        );
         rows.push(d);
     }
     store.save_deliveries(&rows).await

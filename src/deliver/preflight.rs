@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::lane::{Lane, Purpose, Retried};
 use super::remote;
 use crate::config::Config;
+use crate::delivery::About;
 use crate::plan::{self, Action, Plan};
 use crate::reason::{Finding, ReasonCode};
-use crate::store::{DeliveryRecord, State, Store, StoreError};
+use crate::store::{DeliveryRecord, Store, StoreError};
 
 /// Whether a target may hold a user's face: `Some(has_face)` when it lists them (or a check
 /// found them), `None` when it confirmed it does not know them. Users missing from the map are
@@ -189,12 +190,12 @@ pub(crate) async fn run(
                 let mut d = prev
                     .cloned()
                     .unwrap_or_else(|| DeliveryRecord::new(&item.id, name));
-                d.source_hash = item.source_hash.clone();
-                d.fingerprint = Some(fingerprint.clone());
-                d.target_user_id = item.target_user_id.clone();
-                d.state = State::FailedPermanent;
-                d.reason_code = Some(finding.code);
-                d.reason = Some(finding.message);
+                d.set_about(About {
+                    source_hash: item.source_hash.as_deref(),
+                    fingerprint: &fingerprint,
+                    user_id: item.target_user_id.as_deref(),
+                });
+                d.to_held_back(finding);
                 rows.push(d);
             }
             Change::Requeued(_) | Change::Reopened(_) => {

@@ -10,7 +10,6 @@
 //! ([`crate::targets::Abilities::remove_users`]); nothing here names one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
 
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -19,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use super::lane::{Lane, Retried};
 use super::remote;
 use crate::config::Config;
+use crate::delivery::{Attempt, record_attempt};
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
-use crate::targets::Failure;
+use crate::store::{AttemptOutcome, DeliveryRecord, Store, StoreError};
+use crate::targets::{Failure, Receipt};
 
 /// What pruning did at one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -212,50 +212,25 @@ async fn remove_one(
     row: &std::sync::Mutex<DeliveryRecord>,
 ) -> Result<Result<(), Failure>, StoreError> {
     let name = lane.name();
-    let person = row.lock().expect("row lock").person_id.clone();
-    let attempt_id = store.begin_attempt(run_id, &person, name, None).await?;
-    let started = Instant::now();
-    let result = lane.target.remove_user(uid).await;
-    let duration_ms = Some(started.elapsed().as_millis() as i64);
-    let mut r = row.lock().expect("row lock").clone();
-    r.attempts += 1;
-    let attempt = match &result {
-        Ok(receipt) => {
-            r.state = State::Removed;
-            r.reason_code = Some(ReasonCode::LeftRoster);
-            r.reason = Some(format!(
-                "no longer in the roster: user `{uid}` removed from {name}"
-            ));
-            // Nothing is held any more: a person who comes back is sent again.
-            r.delivered_source_hash = None;
-            r.delivered_hash = None;
-            r.delivered_fingerprint = None;
-            r.delivered_user_id = None;
-            r.remote_id = None;
-            r.request_id = receipt.request_id.clone();
-            AttemptRecord {
-                id: attempt_id,
-                outcome: AttemptOutcome::Removed,
-                http_status: Some(receipt.http_status.into()),
-                code: None,
-                message: None,
-                request_id: receipt.request_id.clone(),
-                remote_id: None,
-                duration_ms,
-            }
-        }
-        Err(failure) => {
-            r.state = super::lane::failed_state(failure);
-            r.reason_code = Some(failure.reason);
-            r.reason = Some(format!(
+    let attempt = Attempt {
+        run_id,
+        row,
+        sent_hash: None,
+        success: AttemptOutcome::Removed,
+        on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
+            r.to_removed(
+                receipt,
+                format!("no longer in the roster: user `{uid}` removed from {name}"),
+            );
+        },
+        on_failure: &|f: &Failure| {
+            format!(
                 "not in the roster, but user `{uid}` could not be removed from {name}: {}",
-                failure.message
-            ));
-            super::lane::failed_attempt(attempt_id, failure, duration_ms)
-        }
+                f.message
+            )
+        },
     };
-    store.finish_attempt(&attempt, &r).await?;
-    *row.lock().expect("row lock") = r;
+    let result = record_attempt(store, attempt, lane.target.remove_user(uid)).await?;
     Ok(result.map(|_| ()))
 }
 

@@ -1,0 +1,344 @@
+//! The delivery state machine: every change of a person-target row ([`DeliveryRecord`]) goes
+//! through these methods, and every request that changes a target is recorded through
+//! [`record_attempt`]. What a state means (what the target holds, which fields are cleared) is
+//! decided here once; planning, the lanes, pre-flight, prune and verify only say which
+//! transition happened.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::reason::{Finding, ReasonCode};
+use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
+use crate::targets::{Class, Failure, Receipt};
+
+/// What a row's current state is about: the photo, the settings and the target's user id it
+/// was decided for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct About<'a> {
+    pub(crate) source_hash: Option<&'a str>,
+    pub(crate) fingerprint: &'a str,
+    pub(crate) user_id: Option<&'a str>,
+}
+
+/// What a target confirmed it holds after an upload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held<'a> {
+    pub(crate) source_hash: &'a str,
+    /// The hash of the bytes sent.
+    pub(crate) hash: &'a str,
+    pub(crate) fingerprint: &'a str,
+    pub(crate) user_id: &'a str,
+}
+
+/// The state a failed request leaves a person in. A fatal failure is the target's fault, not
+/// the person's: like a transient one, it is retried on the next run.
+pub(crate) fn failed_state(class: Class) -> State {
+    match class {
+        Class::Permanent => State::FailedPermanent,
+        Class::Transient | Class::Fatal => State::FailedRetryable,
+    }
+}
+
+impl DeliveryRecord {
+    /// The row is now about this photo, these settings and this id.
+    pub(crate) fn set_about(&mut self, about: About<'_>) {
+        self.source_hash = about.source_hash.map(str::to_string);
+        self.fingerprint = Some(about.fingerprint.to_string());
+        self.target_user_id = about.user_id.map(str::to_string);
+    }
+
+    fn set_reason(&mut self, reason: Option<(ReasonCode, String)>) {
+        let (code, message) = reason.unzip();
+        self.reason_code = code;
+        self.reason = message;
+    }
+
+    /// The target no longer holds what the row says it does: a person who comes back, or
+    /// whose face went missing, is sent again.
+    fn forget_held(&mut self) {
+        self.delivered_source_hash = None;
+        self.delivered_hash = None;
+        self.delivered_fingerprint = None;
+        self.delivered_user_id = None;
+    }
+
+    /// Fit to send and waiting for an upload. `restart`: a new photo, new settings or a new id,
+    /// so the attempts made for the old one no longer count.
+    pub(crate) fn to_pending(&mut self, restart: bool) {
+        self.state = State::Pending;
+        self.set_reason(None);
+        if restart {
+            self.attempts = 0;
+        }
+    }
+
+    /// Not fit to send, for the finding's reason.
+    pub(crate) fn to_invalid(&mut self, finding: &Finding) {
+        self.state = State::Invalid;
+        self.set_reason(Some((finding.code, finding.message.clone())));
+    }
+
+    /// The target already holds this photo: nothing to send.
+    pub(crate) fn to_unchanged(&mut self) {
+        self.state = State::Delivered;
+        self.set_reason(None);
+    }
+
+    /// The target took the face: the row records what it now holds.
+    pub(crate) fn to_delivered(&mut self, held: Held<'_>, receipt: &Receipt) {
+        self.state = State::Delivered;
+        self.delivered_source_hash = Some(held.source_hash.to_string());
+        self.delivered_hash = Some(held.hash.to_string());
+        self.delivered_fingerprint = Some(held.fingerprint.to_string());
+        self.delivered_user_id = Some(held.user_id.to_string());
+        self.delivered_at = Some(crate::store::now());
+        self.set_reason(None);
+        self.remote_id = receipt.remote_id.clone();
+        self.request_id = receipt.request_id.clone();
+    }
+
+    /// A request for this person failed (`message`: the failure as this person's reason).
+    pub(crate) fn to_failed(&mut self, failure: &Failure, message: String) {
+        self.state = failed_state(failure.class);
+        self.set_reason(Some((failure.reason, message)));
+        self.request_id = failure.request_id.clone();
+    }
+
+    /// A failure known without a request of this run (an id lookup that kept failing).
+    pub(crate) fn to_failed_without_request(
+        &mut self,
+        class: Class,
+        reason: ReasonCode,
+        message: String,
+    ) {
+        self.state = failed_state(class);
+        self.set_reason(Some((reason, message)));
+    }
+
+    /// The target cannot take a face for this person (pre-flight), with no upload spent.
+    pub(crate) fn to_held_back(&mut self, finding: Finding) {
+        self.state = State::FailedPermanent;
+        self.set_reason(Some((finding.code, finding.message)));
+    }
+
+    /// The user was deleted from the target (`sync --prune`).
+    pub(crate) fn to_removed(&mut self, receipt: &Receipt, message: String) {
+        self.state = State::Removed;
+        self.set_reason(Some((ReasonCode::LeftRoster, message)));
+        self.forget_held();
+        self.remote_id = None;
+        self.request_id = receipt.request_id.clone();
+    }
+
+    /// The target was found not to hold the face the row recorded (`verify`): pending, so the
+    /// next sync sends it again.
+    pub(crate) fn to_missing_remotely(&mut self, message: String) {
+        self.state = State::Pending;
+        self.forget_held();
+        self.reason_code = None;
+        self.reason = Some(message);
+    }
+
+    /// The run or the target stopped before this job was done. A job never tried stays
+    /// pending; one that failed and will be retried keeps its failure unless the target
+    /// stopped, which is then the reason.
+    pub(crate) fn to_left_undone(&mut self, tried: bool, reason: ReasonCode, message: String) {
+        if !tried {
+            self.state = State::Pending;
+        }
+        if self.state != State::FailedRetryable || reason == ReasonCode::TargetStopped {
+            self.set_reason(Some((reason, message)));
+        }
+    }
+}
+
+/// The audit row of an attempt that failed.
+pub(crate) fn failed_attempt(
+    id: i64,
+    failure: &Failure,
+    duration_ms: Option<i64>,
+) -> AttemptRecord {
+    AttemptRecord {
+        id,
+        outcome: match failure.class {
+            Class::Transient => AttemptOutcome::Transient,
+            Class::Permanent => AttemptOutcome::Permanent,
+            Class::Fatal => AttemptOutcome::Fatal,
+        },
+        http_status: failure.http_status.map(i64::from),
+        code: failure.code.clone(),
+        message: Some(failure.message.clone()),
+        request_id: failure.request_id.clone(),
+        remote_id: None,
+        duration_ms,
+    }
+}
+
+/// What one recorded request is and does to its row.
+pub(crate) struct Attempt<'a, F> {
+    pub(crate) run_id: i64,
+    /// The row the request is about; its `person_id` and `target` name the attempt.
+    pub(crate) row: &'a std::sync::Mutex<DeliveryRecord>,
+    /// The hash of the bytes sent, if any.
+    pub(crate) sent_hash: Option<&'a str>,
+    /// The outcome recorded when the request succeeds.
+    pub(crate) success: AttemptOutcome,
+    /// The row's transition on success.
+    pub(crate) on_success: F,
+    /// The person's reason on failure, from the failure's message.
+    pub(crate) on_failure: &'a (dyn Fn(&Failure) -> String + Sync),
+}
+
+/// The one recorded-attempt path: the attempt row is written before the request leaves and
+/// completed after, with the row's transition, in one transaction. So a run killed at any
+/// point leaves an in-flight attempt the next run recovers, and a row is never delivered
+/// without the target's success answer.
+pub(crate) async fn record_attempt<F>(
+    store: &Store,
+    attempt: Attempt<'_, F>,
+    request: impl Future<Output = Result<Receipt, Failure>>,
+) -> Result<Result<Receipt, Failure>, StoreError>
+where
+    F: FnOnce(&mut DeliveryRecord, &Receipt),
+{
+    let (person, target) = {
+        let r = attempt.row.lock().expect("row lock");
+        (r.person_id.clone(), r.target.clone())
+    };
+    let id = store
+        .begin_attempt(attempt.run_id, &person, &target, attempt.sent_hash)
+        .await?;
+    let started = Instant::now();
+    let result = request.await;
+    let duration_ms = Some(started.elapsed().as_millis() as i64);
+    let mut r = attempt.row.lock().expect("row lock").clone();
+    r.attempts += 1;
+    let record = match &result {
+        Ok(receipt) => {
+            (attempt.on_success)(&mut r, receipt);
+            AttemptRecord {
+                id,
+                outcome: attempt.success,
+                http_status: Some(receipt.http_status.into()),
+                code: None,
+                message: None,
+                request_id: receipt.request_id.clone(),
+                remote_id: receipt.remote_id.clone(),
+                duration_ms,
+            }
+        }
+        Err(failure) => {
+            r.to_failed(failure, (attempt.on_failure)(failure));
+            failed_attempt(id, failure, duration_ms)
+        }
+    };
+    store.finish_attempt(&record, &r).await?;
+    *attempt.row.lock().expect("row lock") = r;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(r: &DeliveryRecord) -> [Option<&str>; 4] {
+        [
+            r.delivered_source_hash.as_deref(),
+            r.delivered_hash.as_deref(),
+            r.delivered_fingerprint.as_deref(),
+            r.delivered_user_id.as_deref(),
+        ]
+    }
+
+    fn delivered() -> DeliveryRecord {
+        let mut r = DeliveryRecord::new("E1", "lobby");
+        r.to_delivered(
+            Held {
+                source_hash: "s",
+                hash: "h",
+                fingerprint: "f",
+                user_id: "u",
+            },
+            &Receipt {
+                http_status: 200,
+                remote_id: Some("face-1".into()),
+                request_id: Some("req-1".into()),
+            },
+        );
+        r
+    }
+
+    #[test]
+    fn a_delivered_row_records_what_is_held_and_clears_the_reason() {
+        let r = delivered();
+        assert_eq!(r.state, State::Delivered);
+        assert_eq!(held(&r), [Some("s"), Some("h"), Some("f"), Some("u")]);
+        assert!(r.holds("s", "f", "u"));
+        assert_eq!((r.reason_code, r.reason.as_deref()), (None, None));
+        assert_eq!(r.remote_id.as_deref(), Some("face-1"));
+    }
+
+    #[test]
+    fn removal_and_a_missing_face_forget_what_was_held() {
+        let mut removed = delivered();
+        removed.to_removed(&Receipt::default(), "gone".into());
+        assert_eq!(removed.state, State::Removed);
+        assert_eq!(removed.reason_code, Some(ReasonCode::LeftRoster));
+        assert_eq!(held(&removed), [None; 4]);
+        assert_eq!(removed.remote_id, None);
+
+        let mut missing = delivered();
+        missing.to_missing_remotely("verify found it gone".into());
+        assert_eq!(missing.state, State::Pending);
+        assert_eq!(held(&missing), [None; 4]);
+        assert!(!missing.holds("s", "f", "u"));
+    }
+
+    #[test]
+    fn a_failure_keeps_what_was_held_and_takes_its_class() {
+        for (class, state) in [
+            (Class::Permanent, State::FailedPermanent),
+            (Class::Transient, State::FailedRetryable),
+            (Class::Fatal, State::FailedRetryable),
+        ] {
+            let mut r = delivered();
+            r.to_failed(
+                &Failure::new(class, ReasonCode::ServerError, "boom"),
+                "row 2: boom".into(),
+            );
+            assert_eq!(r.state, state, "{class:?}");
+            assert_eq!(r.reason.as_deref(), Some("row 2: boom"));
+            assert!(r.holds("s", "f", "u"), "an old delivery is still held");
+        }
+    }
+
+    #[test]
+    fn work_left_undone_keeps_a_retryable_failure_unless_the_target_stopped() {
+        let failed = || {
+            let mut r = DeliveryRecord::new("E1", "lobby");
+            r.to_failed(
+                &Failure::new(Class::Transient, ReasonCode::NetworkError, "reset"),
+                "reset".into(),
+            );
+            r
+        };
+        let mut r = failed();
+        r.to_left_undone(true, ReasonCode::Interrupted, "the run stopped".into());
+        assert_eq!(
+            (r.state, r.reason_code),
+            (State::FailedRetryable, Some(ReasonCode::NetworkError))
+        );
+        let mut r = failed();
+        r.to_left_undone(true, ReasonCode::TargetStopped, "the target stopped".into());
+        assert_eq!(
+            (r.state, r.reason_code),
+            (State::FailedRetryable, Some(ReasonCode::TargetStopped))
+        );
+        let mut r = DeliveryRecord::new("E1", "lobby");
+        r.to_left_undone(false, ReasonCode::Interrupted, "the run stopped".into());
+        assert_eq!(
+            (r.state, r.reason_code),
+            (State::Pending, Some(ReasonCode::Interrupted))
+        );
+    }
+}
