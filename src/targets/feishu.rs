@@ -9,13 +9,12 @@ mod users;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
 use super::{
     Abilities, Class, Contact, Failure, Lookup, Receipt, RemotePage, RemoteUser, Target, Upload,
-    header, http_client,
+    header, http_client, path_segment,
 };
 use crate::config::{FeishuConfig, OutputFormat};
 use crate::reason::ReasonCode;
@@ -93,7 +92,7 @@ impl Feishu {
             app_id: config.app_id.clone(),
             app_secret,
             user_id_type: config.user_id_type.as_str(),
-            client: http_client(config.delivery.timeout)?,
+            client: http_client(&config.delivery)?,
             token: tokio::sync::Mutex::new(None),
             preflight: config.preflight,
         })
@@ -218,12 +217,12 @@ impl Feishu {
         format!("{}{path}", self.base_url)
     }
 
-    fn face_url(&self, user_id: &str) -> String {
-        format!(
-            "{}/open-apis/acs/v1/users/{}/face",
-            self.base_url,
-            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
-        )
+    fn face_url(&self, user_id: &str) -> Result<String, Failure> {
+        Ok(format!(
+            "{}/{}/face",
+            self.url(users::LIST_PATH),
+            path_segment("feishu user id", user_id)?
+        ))
     }
 
     /// One download: the bytes, `None` for "no face on file", or the classified failure.
@@ -235,7 +234,7 @@ impl Feishu {
     ) -> Result<Result<Option<Vec<u8>>, Verdict>, Failure> {
         let reply = Reply::read(
             self.client
-                .get(self.face_url(user_id))
+                .get(self.face_url(user_id)?)
                 .query(&[
                     ("is_cropped", if cropped { "true" } else { "false" }),
                     ("user_id_type", self.user_id_type),
@@ -269,14 +268,14 @@ impl Feishu {
         let part = Part::bytes(upload.bytes.to_vec())
             .file_name(file_name.clone())
             .mime_str(mime)
-            .map_err(|e| Failure::network(&e))?;
+            .map_err(|e| Failure::network("feishu", &e))?;
         let form = Form::new()
             .part("files", part)
             .text("file_type", ext)
             .text("file_name", file_name);
         let reply = Reply::read(
             self.client
-                .put(self.face_url(upload.user_id))
+                .put(self.face_url(upload.user_id)?)
                 .query(&[("user_id_type", self.user_id_type)])
                 .bearer_auth(token.expose())
                 .multipart(form)
@@ -314,7 +313,7 @@ struct Reply {
 impl Reply {
     /// Reads a sent request's response; failing to get one at all is a network failure.
     async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Reply, Failure> {
-        let resp = sent.map_err(|e| Failure::network(&e))?;
+        let resp = sent.map_err(|e| Failure::network("feishu", &e))?;
         let status = resp.status().as_u16();
         let logid = request_id(&resp);
         let reset = header(&resp, "x-ogw-ratelimit-reset");
@@ -322,7 +321,7 @@ impl Reply {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Failure::network(&e))?
+            .map_err(|e| Failure::network("feishu", &e))?
             .to_vec();
         Ok(Reply {
             status,
@@ -520,7 +519,7 @@ impl Target for Feishu {
         let url = format!(
             "{}/{}",
             self.url(users::LIST_PATH),
-            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
+            path_segment("feishu user id", user_id)?
         );
         let found = self
             .call(|token| {
