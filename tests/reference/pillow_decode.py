@@ -7,8 +7,11 @@ libpng, libwebp, libtiff, its own BMP and GIF readers; none of the Rust decoders
 Each FILE is decoded as facesync means to: EXIF orientation applied, the first frame only,
 alpha flattened onto white, 16-bit scaled to 8, CMYK to RGB; the result goes to FILE.rgb
 ("<width> <height>\\n" then the RGB bytes, row by row), or, when Pillow cannot read the file,
-the reason to FILE.err.
+the reason to FILE.err. When FILE.draft exists ("<eighths> <width> <height>": the DCT scale
+and the stored size facesync decodes a JPEG at), libjpeg decodes at that scale and the
+picture is cut to that size, as facesync does.
 """
+import os
 import sys
 
 if sys.argv[1:] == ["--check"]:
@@ -21,6 +24,18 @@ from PIL import Image, ImageOps
 
 def upright_rgb(path):
     with Image.open(path) as im:
+        if os.path.exists(path + ".draft"):
+            with open(path + ".draft") as f:
+                eighths, width, height = (int(v) for v in f.read().split())
+            # Pillow picks the DCT scale from min(stored // requested) over both sides.
+            scale = 8 // eighths
+            im.draft(None, (im.width // scale, im.height // scale))
+            im.load()
+            if not (0 <= im.width - width <= 1 and 0 <= im.height - height <= 1):
+                raise ValueError(f"libjpeg decoded {im.size} for facesync's {width}x{height}")
+            # facesync's fast path drops an odd last row or column of a subsampled JPEG, so
+            # its chroma is exactly half; the same crop, before the orientation, as there.
+            im = im.crop((0, 0, width, height))
         im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode.startswith("I;16") or im.mode == "I":
