@@ -126,3 +126,51 @@ fn mark_in_order(tiff: &mut [u8]) -> Option<()> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian TIFF directory with FillOrder as `kind` (3 SHORT, 4 LONG) and strip data.
+    fn tiff(kind: u16, big_endian: bool) -> Vec<u8> {
+        let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut out = Vec::new();
+        out.extend_from_slice(if big_endian { b"MM" } else { b"II" });
+        out.extend_from_slice(&u16b(42));
+        out.extend_from_slice(&u32b(8));
+        out.extend_from_slice(&u16b(1));
+        out.extend_from_slice(&u16b(266));
+        out.extend_from_slice(&u16b(kind));
+        out.extend_from_slice(&u32b(1));
+        if kind == 3 {
+            out.extend_from_slice(&u16b(2));
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&u32b(2));
+        }
+        out.extend_from_slice(&u32b(0));
+        out
+    }
+
+    #[test]
+    fn the_copy_says_fill_order_1_in_every_layout() {
+        for kind in [3, 4] {
+            for big_endian in [false, true] {
+                let mut t = tiff(kind, big_endian);
+                mark_in_order(&mut t).expect("the entry is found");
+                let value = &t[18..22];
+                let expected: &[u8] = match (kind, big_endian) {
+                    (3, false) => &[1, 0, 0, 0],
+                    (3, true) => &[0, 1, 0, 0],
+                    (_, false) => &[1, 0, 0, 0],
+                    (_, true) => &[0, 0, 0, 1],
+                };
+                assert_eq!(value, expected, "type {kind}, big-endian {big_endian}");
+            }
+        }
+        // A cut directory is refused, not walked past the end.
+        assert_eq!(mark_in_order(&mut tiff(3, false)[..14].to_vec()), None);
+        assert_eq!(mark_in_order(&mut b"XX".to_vec()), None);
+    }
+}

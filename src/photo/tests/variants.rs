@@ -423,3 +423,69 @@ fn tiffs_with_fill_order_2_decode_as_the_photo() {
         }
     }
 }
+
+/// The bytes of the first directory entry for `tag` (little-endian SHORT, one value).
+fn short_entry(tiff: &[u8], tag: u16, value: u16) -> usize {
+    let mut entry = tag.to_le_bytes().to_vec();
+    entry.extend_from_slice(&[3, 0, 1, 0, 0, 0]);
+    entry.extend_from_slice(&value.to_le_bytes());
+    tiff.windows(entry.len())
+        .position(|w| w == entry)
+        .unwrap_or_else(|| panic!("no entry for tag {tag} = {value}"))
+}
+
+#[test]
+fn tiffs_whose_fill_order_cannot_be_applied_are_refused_saying_what_to_do() {
+    let photo = upright();
+    let good = tiff_fill_order_2(&photo, tiff::encoder::Compression::Uncompressed, 16);
+    let jpeg_compressed = {
+        let mut b = good.clone();
+        let at = short_entry(&b, 259, 1);
+        b[at + 8] = 7;
+        b
+    };
+    let fill_order_3 = {
+        let mut b = good.clone();
+        let at = short_entry(&b, 266, 2);
+        b[at + 8] = 3;
+        b
+    };
+    let strip_past_the_end = {
+        let mut b = tiff_fill_order_2(&photo, tiff::encoder::Compression::Uncompressed, 1000);
+        // One strip: its offset (LONG) sits in the StripOffsets entry itself.
+        let entry = [0x11, 0x01, 4, 0, 1, 0, 0, 0];
+        let at = b.windows(8).position(|w| w == entry).expect("StripOffsets");
+        let near_the_end = b.len() as u32 - 1000;
+        b[at + 8..at + 12].copy_from_slice(&near_the_end.to_le_bytes());
+        b
+    };
+    for (what, bytes, code, words) in [
+        (
+            "FillOrder 2 with JPEG compression",
+            jpeg_compressed,
+            ReasonCode::UnsupportedFormat,
+            &["fillorder 2", "compression 7", "re-save it as jpeg or png"][..],
+        ),
+        (
+            "FillOrder 3",
+            fill_order_3,
+            ReasonCode::CorruptImage,
+            &["fillorder is 3", "re-save it as jpeg or png"],
+        ),
+        (
+            "a strip past the end",
+            strip_past_the_end,
+            ReasonCode::CorruptImage,
+            &["runs past the end of the file"],
+        ),
+    ] {
+        let f = decoded(&bytes).expect_err(what);
+        assert_eq!(f.code, code, "{what}: {f}");
+        let m = f.message.to_lowercase();
+        for w in words {
+            assert!(m.contains(w), "{what}: `{f}` lacks `{w}`");
+        }
+        let through_prepare = prepare(&bytes, &photos(), &defaults()).unwrap_err();
+        assert_eq!(through_prepare.code, code, "{what}");
+    }
+}
