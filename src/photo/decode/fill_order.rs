@@ -42,7 +42,11 @@ pub(super) fn normalize(bytes: &[u8]) -> Result<Option<Vec<u8>>, Finding> {
             "this TIFF stores its bits in reverse order (FillOrder 2) with compression {compression}, which facesync cannot read: re-save it as JPEG or PNG"
         )));
     }
-    let (offsets, counts) = if decoder.find_tag(Tag::StripOffsets).map_err(damaged)?.is_some() {
+    let (offsets, counts) = if decoder
+        .find_tag(Tag::StripOffsets)
+        .map_err(damaged)?
+        .is_some()
+    {
         (Tag::StripOffsets, Tag::StripByteCounts)
     } else {
         (Tag::TileOffsets, Tag::TileByteCounts)
@@ -133,8 +137,20 @@ mod tests {
 
     /// A little-endian TIFF directory with FillOrder as `kind` (3 SHORT, 4 LONG) and strip data.
     fn tiff(kind: u16, big_endian: bool) -> Vec<u8> {
-        let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
-        let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         let mut out = Vec::new();
         out.extend_from_slice(if big_endian { b"MM" } else { b"II" });
         out.extend_from_slice(&u16b(42));

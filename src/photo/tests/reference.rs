@@ -142,15 +142,31 @@ fn generated() -> Vec<Case> {
     let grey = DynamicImage::ImageRgb8(photo.clone()).into_luma8();
     let rgb16 = DynamicImage::ImageRgb8(photo.clone()).into_rgb16();
     out.extend([
-        case("png, 16-bit RGBA", png_of(&DynamicImage::ImageRgba16(rgba.to_rgba16()))),
-        case("png, grey with alpha", png_of(&DynamicImage::ImageLumaA8(rgba.to_luma_alpha8()))),
+        case(
+            "png, 16-bit RGBA",
+            png_of(&DynamicImage::ImageRgba16(rgba.to_rgba16())),
+        ),
+        case(
+            "png, grey with alpha",
+            png_of(&DynamicImage::ImageLumaA8(rgba.to_luma_alpha8())),
+        ),
         case("png, grey", png_of(&DynamicImage::ImageLuma8(grey.clone()))),
-        case("tiff, grey", tiff_of::<tiff::encoder::colortype::Gray8>(w, h, grey.as_raw())),
-        case("tiff, 16-bit RGB", tiff_of::<tiff::encoder::colortype::RGB16>(w, h, rgb16.as_raw())),
-        case("tiff, RGBA", tiff_of::<tiff::encoder::colortype::RGBA8>(w, h, rgba.as_bytes())),
+        case(
+            "tiff, grey",
+            tiff_of::<tiff::encoder::colortype::Gray8>(w, h, grey.as_raw()),
+        ),
+        case(
+            "tiff, 16-bit RGB",
+            tiff_of::<tiff::encoder::colortype::RGB16>(w, h, rgb16.as_raw()),
+        ),
+        case(
+            "tiff, RGBA",
+            tiff_of::<tiff::encoder::colortype::RGBA8>(w, h, rgba.as_bytes()),
+        ),
         case("bmp, RGBA", {
             let mut b = Vec::new();
-            rgba.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Bmp).unwrap();
+            rgba.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Bmp)
+                .unwrap();
             b
         }),
     ]);
@@ -159,12 +175,19 @@ fn generated() -> Vec<Case> {
         .flat_map(|p| {
             let k = 255 - p.0.iter().max().unwrap();
             let ink = |c: u8| {
-                if k == 255 { 0 } else { ((255 - c - k) as u32 * 255 / (255 - k) as u32) as u8 }
+                if k == 255 {
+                    0
+                } else {
+                    ((255 - c - k) as u32 * 255 / (255 - k) as u32) as u8
+                }
             };
             [ink(p[0]), ink(p[1]), ink(p[2]), k]
         })
         .collect();
-    out.push(case("tiff, CMYK", tiff_of::<tiff::encoder::colortype::CMYK8>(w, h, &cmyk)));
+    out.push(case(
+        "tiff, CMYK",
+        tiff_of::<tiff::encoder::colortype::CMYK8>(w, h, &cmyk),
+    ));
     out
 }
 
@@ -206,8 +229,12 @@ fn read_reference(path: &Path) -> Result<RgbImage, String> {
     let newline = bytes.iter().position(|&b| b == b'\n').unwrap();
     let size = std::str::from_utf8(&bytes[..newline]).unwrap();
     let (w, h) = size.split_once(' ').unwrap();
-    RgbImage::from_raw(w.parse().unwrap(), h.parse().unwrap(), bytes[newline + 1..].to_vec())
-        .ok_or_else(|| "a short reference output".to_string())
+    RgbImage::from_raw(
+        w.parse().unwrap(),
+        h.parse().unwrap(),
+        bytes[newline + 1..].to_vec(),
+    )
+    .ok_or_else(|| "a short reference output".to_string())
 }
 
 pub(super) fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
@@ -256,7 +283,11 @@ fn jpeg_scale(bytes: &[u8]) -> Option<(u32, u32, u32)> {
     } else {
         (w, h, need)
     };
-    Some((decode::jpeg_eighths(header.width, header.height, need), w, h))
+    Some((
+        decode::jpeg_eighths(header.width, header.height, need),
+        w,
+        h,
+    ))
 }
 
 /// Compares every case with the reference; returns the problems, one line each.
@@ -270,13 +301,22 @@ fn differences(cases: &[Case]) -> Vec<String> {
         std::fs::write(&path, reference).unwrap();
         let scaled = dir.path().join(format!("{i}-small.img"));
         std::fs::write(&scaled, reference).unwrap();
-        if let Some((e, w, h)) = c.reference.is_none().then(|| jpeg_scale(&c.bytes)).flatten() {
+        if let Some((e, w, h)) = c
+            .reference
+            .is_none()
+            .then(|| jpeg_scale(&c.bytes))
+            .flatten()
+        {
             std::fs::write(scaled.with_extension("img.draft"), format!("{e} {w} {h}")).unwrap();
         }
         paths.push(path);
         paths.push(scaled);
     }
-    let run = Command::new("python3").arg(&script).args(&paths).output().unwrap();
+    let run = Command::new("python3")
+        .arg(&script)
+        .args(&paths)
+        .output()
+        .unwrap();
     assert!(
         run.status.success(),
         "{}: {}",
@@ -286,7 +326,10 @@ fn differences(cases: &[Case]) -> Vec<String> {
     let mut problems = Vec::new();
     for (c, path) in cases.iter().zip(paths.chunks(2)) {
         let (path, scaled) = (&path[0], &path[1]);
-        let refused = REFUSED.iter().find(|(n, _)| *n == c.name).map(|(_, code)| *code);
+        let refused = REFUSED
+            .iter()
+            .find(|(n, _)| *n == c.name)
+            .map(|(_, code)| *code);
         let reference = read_reference(path);
         let ours = decoded(&c.bytes);
         let ours = match (ours, refused) {
@@ -296,7 +339,10 @@ fn differences(cases: &[Case]) -> Vec<String> {
                 continue;
             }
             (Ok(_), Some(code)) => {
-                problems.push(format!("{}: decoded, but should be refused as {code:?}", c.name));
+                problems.push(format!(
+                    "{}: decoded, but should be refused as {code:?}",
+                    c.name
+                ));
                 continue;
             }
             (Ok(ours), None) => ours,
@@ -304,7 +350,10 @@ fn differences(cases: &[Case]) -> Vec<String> {
         let reference = match reference {
             Ok(r) => r,
             Err(e) => {
-                problems.push(format!("{}: facesync decodes what the reference cannot ({e})", c.name));
+                problems.push(format!(
+                    "{}: facesync decodes what the reference cannot ({e})",
+                    c.name
+                ));
                 continue;
             }
         };
@@ -321,9 +370,18 @@ fn differences(cases: &[Case]) -> Vec<String> {
         let small = normalized(&c.bytes).unwrap_or_else(|f| panic!("{}: {f}", c.name));
         let (w, h) = small.dimensions();
         let scaled = read_reference(scaled).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        let theirs = resize::rgb(&scaled, resize::Region::whole(&scaled), w, h, resize::Quality::Best);
+        let theirs = resize::rgb(
+            &scaled,
+            resize::Region::whole(&scaled),
+            w,
+            h,
+            resize::Quality::Best,
+        );
         let normalized_psnr = psnr(&small, &theirs);
-        println!("{}: decoded {decoded_psnr:.1} dB, normalized {normalized_psnr:.1} dB", c.name);
+        println!(
+            "{}: decoded {decoded_psnr:.1} dB, normalized {normalized_psnr:.1} dB",
+            c.name
+        );
         if decoded_psnr < DECODED_PSNR || normalized_psnr < NORMALIZED_PSNR {
             problems.push(format!(
                 "{}: {decoded_psnr:.1} dB decoded (floor {DECODED_PSNR}), {normalized_psnr:.1} dB normalized (floor {NORMALIZED_PSNR}) against the reference",
@@ -383,5 +441,9 @@ fn the_reference_comparison_catches_garbage() {
     })
     .collect::<Vec<_>>();
     let problems = differences(&cases);
-    assert_eq!(problems.len(), cases.len(), "every garbage decode is caught: {problems:#?}");
+    assert_eq!(
+        problems.len(),
+        cases.len(),
+        "every garbage decode is caught: {problems:#?}"
+    );
 }

@@ -176,12 +176,19 @@ fn webp_exif_with_the_jpeg_style_header_is_applied() {
     for n in 1..=8 {
         let image = stored(&upright, n);
         for (exif, how) in [
-            ([&b"Exif\0\0"[..], &exif_block(n, false)].concat(), "Exif\\0\\0 + II"),
-            ([&b"Exif\0\0"[..], &exif_block(n, true)].concat(), "Exif\\0\\0 + MM"),
+            (
+                [&b"Exif\0\0"[..], &exif_block(n, false)].concat(),
+                "Exif\\0\\0 + II",
+            ),
+            (
+                [&b"Exif\0\0"[..], &exif_block(n, true)].concat(),
+                "Exif\\0\\0 + MM",
+            ),
             (exif_block(n, false), "bare II"),
         ] {
             let what = format!("WebP, orientation {n}, {how}");
-            let got = decoded(&webp_with_exif(&image, &exif)).unwrap_or_else(|f| panic!("{what}: {f}"));
+            let got =
+                decoded(&webp_with_exif(&image, &exif)).unwrap_or_else(|f| panic!("{what}: {f}"));
             assert_same(&what, &got, &upright);
         }
     }
@@ -210,7 +217,10 @@ fn a_png_text_profile_that_is_damaged_changes_nothing() {
     let good = raw_profile(&exif, exif.len());
     for (what, value) in [
         ("a profile longer than its hex", raw_profile(&exif, 9999)),
-        ("a profile that is not hex", good.replace("45786966", "4578zz66")),
+        (
+            "a profile that is not hex",
+            good.replace("45786966", "4578zz66"),
+        ),
         ("a profile without a length", "\nexif\n".to_string()),
         ("an empty profile", String::new()),
         ("a cut profile", good[..good.len() / 2].to_string()),
@@ -263,7 +273,11 @@ pub(super) fn palette_bmp_with(
     let palette: Vec<[u8; 3]> = (0..colours)
         .map(|i| {
             let v = (i * 255 / (colours - 1).max(1)) as u8;
-            [v, (u32::from(v) * 9 / 10) as u8, (u32::from(v) * 7 / 10) as u8]
+            [
+                v,
+                (u32::from(v) * 9 / 10) as u8,
+                (u32::from(v) * 7 / 10) as u8,
+            ]
         })
         .collect();
     let grey = DynamicImage::ImageRgb8(photo.clone()).into_luma8();
@@ -336,7 +350,12 @@ pub(super) const BMP_CASES: &[(u16, usize)] = &[(1, 2), (4, 16), (8, 256), (8, 1
 fn palette_bmps_with_a_gap_before_the_pixels_decode_whole() {
     let photo = upright();
     for &(bits, colours) in BMP_CASES {
-        for kind in [BmpHeader::Core, BmpHeader::Info, BmpHeader::V4, BmpHeader::V5] {
+        for kind in [
+            BmpHeader::Core,
+            BmpHeader::Info,
+            BmpHeader::V4,
+            BmpHeader::V5,
+        ] {
             for top_down in [false, true] {
                 if top_down && kind == BmpHeader::Core {
                     continue;
