@@ -135,7 +135,7 @@ fn mark_in_order(tiff: &mut [u8]) -> Option<()> {
 mod tests {
     use super::*;
 
-    /// A little-endian TIFF directory with FillOrder as `kind` (3 SHORT, 4 LONG) and strip data.
+    /// A TIFF whose one directory entry is FillOrder 2, stored as `kind` (3 SHORT, 4 LONG).
     fn tiff(kind: u16, big_endian: bool) -> Vec<u8> {
         let u16b = |v: u16| {
             if big_endian {
