@@ -1,5 +1,5 @@
 //! The test-tool opt-out. A few tests drive outside tools (Debian's chromium, the official Feishu
-//! SDK) and fail when the tool is missing, so a green run has really used them. A developer
+//! SDK, Pillow as the reference decoder) and fail when the tool is missing, so a green run has really used them. A developer
 //! without a tool sets `FACESYNC_SKIP_TOOLS=chromium,lark-oapi`; the named tests are then compiled
 //! as ignored, so `cargo test` lists them as skipped in its summary. CI (`CI=true`) ignores the
 //! opt-out: there every test runs.
@@ -7,6 +7,7 @@
 const TOOLS: &[(&str, &str)] = &[
     ("chromium", "skip_chromium"),
     ("lark-oapi", "skip_lark_oapi"),
+    ("pillow", "skip_pillow"),
 ];
 
 fn main() {
