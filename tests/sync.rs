@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
@@ -327,7 +328,7 @@ async fn wrong_credentials_are_fatal_for_the_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_and_max_duration_leave_the_rest_for_the_next_run() {
+async fn limit_leaves_the_rest_for_the_next_run() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(5, &emu, "");
     let limited = ws
@@ -400,6 +401,51 @@ async fn two_targets_of_one_kind_each_keep_their_own_state() {
     for name in ["lobby", "gate2"] {
         assert_eq!(target(&again, name).unchanged, 4, "{name}");
         assert_eq!(target(&again, name).requests, 0, "{name}");
+    }
+    emu.shutdown().await;
+}
+
+/// The emulator answers every request after 800 ms and each target sends at most 4 at a time, so
+/// in a run cut at 1 s no more than 8 of the 12 people can be delivered however fast or slow the
+/// machine is: the latency is a lower bound, not a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_duration_stops_taking_work_and_the_next_run_sends_the_rest() {
+    let emu = emulator(EmulatorConfig {
+        latency: Duration::from_millis(800),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let ws = workspace(12, &emu, "");
+    let cut = ws
+        .sync(SyncOptions {
+            max_duration: Some(Duration::from_secs(1)),
+            ..SyncOptions::default()
+        })
+        .await;
+    assert!(!cut.interrupted, "a deadline is not a Ctrl-C");
+    assert_eq!(cut.exit_code(), 2, "{}", cut.render());
+    let mut left = HashMap::new();
+    for name in ["feishu", "vzicloud"] {
+        let t = target(&cut, name);
+        assert_eq!(t.delivered + t.not_sent, 12, "{name}: {}", cut.render());
+        assert!(t.not_sent >= 4, "{name}: {}", cut.render());
+        assert_eq!(
+            t.stopped, None,
+            "the deadline stops the run, not the target"
+        );
+        left.insert(name, t.not_sent);
+    }
+    let store = ws.store().await;
+    assert!(
+        store.recover_in_flight().await.unwrap().is_empty(),
+        "what was in flight at the deadline was finished and recorded"
+    );
+    store.close().await;
+    let rest = ws.sync(SyncOptions::default()).await;
+    assert_eq!(rest.exit_code(), 0, "{}", rest.render());
+    for name in ["feishu", "vzicloud"] {
+        assert_eq!(target(&rest, name).delivered, left[name], "{name}");
+        assert_eq!(target(&rest, name).unchanged, 12 - left[name], "{name}");
     }
     emu.shutdown().await;
 }

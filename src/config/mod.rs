@@ -135,6 +135,17 @@ pub struct DeliveryConfig {
     pub max_retries: u32,
     pub timeout: Duration,
     pub profile: Profile,
+    /// `ca_file`: a private root CA trusted on top of the OS's and the bundled roots.
+    pub ca_file: Option<CaFile>,
+}
+
+/// A PEM file of root certificates (a company's TLS-inspecting CA), read and checked once at
+/// load, so that targets never open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    /// The certificates, DER, each parsed as a trust anchor.
+    pub certs: Vec<Vec<u8>>,
 }
 
 /// Where a secret comes from. Resolved only when a target is about to be called.
@@ -639,6 +650,50 @@ impl Validator<'_> {
         })
     }
 
+    /// Reads `ca_file`: a PEM file with at least one certificate, each a usable root.
+    fn ca_file(&self, key: &str, value: &str) -> Result<CaFile, ConfigError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+
+        let path = self.path(key, value)?;
+        let shown = path.display();
+        let bytes = std::fs::read(&path).map_err(|e| {
+            self.err(
+                key,
+                format!("cannot read {shown}: {e}: name the PEM file of your company's root CA"),
+            )
+        })?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(key, format!("{shown} is not a valid PEM file: {e}")))?;
+        if certs.is_empty() {
+            return Err(self.err(
+                key,
+                format!(
+                    "{shown} holds no certificate: expected PEM (-----BEGIN CERTIFICATE-----), \
+                     such as the root CA exported from your company's TLS inspection"
+                ),
+            ));
+        }
+        for (i, cert) in certs.iter().enumerate() {
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| {
+                    self.err(
+                        key,
+                        format!(
+                            "{shown}: certificate {} is not a usable root certificate: {e}",
+                            i + 1
+                        ),
+                    )
+                })?;
+        }
+        Ok(CaFile {
+            certs: certs.into_iter().map(|c| c.to_vec()).collect(),
+            path,
+        })
+    }
+
     fn targets(&self, raw: toml::Table) -> Result<Vec<TargetConfig>, ConfigError> {
         let mut targets = Vec::new();
         for (name, value) in raw {
@@ -799,6 +854,95 @@ mod tests {
             "[roster]\npath = \"r.csv\"\n[targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\nprune_max_share = 5\n",
             &["targets.vzicloud.prune_max_share", "0.05"],
         );
+    }
+
+    /// A config whose `target` section names `ca_file`.
+    fn with_ca_file(target: &str, ca_file: &Path) -> String {
+        let section = match target {
+            "feishu" => "[targets.feishu]\napp_id = \"cli_1\"\n",
+            _ => "[targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\n",
+        };
+        format!(
+            "[roster]\npath = \"r.csv\"\n{section}ca_file = {:?}\n",
+            ca_file.display().to_string()
+        )
+    }
+
+    #[test]
+    fn a_ca_file_must_be_a_pem_file_of_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let missing = dir.path().join("missing.pem");
+        let empty = write("empty.pem", "");
+        let text = write("text.pem", "this is not a certificate\n");
+        let key_only = write(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIG5vdCBhIHJlYWwga2V5IG5vdCBhIHJlYWwga2V5\n-----END PRIVATE KEY-----\n",
+        );
+        let bad_base64 = write(
+            "bad64.pem",
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        );
+        let not_x509 = write(
+            "notx509.pem",
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+        );
+        let truncated = write(
+            "truncated.pem",
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n",
+        );
+        for target in ["feishu", "vzicloud"] {
+            let key = format!("targets.{target}.ca_file");
+            check_error(
+                &with_ca_file(target, &missing),
+                &[&key, "missing.pem", "cannot read"],
+            );
+            for (file, why) in [
+                (&empty, "no certificate"),
+                (&text, "no certificate"),
+                (&key_only, "no certificate"),
+                (&bad_base64, "not a valid PEM file"),
+                (&truncated, "not a valid PEM file"),
+                (&not_x509, "not a usable root certificate"),
+            ] {
+                let name = file.file_name().unwrap().to_str().unwrap();
+                check_error(&with_ca_file(target, file), &[&key, name, why]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_ca_file_is_read_at_load_with_every_certificate() {
+        let cert = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.self_signed(&key).unwrap()
+        };
+        let (a, b) = (cert("Corp Root A"), cert("Corp Root B"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corp-ca.pem");
+        // Bundles often carry comments between the certificates.
+        std::fs::write(
+            &path,
+            format!("# corp\n{}\n# old root\n{}", a.pem(), b.pem()),
+        )
+        .unwrap();
+        for target in ["feishu", "vzicloud"] {
+            let c = parse(&with_ca_file(target, &path)).unwrap();
+            let ca = c.delivery(target).unwrap().ca_file.clone().unwrap();
+            assert_eq!(ca.path, path);
+            assert_eq!(ca.certs, vec![a.der().to_vec(), b.der().to_vec()]);
+        }
+        let none = parse(EXAMPLE).unwrap();
+        assert_eq!(none.delivery("feishu").unwrap().ca_file, None);
     }
 
     #[test]

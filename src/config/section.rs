@@ -168,6 +168,10 @@ impl<'a> Section<'a> {
             Some(raw) => self.profile(raw)?,
             None => defaults.profile.clone(),
         };
+        let ca_file = match self.take::<String>("ca_file")? {
+            Some(file) => Some(self.validator.ca_file(&self.key("ca_file"), &file)?),
+            None => None,
+        };
         Ok(DeliveryConfig {
             enabled,
             base_url,
@@ -177,6 +181,7 @@ impl<'a> Section<'a> {
             max_retries,
             timeout: Duration::from_secs(timeout_seconds),
             profile,
+            ca_file,
         })
     }
 

@@ -1,6 +1,6 @@
-//! The HTTP server: one router for both clouds and the inspection path, and an accept loop
-//! that can close a connection without answering (the `drop_rate` knob), which a plain
-//! `axum::serve` cannot.
+//! The HTTP server: one router for both clouds and the inspection path, the check of the raw
+//! path (no percent-encoded unreserved characters), and an accept loop that can close a
+//! connection without answering (the `drop_rate` knob), which a plain `axum::serve` cannot.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,7 +34,41 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), log_id))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(unreserved_as_is))
         .with_state(shared)
+}
+
+/// Refuses a path that percent-encodes an unreserved character (`%5F` for `_`). RFC 3986
+/// allows it, but a gateway that does not decode it before routing finds no such user, and
+/// every Feishu open_id holds an underscore; the official SDKs send these characters as they
+/// are. It looks at the raw URI: axum's path parameters are already decoded.
+async fn unreserved_as_is(request: Request, next: Next) -> Response {
+    let Some((escape, c)) = encoded_unreserved(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let message = format!(
+        "emulator: the path `{}` encodes an unreserved character: `{escape}` is `{c}`, which \
+         RFC 3986 says to send as it is (a real gateway may not decode it and find no such user)",
+        request.uri().path()
+    );
+    tracing::warn!("{message}");
+    super::faults::drain(request).await;
+    (StatusCode::BAD_REQUEST, message).into_response()
+}
+
+/// The first `%XX` in `path` that encodes a letter, a digit, `-`, `.`, `_` or `~`, with the
+/// character it encodes.
+pub(crate) fn encoded_unreserved(path: &str) -> Option<(&str, char)> {
+    path.match_indices('%').find_map(|(i, _)| {
+        let escape = path.get(i..i + 3)?;
+        let hex = &escape[1..];
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let b = u8::from_str_radix(hex, 16).ok()?;
+        (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            .then_some((escape, char::from(b)))
+    })
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -112,5 +146,29 @@ async fn connection(stream: TcpStream, app: Router) {
     tokio::select! {
         _ = conn => {}
         () = kill.notified() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_escapes_of_unreserved_characters_are_found() {
+        let check = |path: &str, want: Option<(&str, char)>| {
+            assert_eq!(encoded_unreserved(path), want, "{path}");
+        };
+        check("/open-apis/acs/v1/users/ou_7dab/face", None);
+        check("/open-apis/acs/v1/users/ou%5F7dab/face", Some(("%5F", '_')));
+        check("/users/ou%5f7dab", Some(("%5f", '_')));
+        check("/users/a%2Eb", Some(("%2E", '.')));
+        check("/users/a%7Eb", Some(("%7E", '~')));
+        check("/users/a%2Db", Some(("%2D", '-')));
+        check("/users/%45%31", Some(("%45", 'E')));
+        check("/users/a%20b%2Fc%E5%BC%A0%25", None);
+        check("/users/100%", None);
+        check("/users/1%2", None);
+        check("/users/%+5F", None);
+        check("/users/%zz%41", Some(("%41", 'A')));
     }
 }

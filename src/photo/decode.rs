@@ -4,6 +4,13 @@
 //!
 //! Every way a file can be unfit becomes a [`Finding`]; nothing here panics on bad input (the
 //! callers also catch panics from the decoders, which are not ours).
+//!
+//! This is the one place that reads orientation: `orientation` knows the forms writers store
+//! EXIF in beyond what the `image` crate reads, and `fill_order` undoes TIFF FillOrder 2,
+//! which the `tiff` crate ignores.
+
+mod fill_order;
+mod orientation;
 
 use std::io::Cursor;
 
@@ -199,7 +206,21 @@ pub(crate) fn header(bytes: &[u8], photos: &PhotoConfig) -> Result<Header, Findi
             .into_decoder()
             .map_err(|e| image_error(format, &e))?;
         let (w, h) = decoder.dimensions();
-        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let orientation = match format {
+            // The `image` crate reads only a bare TIFF structure from these chunks.
+            ImageFormat::Png | ImageFormat::WebP => decoder
+                .exif_metadata()
+                .ok()
+                .flatten()
+                .and_then(|exif| orientation::from_exif(&exif))
+                .or_else(|| {
+                    (format == ImageFormat::Png)
+                        .then(|| orientation::from_png_text(bytes))
+                        .flatten()
+                }),
+            _ => decoder.orientation().ok(),
+        }
+        .unwrap_or(Orientation::NoTransforms);
         (w, h, orientation)
     };
     let pixels = u64::from(width) * u64::from(height);
@@ -267,6 +288,11 @@ pub(crate) fn decode(
     let pixels = if header.format == ImageFormat::Jpeg {
         decode_jpeg(bytes, header, photos, stored_need)?
     } else {
+        let in_order = match header.format {
+            ImageFormat::Tiff => fill_order::normalize(bytes)?,
+            _ => None,
+        };
+        let bytes = in_order.as_deref().unwrap_or(bytes);
         let mut decoder = reader(bytes, header.format, photos)?
             .into_decoder()
             .map_err(|e| image_error(header.format, &e))?;

@@ -9,6 +9,9 @@ use super::*;
 use crate::config::{Config, Crop, OutputFormat, PhotoConfig, Profile};
 use crate::reason::ReasonCode;
 
+mod reference;
+mod variants;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/images")

@@ -12,13 +12,12 @@ pub use self::config::{FeishuConfig, KIND, UserIdType};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
 use super::{
     Abilities, Class, Contact, Failure, Lookup, Receipt, RemotePage, RemoteUser, Target, Upload,
-    header, http_client,
+    header, http_client, path_segment,
 };
 use crate::config::OutputFormat;
 use crate::reason::ReasonCode;
@@ -101,7 +100,7 @@ impl Feishu {
             app_id: config.app_id.clone(),
             app_secret,
             user_id_type: config.user_id_type.as_str(),
-            client: http_client(config.delivery.timeout)?,
+            client: http_client(&config.delivery)?,
             token: tokio::sync::Mutex::new(None),
             preflight: config.preflight,
         })
@@ -230,12 +229,12 @@ impl Feishu {
         format!("{}{path}", self.base_url)
     }
 
-    fn face_url(&self, user_id: &str) -> String {
-        format!(
-            "{}/open-apis/acs/v1/users/{}/face",
-            self.base_url,
-            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
-        )
+    fn face_url(&self, user_id: &str) -> Result<String, Failure> {
+        Ok(format!(
+            "{}/{}/face",
+            self.url(users::LIST_PATH),
+            path_segment("feishu user id", user_id)?
+        ))
     }
 
     /// One download: the bytes, `None` for "no face on file", or the classified failure.
@@ -247,7 +246,7 @@ impl Feishu {
     ) -> Result<Result<Option<Vec<u8>>, Verdict>, Failure> {
         let reply = Reply::read(
             self.client
-                .get(self.face_url(user_id))
+                .get(self.face_url(user_id)?)
                 .query(&[
                     ("is_cropped", if cropped { "true" } else { "false" }),
                     ("user_id_type", self.user_id_type),
@@ -281,14 +280,14 @@ impl Feishu {
         let part = Part::bytes(upload.bytes.to_vec())
             .file_name(file_name.clone())
             .mime_str(mime)
-            .map_err(|e| Failure::network(&e))?;
+            .map_err(|e| Failure::network(&self.name, &e))?;
         let form = Form::new()
             .part("files", part)
             .text("file_type", ext)
             .text("file_name", file_name);
         let reply = Reply::read(
             self.client
-                .put(self.face_url(upload.user_id))
+                .put(self.face_url(upload.user_id)?)
                 .query(&[("user_id_type", self.user_id_type)])
                 .bearer_auth(token.expose())
                 .multipart(form)
@@ -326,7 +325,7 @@ struct Reply {
 impl Reply {
     /// Reads a sent request's response; failing to get one at all is a network failure.
     async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Reply, Failure> {
-        let resp = sent.map_err(|e| Failure::network(&e))?;
+        let resp = sent.map_err(|e| Failure::network(&self.name, &e))?;
         let status = resp.status().as_u16();
         let logid = request_id(&resp);
         let reset = header(&resp, "x-ogw-ratelimit-reset");
@@ -334,7 +333,7 @@ impl Reply {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Failure::network(&e))?
+            .map_err(|e| Failure::network(&self.name, &e))?
             .to_vec();
         Ok(Reply {
             status,
@@ -533,7 +532,7 @@ impl Target for Feishu {
         let url = format!(
             "{}/{}",
             self.url(users::LIST_PATH),
-            utf8_percent_encode(user_id, NON_ALPHANUMERIC)
+            path_segment("feishu user id", user_id)?
         );
         let found = self
             .call(|token| {

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-use crate::config::{Config, OutputFormat};
+use crate::config::{Config, DeliveryConfig, OutputFormat};
 use crate::reason::ReasonCode;
 use crate::roster::Person;
 
@@ -203,8 +204,21 @@ impl Failure {
         }
     }
 
-    /// A failure to get an answer at all (connect, timeout, a dropped connection).
-    pub fn network(err: &reqwest::Error) -> Self {
+    /// A failure to get an answer at all (connect, timeout, a dropped connection). A server
+    /// certificate that is not trusted is fatal for the target: every request would meet it.
+    pub fn network(target: &str, err: &reqwest::Error) -> Self {
+        if let Some(cert) = certificate_error(err) {
+            let host = err.url().and_then(|u| u.host_str()).unwrap_or("the server");
+            return Self::new(
+                Class::Fatal,
+                ReasonCode::NetworkError,
+                format!(
+                    "the TLS certificate of {host} is not trusted ({cert}): if your company \
+                     inspects TLS with its own root CA, set `ca_file` under [targets.{target}] \
+                     to that CA's PEM file (or install the CA in the operating system's store)"
+                ),
+            );
+        }
         let what = if err.is_timeout() {
             "timed out"
         } else if err.is_connect() {
@@ -232,6 +246,27 @@ impl Failure {
         self.request_id = request_id;
         self
     }
+}
+
+/// The TLS certificate error behind a failed request, if that is what it is. rustls's error
+/// reaches reqwest inside `io::Error`s (two, nested), whose `source()` skips what they wrap,
+/// so every `io::Error` met is opened too.
+fn certificate_error(err: &reqwest::Error) -> Option<rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.clone());
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// reqwest's error text without the URL (which may carry a signature).
@@ -329,12 +364,52 @@ pub fn identity_for(config: &Config, target: &str, person: &Person) -> Result<Id
     settings.identity(person, person.target_ids.get(target).map(String::as_str))
 }
 
+/// What is percent-encoded in a path segment or a query value: everything but RFC 3986's
+/// unreserved characters (letters, digits, `-` `.` `_` `~`), as the official SDKs do.
+/// Sub-delimiters (`!` `$` `&` `+` `=` ...) are encoded too, which every server decodes.
+pub(crate) const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment built from data (a user id, a group id), percent-encoded with
+/// [`NOT_UNRESERVED`]: every target builds its paths through here. Encoding an unreserved
+/// character (`%5F` for `_`) is legal but not safe: a gateway that does not decode it looks
+/// up the wrong user, so they go as they are.
+///
+/// `what` names the value for the error: an empty value, `.` or `..` cannot be a segment
+/// (URL parsers remove dot segments, encoded or not), so the request would reach another
+/// resource.
+pub(crate) fn path_segment(what: &str, value: &str) -> Result<String, Failure> {
+    if matches!(value, "" | "." | "..") {
+        return Err(Failure::new(
+            Class::Permanent,
+            ReasonCode::BadTargetId,
+            format!("{what} `{value}` cannot be sent in a URL path: fix the id in the roster"),
+        ));
+    }
+    Ok(utf8_percent_encode(value, NOT_UNRESERVED).to_string())
+}
+
 /// The HTTP client a target uses: rustls, the configured timeout, a user agent naming us.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// It trusts the OS's root certificates (where a company's TLS-inspecting CA is usually
+/// installed), the bundled Mozilla roots (for machines whose store is empty or stale), and
+/// the target's `ca_file`.
+pub(crate) fn http_client(delivery: &DeliveryConfig) -> Result<reqwest::Client, String> {
+    let timeout = delivery.timeout;
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("facesync/", env!("CARGO_PKG_VERSION")))
+        .tls_built_in_native_certs(true)
+        .tls_built_in_webpki_certs(true);
+    for der in delivery.ca_file.iter().flat_map(|ca| &ca.certs) {
+        let cert = reqwest::Certificate::from_der(der)
+            .map_err(|e| format!("cannot use a certificate of ca_file: {e}"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
@@ -350,6 +425,42 @@ pub(crate) fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_keep_unreserved_characters_and_encode_the_rest() {
+        let check = |value: &str, want: &str| {
+            assert_eq!(
+                path_segment("id", value).as_deref().map_err(|f| &f.message),
+                Ok(want),
+                "{value:?}"
+            );
+        };
+        check("ou_7dab8a3d3cdcc9da", "ou_7dab8a3d3cdcc9da");
+        check("a.b", "a.b");
+        check("a~b", "a~b");
+        check("a-b", "a-b");
+        check("AZaz09-._~", "AZaz09-._~");
+        check("a b", "a%20b");
+        check("a/b", "a%2Fb");
+        check("张伟", "%E5%BC%A0%E4%BC%9F");
+        check("100%", "100%25");
+        check("%5F", "%255F");
+        check("a?b#c", "a%3Fb%23c");
+        check("a+b=c&d", "a%2Bb%3Dc%26d");
+        check("...", "...");
+    }
+
+    #[test]
+    fn values_that_are_no_path_segment_are_refused_by_name() {
+        for value in ["", ".", ".."] {
+            let f = path_segment("feishu user id", value).unwrap_err();
+            assert_eq!(
+                (f.class, f.reason),
+                (Class::Permanent, ReasonCode::BadTargetId)
+            );
+            assert!(f.message.contains("feishu user id"), "{}", f.message);
+        }
+    }
 
     #[test]
     fn contact_keys_round_trip() {

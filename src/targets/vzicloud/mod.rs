@@ -15,7 +15,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 
-use super::{Abilities, Class, Failure, Receipt, RemotePage, Target, Upload, http_client};
+use super::{
+    Abilities, Class, Failure, Receipt, RemotePage, Target, Upload, http_client, path_segment,
+};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -62,7 +64,7 @@ impl VziCloud {
             accesskey_id: config.accesskey_id.clone(),
             secret,
             action_type: config.action_type,
-            client: http_client(config.delivery.timeout)?,
+            client: http_client(&config.delivery)?,
         })
     }
 
@@ -90,9 +92,15 @@ impl VziCloud {
         if !body.is_empty() {
             request = request.header("Content-Type", sign::JSON).body(body);
         }
-        let resp = request.send().await.map_err(|e| Failure::network(&e))?;
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| Failure::network(&self.name, &e))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| Failure::network(&e))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failure::network(&self.name, &e))?;
         Ok((status, text))
     }
 
@@ -100,11 +108,12 @@ impl VziCloud {
         format!("/v2/frs/user/apps/{}/faces", self.app_id)
     }
 
-    fn users_path(&self) -> String {
-        format!(
+    fn users_path(&self) -> Result<String, Failure> {
+        Ok(format!(
             "/v2/frs/user/apps/{}/groups/{}/users",
-            self.app_id, self.group_id
-        )
+            self.app_id,
+            path_segment("vzicloud group id", &self.group_id)?
+        ))
     }
 }
 
@@ -288,7 +297,12 @@ impl Target for VziCloud {
             ("limit", limit_text.as_str()),
         ];
         let (status, text) = self
-            .send(reqwest::Method::GET, &self.users_path(), &query, Vec::new())
+            .send(
+                reqwest::Method::GET,
+                &self.users_path()?,
+                &query,
+                Vec::new(),
+            )
             .await?;
         if status != 200 {
             let f = classify(status, &text);
@@ -303,7 +317,11 @@ impl Target for VziCloud {
 
     /// Deletes a user of the group; one already gone (3301, or no group: 3201) is a success.
     async fn remove_user(&self, user_id: &str) -> Result<Receipt, Failure> {
-        let path = format!("{}/{user_id}", self.users_path());
+        let path = format!(
+            "{}/{}",
+            self.users_path()?,
+            path_segment("vzicloud user id", user_id)?
+        );
         let (status, text) = self
             .send(reqwest::Method::DELETE, &path, &[], Vec::new())
             .await?;

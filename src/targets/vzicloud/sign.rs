@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use sha1::Sha1;
 
 /// The query parameters the signature itself travels in; they are left out of the
@@ -17,13 +17,6 @@ pub const AUTH_PARAMS: [&str; 3] = ["accesskey_id", "expires", "signature"];
 
 /// The content type of every signed request that has a body.
 pub const JSON: &str = "application/json";
-
-/// Characters left as they are in a query value (RFC 3986 unreserved).
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// base64 of the MD5 of the exact body bytes; empty for no body.
 pub fn content_md5(body: &[u8]) -> String {
@@ -70,7 +63,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 
 /// Url-encodes one query value (`+ / =` become `%2B %2F %3D`).
 pub fn encode_query_value(value: &str) -> String {
-    utf8_percent_encode(value, QUERY_VALUE).to_string()
+    utf8_percent_encode(value, crate::targets::NOT_UNRESERVED).to_string()
 }
 
 /// A request's signed query string: the caller's own parameters, then the three auth ones.
