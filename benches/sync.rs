@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use facesync::cli::render_summary;
 use facesync::config::Config;
 use facesync::deliver::{self, SyncOptions};
 use facesync::emulator::{Emulator, EmulatorConfig};
@@ -153,7 +154,7 @@ async fn throughput() {
     let summary = sync(dir.path()).await;
     let elapsed = started.elapsed();
     let delivered: usize = summary.targets.iter().map(|t| t.delivered).sum();
-    assert_eq!(delivered, 400, "{}", summary.render());
+    assert_eq!(delivered, 400, "{}", render_summary(&summary));
     println!(
         "throughput: 200 people x 2 targets = {delivered} uploads in {:.2} s: {:.0} uploads/s",
         elapsed.as_secs_f64(),
@@ -190,7 +191,7 @@ async fn rate_limited(rate: u32) {
         .iter()
         .find(|t| t.target == "feishu")
         .unwrap();
-    assert_eq!(feishu.delivered, n, "{}", summary.render());
+    assert_eq!(feishu.delivered, n, "{}", render_summary(&summary));
     let stats = emu.stats();
     let uploads = stats.requests_of("feishu.face_upload");
     let throttled = stats.refusals_of("feishu.face_upload", 99991400);

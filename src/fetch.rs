@@ -11,8 +11,9 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::outcome::Outcome;
 use crate::config::Config;
-use crate::deliver::lane::{Lane, Purpose, Retried};
+use crate::lane::{Lane, Purpose, Retried};
 use crate::identity::Directory;
 use crate::reason::ReasonCode;
 use crate::roster;
@@ -46,15 +47,20 @@ pub struct FetchSummary {
 }
 
 impl FetchSummary {
-    /// 1 when the target stopped, 2 when some downloads failed, else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// Failed when the target stopped, needs attention when some downloads failed.
+    pub fn outcome(&self) -> Outcome {
         if self.stopped.is_some() {
-            crate::cli::EXIT_ERROR
+            Outcome::Failed
         } else if !self.failed.is_empty() {
-            crate::cli::EXIT_SOME_FAILED
+            Outcome::NeedsAttention
         } else {
-            crate::cli::EXIT_OK
+            Outcome::Clean
         }
+    }
+
+    /// The exit status: [`FetchSummary::outcome`]'s.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome().exit_code()
     }
 }
 

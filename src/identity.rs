@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::lane::{Lane, Purpose, Retried};
+use crate::lane::{Lane, Purpose, Retried};
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::{Person, Row};
 use crate::store::{IdStatus, IdentityRecord, Store, StoreError};

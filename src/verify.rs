@@ -16,7 +16,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deliver::lane::Lane;
+use crate::outcome::Outcome;
+use crate::lane::Lane;
 use crate::deliver::remote;
 use crate::identity::{self, Directory};
 use crate::store::{State, Store};
@@ -76,15 +77,20 @@ impl VerifyReport {
         self.targets.iter().map(|t| t.drift.len()).sum()
     }
 
-    /// 1 when a target could not be checked, 2 when there is drift, else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// Failed when a target could not be checked, needs attention when there is drift.
+    pub fn outcome(&self) -> Outcome {
         if self.targets.iter().any(|t| t.error.is_some()) {
-            crate::cli::EXIT_ERROR
+            Outcome::Failed
         } else if self.drift_count() > 0 {
-            crate::cli::EXIT_SOME_FAILED
+            Outcome::NeedsAttention
         } else {
-            crate::cli::EXIT_OK
+            Outcome::Clean
         }
+    }
+
+    /// The exit status: [`VerifyReport::outcome`]'s.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome().exit_code()
     }
 }
 
@@ -200,7 +206,7 @@ pub async fn verify(
         ),
         Err(e) => (
             "failed",
-            crate::cli::EXIT_ERROR,
+            Outcome::Failed.exit_code(),
             serde_json::json!({ "error": format!("{e:#}") }),
         ),
     };

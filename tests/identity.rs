@@ -6,6 +6,7 @@
 mod common;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use facesync::cli::render_summary;
 use facesync::deliver::SyncOptions;
 use facesync::emulator::{DirectoryUser, Emulator, EmulatorConfig};
 use facesync::plan::PlanOptions;
@@ -142,7 +143,7 @@ async fn a_roster_with_only_email_addresses_syncs_to_feishu() {
     let ws = workspace(&emu, &rows);
     let first = ws.sync(only("feishu")).await;
     let feishu = target(&first, "feishu");
-    assert_eq!(feishu.delivered, 4, "{}", first.render());
+    assert_eq!(feishu.delivered, 4, "{}", render_summary(&first));
     assert_eq!(feishu.invalid.get(&ReasonCode::ContactNotFound), Some(&1));
     assert_eq!(feishu.invalid.get(&ReasonCode::UserResigned), Some(&1));
     assert_eq!(first.exit_code(), 2);
@@ -198,7 +199,7 @@ async fn a_roster_with_only_email_addresses_syncs_to_feishu() {
     // An answer older than id_cache_days is asked again (0: on every run).
     write_config(&ws, &emu, "id_cache_days = 0", "");
     let third = ws.sync(only("feishu")).await;
-    assert_eq!(target(&third, "feishu").unchanged, 4, "{}", third.render());
+    assert_eq!(target(&third, "feishu").unchanged, 4, "{}", render_summary(&third));
     assert_eq!(emu.stats().requests_of("feishu.batch_get_id"), 2);
     emu.shutdown().await;
 }
@@ -262,7 +263,7 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
     let ws = workspace(&emu, &people(3));
     let first = ws.sync(only("feishu")).await;
     let feishu = target(&first, "feishu");
-    assert_eq!(feishu.delivered, 2, "{}", first.render());
+    assert_eq!(feishu.delivered, 2, "{}", render_summary(&first));
     assert_eq!(
         feishu.failed_permanent.get(&ReasonCode::NotInAccessGroup),
         Some(&1)
@@ -304,7 +305,7 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
     // A face removed on the Feishu side is sent again.
     assert!(emu.remove_feishu_face("P001"));
     let third = ws.sync(only("feishu")).await;
-    assert_eq!(target(&third, "feishu").delivered, 1, "{}", third.render());
+    assert_eq!(target(&third, "feishu").delivered, 1, "{}", render_summary(&third));
     assert_eq!(target(&third, "feishu").unchanged, 1);
     assert!(emu.feishu_face("P001").is_some());
     assert_eq!(emu.stats().requests_of("feishu.face_upload"), 3);
@@ -318,7 +319,7 @@ async fn verify_shows_drift_on_both_targets() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(&emu, &people(4));
     let synced = ws.sync(SyncOptions::default()).await;
-    assert_eq!(synced.exit_code(), 0, "{}", synced.render());
+    assert_eq!(synced.exit_code(), 0, "{}", render_summary(&synced));
     let clean = verify::verify(&ws.config(), &[], std::future::pending())
         .await
         .unwrap();
@@ -393,7 +394,7 @@ async fn verify_shows_drift_on_both_targets() {
         target(&resync, "feishu").delivered,
         1,
         "{}",
-        resync.render()
+        render_summary(&resync)
     );
     assert_eq!(target(&resync, "vzicloud").delivered, 1);
     assert!(emu.feishu_face("P001").is_some());
@@ -429,9 +430,9 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     write_roster(&ws, &everyone[..19]);
     let pruned = ws.sync(pruning("vzicloud", false)).await;
     let vzi = target(&pruned, "vzicloud");
-    assert_eq!(vzi.removed, 1, "{}", pruned.render());
-    assert_eq!(pruned.exit_code(), 0, "{}", pruned.render());
-    assert!(pruned.render().contains("removed 1 user(s)"));
+    assert_eq!(vzi.removed, 1, "{}", render_summary(&pruned));
+    assert_eq!(pruned.exit_code(), 0, "{}", render_summary(&pruned));
+    assert!(render_summary(&pruned).contains("removed 1 user(s)"));
     assert!(!emu.vzicloud_users("staff").contains(&"P020".to_string()));
     assert_eq!(emu.stats().requests_of("vzicloud.face_update"), uploads);
     assert_eq!(
@@ -459,7 +460,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     assert_eq!(vzi.removed, 0);
     assert!(vzi.prune_refused.as_deref().unwrap().contains("--force"));
     assert_eq!(refused.exit_code(), 1);
-    assert!(refused.render().contains("PRUNE REFUSED"));
+    assert!(render_summary(&refused).contains("PRUNE REFUSED"));
     let out = ws.facesync(&[
         "sync",
         "-c",
@@ -483,7 +484,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
         target(&allowed, "vzicloud").removed,
         2,
         "{}",
-        allowed.render()
+        render_summary(&allowed)
     );
     write_config(&ws, &emu, "", "");
     write_roster(&ws, &everyone[..10]);
@@ -492,7 +493,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
         target(&forced, "vzicloud").removed,
         7,
         "{}",
-        forced.render()
+        render_summary(&forced)
     );
     assert_eq!(forced.exit_code(), 0);
     assert_eq!(emu.vzicloud_users("staff").len(), 10);
@@ -505,7 +506,7 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     // A leaver who comes back is sent again.
     write_roster(&ws, &everyone[..11]);
     let back = ws.sync(only("vzicloud")).await;
-    assert_eq!(target(&back, "vzicloud").delivered, 1, "{}", back.render());
+    assert_eq!(target(&back, "vzicloud").delivered, 1, "{}", render_summary(&back));
     assert!(emu.vzicloud_users("staff").contains(&"P011".to_string()));
     emu.shutdown().await;
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use facesync::cli::render_summary;
 use facesync::deliver::{self, SyncOptions};
 use facesync::emulator::EmulatorConfig;
 use facesync::reason::ReasonCode;
@@ -43,7 +44,7 @@ async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(6, &emu, "");
     let first = ws.sync(SyncOptions::default()).await;
-    assert_eq!(first.exit_code(), 0, "{}", first.render());
+    assert_eq!(first.exit_code(), 0, "{}", render_summary(&first));
     assert_eq!(target(&first, "feishu").delivered, 6);
     assert_eq!(target(&first, "vzicloud").delivered, 6);
     assert!(emu.feishu_face("P001").is_some());
@@ -82,7 +83,7 @@ async fn one_changed_photo_gives_one_upload_per_target() {
         target(&summary, "feishu").delivered,
         1,
         "{}",
-        summary.render()
+        render_summary(&summary)
     );
     assert_eq!(target(&summary, "vzicloud").delivered, 1);
     assert_eq!(target(&summary, "feishu").unchanged, 3);
@@ -158,7 +159,7 @@ async fn a_photo_without_a_face_is_invalid_before_any_upload() {
             target(&summary, t).invalid.get(&ReasonCode::NoFace),
             Some(&1),
             "{}",
-            summary.render()
+            render_summary(&summary)
         );
         assert_eq!(target(&summary, t).requests, 2);
     }
@@ -180,7 +181,7 @@ async fn throttling_storms_are_waited_out_and_everyone_is_delivered() {
     .await;
     let ws = workspace(10, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     for t in ["feishu", "vzicloud"] {
         assert_eq!(target(&summary, t).delivered, 10);
         assert!(
@@ -208,9 +209,9 @@ async fn server_errors_and_dropped_connections_are_retried() {
     // Enough requests (over 60) that both kinds of fault all but surely happen.
     let ws = workspace(30, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     let retried: usize = summary.targets.iter().map(|t| t.retried).sum();
-    assert!(retried > 0, "{}", summary.render());
+    assert!(retried > 0, "{}", render_summary(&summary));
     let faults = emu.stats().faults;
     assert!(faults.dropped > 0 && faults.server_errors > 0);
     emu.shutdown().await;
@@ -235,7 +236,7 @@ async fn a_token_expiring_mid_run_is_refreshed_and_nothing_fails() {
             ..SyncOptions::default()
         })
         .await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     assert_eq!(target(&summary, "feishu").delivered, 12);
     assert!(
         emu.stats().tokens_issued >= 2,
@@ -253,12 +254,12 @@ async fn quota_exhausted_on_one_target_stops_it_while_the_other_completes() {
     .await;
     let ws = workspace(8, &emu, "");
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 1, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 1, "{}", render_summary(&summary));
     let vzi = target(&summary, "vzicloud");
     assert!(
         vzi.stopped.as_deref().unwrap_or("").contains("quota"),
         "{}",
-        summary.render()
+        render_summary(&summary)
     );
     assert!(vzi.delivered < 8);
     assert_eq!(target(&summary, "feishu").delivered, 8);
@@ -375,7 +376,7 @@ async fn two_targets_of_one_kind_each_keep_their_own_state() {
     )
     .unwrap();
     let first = ws.sync(SyncOptions::default()).await;
-    assert_eq!(first.exit_code(), 0, "{}", first.render());
+    assert_eq!(first.exit_code(), 0, "{}", render_summary(&first));
     let names: Vec<&str> = first.targets.iter().map(|t| t.target.as_str()).collect();
     assert_eq!(names, ["gate2", "lobby"]);
     for (name, group) in [("lobby", "front"), ("gate2", "back")] {
@@ -392,7 +393,7 @@ async fn two_targets_of_one_kind_each_keep_their_own_state() {
         ws.states("vzicloud").await.is_empty(),
         "no rows under the kind's name"
     );
-    let render = first.render();
+    let render = render_summary(&first);
     assert!(
         render.contains("lobby") && render.contains("gate2"),
         "{render}"
@@ -423,12 +424,12 @@ async fn max_duration_stops_taking_work_and_the_next_run_sends_the_rest() {
         })
         .await;
     assert!(!cut.interrupted, "a deadline is not a Ctrl-C");
-    assert_eq!(cut.exit_code(), 2, "{}", cut.render());
+    assert_eq!(cut.exit_code(), 2, "{}", render_summary(&cut));
     let mut left = HashMap::new();
     for name in ["feishu", "vzicloud"] {
         let t = target(&cut, name);
-        assert_eq!(t.delivered + t.not_sent, 12, "{name}: {}", cut.render());
-        assert!(t.not_sent >= 4, "{name}: {}", cut.render());
+        assert_eq!(t.delivered + t.not_sent, 12, "{name}: {}", render_summary(&cut));
+        assert!(t.not_sent >= 4, "{name}: {}", render_summary(&cut));
         assert_eq!(
             t.stopped, None,
             "the deadline stops the run, not the target"
@@ -442,7 +443,7 @@ async fn max_duration_stops_taking_work_and_the_next_run_sends_the_rest() {
     );
     store.close().await;
     let rest = ws.sync(SyncOptions::default()).await;
-    assert_eq!(rest.exit_code(), 0, "{}", rest.render());
+    assert_eq!(rest.exit_code(), 0, "{}", render_summary(&rest));
     for name in ["feishu", "vzicloud"] {
         assert_eq!(target(&rest, name).delivered, left[name], "{name}");
         assert_eq!(target(&rest, name).unchanged, 12 - left[name], "{name}");
@@ -472,7 +473,7 @@ async fn an_interrupted_run_finishes_what_is_in_flight_and_exits_2() {
     );
     store.close().await;
     let rest = ws.sync(SyncOptions::default()).await;
-    assert_eq!(rest.exit_code(), 0, "{}", rest.render());
+    assert_eq!(rest.exit_code(), 0, "{}", render_summary(&rest));
     emu.shutdown().await;
 }
 
@@ -523,7 +524,7 @@ async fn kill_9_mid_run_then_resume_loses_nothing_and_resends_nothing_confirmed(
     );
 
     let resumed = ws.sync(SyncOptions::default()).await;
-    assert_eq!(resumed.exit_code(), 0, "{}", resumed.render());
+    assert_eq!(resumed.exit_code(), 0, "{}", render_summary(&resumed));
     for t in ["feishu", "vzicloud"] {
         for (id, state, _) in ws.states(t).await {
             assert_eq!(state, State::Delivered, "{t} {id}");
@@ -553,7 +554,7 @@ async fn preflight_off_lists_nobody_and_still_delivers() {
     );
     std::fs::write(ws.config_path(), text).unwrap();
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     assert_eq!(target(&summary, "feishu").delivered, 3);
     let stats = emu.stats();
     assert_eq!(

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use facesync::cli::render_summary;
 use facesync::deliver::SyncOptions;
 use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::reason::ReasonCode;
@@ -58,9 +59,9 @@ async fn ids_with_unreserved_and_reserved_characters_reach_the_right_user() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(&emu, ODD_IDS, "", "prune_max_share = 1.0");
     let summary = ws.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     let feishu = target(&summary, "feishu");
-    assert_eq!(feishu.delivered, ODD_IDS.len(), "{}", summary.render());
+    assert_eq!(feishu.delivered, ODD_IDS.len(), "{}", render_summary(&summary));
     // The pre-flight checked every user by id (GET /users/:user_id) before uploading.
     assert_eq!(
         emu.stats().requests_of("feishu.user_get"),
@@ -93,7 +94,7 @@ async fn ids_with_unreserved_and_reserved_characters_reach_the_right_user() {
         (vzicloud.removed, vzicloud.prune_refused.as_deref()),
         (1, None),
         "{}",
-        pruned.render()
+        render_summary(&pruned)
     );
     assert!(!emu.vzicloud_users("staff").contains(&"P_2".to_string()));
     let states = ws.states("vzicloud").await;
@@ -197,7 +198,7 @@ async fn a_private_ca_is_refused_with_advice_until_ca_file_names_it() {
 
     let untrusted = run("");
     let summary = untrusted.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 1, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 1, "{}", render_summary(&summary));
     for name in ["feishu", "vzicloud"] {
         let t = target(&summary, name);
         assert_eq!(t.delivered, 0);
@@ -214,7 +215,7 @@ async fn a_private_ca_is_refused_with_advice_until_ca_file_names_it() {
 
     let trusted = run("ca_file = \"corp-ca.pem\"");
     let summary = trusted.sync(SyncOptions::default()).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.render());
+    assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     assert_eq!(target(&summary, "feishu").delivered, 2);
     assert_eq!(target(&summary, "vzicloud").delivered, 2);
     assert!(emu.feishu_face("ou_1").is_some());

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use include_dir::{Dir, include_dir};
 
-use super::{GlobalArgs, plan};
+use super::{GlobalArgs, plan, render_summary};
 use crate::config::Config;
 use crate::deliver::{self, SyncOptions};
 use crate::emulator::{self, Emulator, EmulatorConfig};
@@ -134,11 +134,11 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         ..SyncOptions::default()
     };
     let summary = deliver::run(&config, &options, std::future::pending()).await?;
-    print!("{}", summary.render());
+    print!("{}", render_summary(&summary));
 
     println!("\n3. sync again: nothing changed, nothing is sent\n");
     let again = deliver::run(&config, &SyncOptions::default(), std::future::pending()).await?;
-    print!("{}", again.render());
+    print!("{}", render_summary(&again));
 
     let stats = emulator.stats();
     emulator.shutdown().await;

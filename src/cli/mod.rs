@@ -18,13 +18,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use emulate::EmulateArgs;
+pub use sync::render_summary;
+
+use crate::outcome::Outcome;
 
 /// Exit code: everything delivered, unchanged, or (for `plan`) fit to send.
-pub const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = Outcome::Clean.exit_code();
 /// Exit code: the run could not work at all (bad config, unreadable roster, DB error, auth).
-pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_ERROR: u8 = Outcome::Failed.exit_code();
 /// Exit code: some people failed or are invalid; the report lists them.
-pub const EXIT_SOME_FAILED: u8 = 2;
+pub const EXIT_SOME_FAILED: u8 = Outcome::NeedsAttention.exit_code();
 
 #[derive(Debug, Parser)]
 #[command(

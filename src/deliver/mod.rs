@@ -2,7 +2,7 @@
 //!
 //! One producer walks the people to upload in roster order, prepares each photo once for every
 //! target that needs it (the photo stage bounds the CPU work), and hands each target its job
-//! through a bounded channel. Each target is a [`lane::Lane`] with its own rate limiter,
+//! through a bounded channel. Each target is a [`Lane`] with its own rate limiter,
 //! concurrency cap and pause gate, so a slow target does not hold back a fast one: when a
 //! target's queue is full the producer moves on and keeps that person for the target's own
 //! catch-up pass (the photo is prepared again then, instead of being held in memory).
@@ -15,7 +15,6 @@
 //! The engine names no concrete target: it takes [`Target`]s and asks their
 //! [`crate::targets::Abilities`].
 
-pub(crate) mod lane;
 pub(crate) mod preflight;
 pub mod prune;
 pub(crate) mod remote;
@@ -37,7 +36,7 @@ use crate::plan::{self, Action, PlanItem, PlanOptions};
 use crate::reason::{Finding, ReasonCode};
 use crate::store::{DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure, Target};
-use lane::{Job, Lane};
+use crate::lane::{Job, Lane};
 pub use prune::PruneOutcome;
 pub use summary::{Summary, TargetSummary};
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::lane::{Lane, Purpose, Retried};
+use crate::lane::{Lane, Purpose, Retried};
 use super::remote;
 use crate::config::Config;
 use crate::delivery::About;

@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::lane::{Lane, Retried};
+use crate::lane::{Lane, Retried};
 use super::remote;
 use crate::config::Config;
 use crate::delivery::{Attempt, record_attempt};

@@ -4,7 +4,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::lane::{Lane, Purpose, Retried};
+use crate::lane::{Lane, Purpose, Retried};
 use crate::reason::ReasonCode;
 use crate::store::StoreError;
 use crate::targets::{Class, Failure, RemoteUser};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::lane::Lane;
+use crate::lane::Lane;
 use super::prune::PruneOutcome;
-use crate::cli::table::Table;
+use crate::outcome::Outcome;
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
 use crate::store::State;
@@ -156,97 +156,29 @@ impl Summary {
         }
     }
 
-    /// 1 when a target could not work (it stopped on a fatal error) or `--prune` refused; 2
-    /// when some people are invalid, failed or not sent, or the run was interrupted; else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// Failed when a target could not work (it stopped on a fatal error) or `--prune` refused;
+    /// needs attention when some people are invalid, failed or not sent, or the run was
+    /// interrupted; else clean.
+    pub fn outcome(&self) -> Outcome {
         if self
             .targets
             .iter()
             .any(|t| t.stopped.is_some() || t.prune_refused.is_some())
         {
-            crate::cli::EXIT_ERROR
+            Outcome::Failed
         } else if self.interrupted || self.targets.iter().any(|t| t.troubled() > 0) {
-            crate::cli::EXIT_SOME_FAILED
+            Outcome::NeedsAttention
         } else {
-            crate::cli::EXIT_OK
+            Outcome::Clean
         }
+    }
+
+    /// The exit status of the run: [`Summary::outcome`]'s.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome().exit_code()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
-    }
-
-    /// The terminal summary: a table per target and what the exit code means.
-    pub fn render(&self) -> String {
-        let mut t = Table::new([
-            "TARGET",
-            "DELIVERED",
-            "UNCHANGED",
-            "INVALID",
-            "FAILED",
-            "NOT SENT",
-            "RETRIED",
-            "THROTTLED",
-        ]);
-        for s in &self.targets {
-            t.row([
-                s.target.clone(),
-                s.delivered.to_string(),
-                s.unchanged.to_string(),
-                s.invalid.values().sum::<usize>().to_string(),
-                (s.failed_permanent.values().sum::<usize>()
-                    + s.failed_retryable.values().sum::<usize>())
-                .to_string(),
-                s.not_sent.to_string(),
-                s.retried.to_string(),
-                s.throttled.to_string(),
-            ]);
-        }
-        let mut out = t.render();
-        for s in &self.targets {
-            let reasons: Vec<String> = s
-                .invalid
-                .iter()
-                .map(|(c, n)| format!("{n} invalid: {c}"))
-                .chain(
-                    s.failed_permanent
-                        .iter()
-                        .map(|(c, n)| format!("{n} failed: {c}")),
-                )
-                .chain(
-                    s.failed_retryable
-                        .iter()
-                        .map(|(c, n)| format!("{n} to retry: {c}")),
-                )
-                .collect();
-            if !reasons.is_empty() {
-                out.push_str(&format!("{}: {}\n", s.target, reasons.join(", ")));
-            }
-            if let Some(why) = &s.stopped {
-                out.push_str(&format!("{}: STOPPED: {why}\n", s.target));
-            }
-            if s.removed > 0 {
-                out.push_str(&format!(
-                    "{}: removed {} user(s) no longer in the roster\n",
-                    s.target, s.removed
-                ));
-            }
-            for (c, n) in &s.remove_failed {
-                out.push_str(&format!("{}: {n} leaver(s) not removed: {c}\n", s.target));
-            }
-            if let Some(why) = &s.prune_refused {
-                out.push_str(&format!("{}: PRUNE REFUSED: {why}\n", s.target));
-            }
-        }
-        if let Some(path) = &self.report {
-            out.push_str(&format!("report: {}\n", path.display()));
-        }
-        out.push_str(&format!("finished in {:.1}s; ", self.elapsed_seconds));
-        out.push_str(match self.exit_code() {
-            0 => "exit code 0: everything is delivered or unchanged\n",
-            2 => "exit code 2: some people need attention (see the report)\n",
-            _ => "exit code 1: a target could not work, or pruning was refused (see above)\n",
-        });
-        out
     }
 }

@@ -1,5 +1,7 @@
-//! One target's lane: its rate limit, concurrency cap, pause gate and the delivery of one job
-//! with retries. The same code serves every target; nothing here names one.
+//! One target's lane: its rate limit, concurrency cap, pause gate, the one retry loop
+//! (`with_retries`) and the delivery of one job. Shared infrastructure: `sync` delivers through
+//! lanes, and `verify`, `fetch`, the id lookups, pre-flight and prune send every request through
+//! one. The same code serves every target; nothing here names one.
 
 use std::collections::BTreeMap;
 use std::future::Future;
