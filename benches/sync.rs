@@ -8,7 +8,8 @@
 //!    of both runs.
 //!
 //! 4. Fetch: every face downloaded back from the emulator's Feishu by the real binary, for two
-//!    roster sizes: the peak RSS must not grow with the number of people.
+//!    roster sizes: the peak RSS must not grow with the number of people (`-- --fetch` runs
+//!    only this one).
 //!
 //! Data is generated into a temp dir (under target/ by default), never committed.
 
@@ -27,6 +28,10 @@ fn main() {
             "facesync sync benchmarks ({} cores)\n",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
+        if std::env::args().any(|a| a == "--fetch") {
+            fetch(&[1_000, 5_000]).await;
+            return;
+        }
         throughput().await;
         rate_limited(20).await;
         if std::env::args().any(|a| a == "--quick") {
