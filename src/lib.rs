@@ -13,6 +13,7 @@ pub mod deliver;
 pub mod emulator;
 pub mod fetch;
 pub mod identity;
+pub mod logging;
 pub mod matching;
 pub mod photo;
 pub mod plan;
