@@ -75,6 +75,7 @@ pub async fn fetch(
         targets::build(config, target_name).map_err(|e| anyhow::anyhow!("{target_name}: {e}"))?;
     std::fs::create_dir_all(&options.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", options.out.display()))?;
+    remove_leftovers(&options.out)?;
     let roster = roster::read(&config.roster)?;
     let present = existing_ids(&options.out)?;
     // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
@@ -119,7 +120,7 @@ pub async fn fetch(
         }
     };
     options.progress.target(target_name, wanted.len() as u64);
-    let downloads = futures::stream::iter(wanted)
+    let mut downloads = futures::stream::iter(wanted)
         .map(|(id, uid)| {
             let (lane, target, stop) = (lane.clone(), target.clone(), stop.clone());
             let cropped = options.cropped;
@@ -132,17 +133,25 @@ pub async fn fetch(
                 (id, outcome)
             }
         })
-        .buffer_unordered(delivery.concurrency)
-        .collect::<Vec<_>>();
-    let results = tokio::select! {
-        r = downloads => r,
-        _ = watcher => unreachable!("the watcher never finishes"),
-    };
-    for (id, outcome) in results {
+        .buffer_unordered(delivery.concurrency);
+    tokio::pin!(watcher);
+    // Each face is written as it arrives: memory holds at most `concurrency` of them whatever
+    // the roster's size, and a run killed half-way keeps what it had.
+    loop {
+        let (id, outcome) = tokio::select! {
+            next = downloads.next() => match next {
+                Some(done) => done,
+                None => break,
+            },
+            _ = &mut watcher => unreachable!("the watcher never finishes"),
+        };
         options.progress.upload_done(target_name);
         match outcome? {
             Retried::Done(Some(bytes)) => {
-                write_face(&options.out, &id, &bytes)?;
+                let dir = options.out.clone();
+                tokio::task::spawn_blocking(move || write_face(&dir, &id, &bytes))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("writing a face failed: {e}"))??;
                 summary.downloaded += 1;
             }
             Retried::Done(None) => summary.no_face_on_file.push(id),
@@ -160,12 +169,38 @@ pub async fn fetch(
     Ok(summary)
 }
 
+/// Temporary files are named `.facesync-<random>.part`: hidden, never taken for a face, and
+/// removed by the next fetch if a kill left one behind.
+const TEMP_PREFIX: &str = ".facesync-";
+const TEMP_SUFFIX: &str = ".part";
+
+fn is_temp(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Removes the temporary files a killed fetch left in `dir`.
+fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_temp(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot remove {} left by an interrupted fetch: {e}",
+                    entry.path().display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Lower-case ids that already have a file in the output folder.
 fn existing_ids(dir: &Path) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if let Some((stem, _)) = name.rsplit_once('.')
+            && !stem.is_empty()
             && !stem.starts_with('.')
         {
             ids.insert(stem.to_lowercase());
@@ -174,8 +209,9 @@ fn existing_ids(dir: &Path) -> anyhow::Result<HashSet<String>> {
     Ok(ids)
 }
 
-/// Writes `DIR/<id>.<ext>` (extension from the bytes) through a temp file, so an interrupted
-/// fetch never leaves half a photo that the next run would keep.
+/// Writes `DIR/<id>.<ext>` (extension from the bytes) through a temp file in the same folder,
+/// flushed to disk and renamed, so a file is either whole or absent, even after a kill or a
+/// power cut: an interrupted fetch never leaves half a photo that the next run would keep.
 fn write_face(dir: &Path, id: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     let ext = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Png) => "png",
@@ -187,9 +223,15 @@ fn write_face(dir: &Path, id: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
         _ => "bin",
     };
     let path = dir.join(format!("{id}.{ext}"));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(&path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let failed =
+        |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| failed(&e))?;
+    tmp.write_all(bytes).map_err(|e| failed(&e))?;
+    tmp.as_file().sync_all().map_err(|e| failed(&e))?;
+    tmp.persist(&path).map_err(|e| failed(&e))?;
     Ok(path)
 }

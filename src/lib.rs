@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod emulator;
 pub mod fetch;
 pub mod identity;
+pub mod logging;
 pub mod matching;
 pub mod photo;
 pub mod plan;

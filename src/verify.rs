@@ -309,7 +309,7 @@ async fn mark_missing(
         .filter_map(|d| deliveries.get(&(d.person_id.clone()?, target.to_string())))
         .map(|row| {
             let mut row = row.clone();
-            row.to_missing_remotely(format!(
+            row.mark_missing_remotely(format!(
                 "verify found that {target} no longer holds this face: sent again by the next sync"
             ));
             row

@@ -417,6 +417,50 @@ async fn verify_shows_drift_on_both_targets() {
 // ---- leavers ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_roster_warns_loudly_and_prunes_nobody_even_with_force() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = workspace(&emu, &people(5));
+    ws.sync(only("vzicloud")).await;
+    assert_eq!(emu.vzicloud_users("staff").len(), 5);
+    // A truncated export: the header and nothing else.
+    write_roster(&ws, &[]);
+
+    let plan = ws.facesync(&["plan", "-c", "config.toml"]);
+    let stderr = text(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("has a header but no people") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+
+    let out = ws.facesync(&[
+        "sync",
+        "-c",
+        "config.toml",
+        "--target",
+        "vzicloud",
+        "--prune",
+        "--force",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("has a header but no people"), "{stderr}");
+    assert!(
+        stdout.contains("WARNING: the roster") && stdout.contains("PRUNE REFUSED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("even with --force"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "prune refused: {stdout}");
+    assert_eq!(emu.vzicloud_users("staff").len(), 5, "nobody was removed");
+    assert_eq!(emu.stats().requests_of("vzicloud.user_delete"), 0);
+
+    // Without --prune the empty roster is a warning, not a failure.
+    let out = ws.facesync(&["sync", "-c", "config.toml", "--target", "vzicloud"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("WARNING: the roster"));
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     let emu = emulator(EmulatorConfig::default()).await;
     let everyone = people(20);

@@ -138,9 +138,7 @@ impl RunLock {
         let mut name = database.as_os_str().to_owned();
         name.push(".lock");
         let path = std::path::PathBuf::from(name);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+        crate::store::create_folder(database)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -401,7 +399,7 @@ async fn record_unresolved(
             fingerprint: &config.delivery_fingerprint(&item.target),
             user_id: None,
         });
-        d.to_failed_without_request(
+        d.mark_failed_without_request(
             f.class,
             f.reason,
             format!(

@@ -195,7 +195,7 @@ pub(crate) async fn run(
                     fingerprint: &fingerprint,
                     user_id: item.target_user_id.as_deref(),
                 });
-                d.to_held_back(finding);
+                d.mark_held_back(finding);
                 rows.push(d);
             }
             Change::Requeued(_) | Change::Reopened(_) => {

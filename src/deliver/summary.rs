@@ -73,6 +73,8 @@ pub struct Summary {
     pub elapsed_seconds: f64,
     /// The HTML report written after the run (`[report] html`).
     pub report: Option<std::path::PathBuf>,
+    /// What the plan warned about (an empty roster), printed first.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -153,6 +155,7 @@ impl Summary {
             interrupted,
             elapsed_seconds: elapsed.as_secs_f64(),
             report: None,
+            warnings: plan.warnings.clone(),
         }
     }
 
@@ -202,7 +205,12 @@ impl Summary {
                 s.throttled.to_string(),
             ]);
         }
-        let mut out = t.render();
+        let mut out: String = self
+            .warnings
+            .iter()
+            .map(|w| format!("WARNING: {w}\n"))
+            .collect();
+        out.push_str(&t.render());
         for s in &self.targets {
             let reasons: Vec<String> = s
                 .invalid
