@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use facesync::config::Config;
 use facesync::deliver::{self, SyncOptions};
-use facesync::emulator::{Emulator, EmulatorConfig};
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

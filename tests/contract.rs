@@ -15,11 +15,11 @@ mod common;
 
 use common::{FACES, Workspace, demo_photo, emulator};
 use facesync::deliver::{Summary, SyncOptions, TargetSummary};
-use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::reason::ReasonCode;
-use facesync::secret::Secret;
 use facesync::store::State;
 use facesync::targets::{Abilities, Target};
+use facesync_emulator::Secret;
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 /// The section's name: not the kind's, so the suite also checks that nothing keys on the kind.
 const NAME: &str = "gate";

@@ -14,9 +14,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
 use common::{FACES, Settings, Workspace, demo_photo, emulator};
-use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::fetch::{self, FetchOptions};
 use facesync::reason::ReasonCode;
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 const PEOPLE: usize = 8;
 

@@ -7,11 +7,11 @@ mod common;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::deliver::SyncOptions;
-use facesync::emulator::{DirectoryUser, Emulator, EmulatorConfig};
 use facesync::plan::PlanOptions;
 use facesync::reason::ReasonCode;
 use facesync::store::{AttemptOutcome, State};
 use facesync::verify::{self, DriftKind};
+use facesync_emulator::{DirectoryUser, Emulator, EmulatorConfig};
 
 /// One roster row: an id, and optionally an e-mail, a mobile and a photo.
 #[derive(Clone, Default)]
@@ -645,8 +645,7 @@ async fn batch_get_id_is_strict_and_answers_each_contact() {
     assert_eq!(answer["code"], 0, "{answer}");
     let list = answer["data"]["user_list"].as_array().unwrap();
     let ids: Vec<Option<&str>> = list.iter().map(|e| e["user_id"].as_str()).collect();
-    let open_id =
-        facesync::emulator::feishu_user_id_as("E1", facesync::emulator::UserIdType::OpenId);
+    let open_id = facesync_emulator::feishu_user_id_as("E1", facesync_emulator::UserIdType::OpenId);
     assert_eq!(
         ids,
         [Some(open_id.as_str()), None, None, Some(open_id.as_str())]

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::deliver::{self, SyncOptions};
-use facesync::emulator::EmulatorConfig;
 use facesync::reason::ReasonCode;
 use facesync::store::State;
+use facesync_emulator::EmulatorConfig;
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
-fn workspace(n: usize, emulator: &facesync::emulator::Emulator, extra: &str) -> Workspace {
+fn workspace(n: usize, emulator: &facesync_emulator::Emulator, extra: &str) -> Workspace {
     let ws = Workspace::empty();
     let mut roster = String::from("employee_id,name\n");
     for i in 1..=n {

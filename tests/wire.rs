@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::deliver::SyncOptions;
-use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::reason::ReasonCode;
 use facesync::store::State;
+use facesync_emulator::{Emulator, EmulatorConfig};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A workspace whose people P_1.. have these Feishu ids (the `feishu_id` column).
