@@ -7,6 +7,10 @@
 //!    spawned, so its peak memory is its own): the time of the unchanged run and the peak RSS
 //!    of both runs.
 //!
+//! 4. Fetch: every face downloaded back from the emulator's Feishu by the real binary, for two
+//!    roster sizes: the peak RSS must not grow with the number of people (`-- --fetch` runs
+//!    only this one).
+//!
 //! Data is generated into a temp dir (under target/ by default), never committed.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use facesync::cli::render_summary;
 use facesync::config::Config;
 use facesync::deliver::{self, SyncOptions};
-use facesync::emulator::{Emulator, EmulatorConfig};
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -25,12 +29,17 @@ fn main() {
             "facesync sync benchmarks ({} cores)\n",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
+        if std::env::args().any(|a| a == "--fetch") {
+            fetch(&[1_000, 5_000]).await;
+            return;
+        }
         throughput().await;
         rate_limited(20).await;
         if std::env::args().any(|a| a == "--quick") {
             return;
         }
         nightly(10_000).await;
+        fetch(&[1_000, 5_000]).await;
     });
 }
 
@@ -210,10 +219,18 @@ async fn rate_limited(rate: u32) {
 /// kernel's high-water mark (VmHWM), read from /proc while the process runs: it only grows, so
 /// the last reading before exit is the peak.
 fn run_binary(dir: &Path) -> (Duration, u64) {
+    run_command(dir, &["sync"])
+}
+
+/// Runs `facesync --quiet <args> -c <dir>/config.toml`; wall time and peak RSS (KiB).
+fn run_command(dir: &Path, args: &[&str]) -> (Duration, u64) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_facesync"))
-        .args(["--quiet", "sync", "-c"])
+        .arg("--quiet")
+        .args(args)
+        .arg("-c")
         .arg(dir.join("config.toml"))
+        .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("the binary runs");
@@ -235,7 +252,7 @@ fn run_binary(dir: &Path) -> (Duration, u64) {
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = started.elapsed();
-    assert!(status.success(), "sync failed: {status}");
+    assert!(status.success(), "{args:?} failed: {status}");
     (elapsed, peak_kib)
 }
 
@@ -277,4 +294,41 @@ async fn nightly(n: usize) {
         rss / 1024
     );
     emu.shutdown().await;
+}
+
+/// Fetches every face back for each roster size: the photos are uploaded first (in-process),
+/// then the real binary downloads them all.
+async fn fetch(sizes: &[usize]) {
+    for &n in sizes {
+        let dir = work_dir();
+        make_photos(dir.path(), n);
+        let emu = emulator(EmulatorConfig::default()).await;
+        write_config(dir.path(), &emu, 10_000.0, 10_000, false);
+        let uploaded = sync(dir.path()).await;
+        assert_eq!(
+            uploaded.targets[0].delivered,
+            n,
+            "{}",
+            render_summary(&uploaded)
+        );
+        let held: usize = (0..n)
+            .filter_map(|i| emu.feishu_face(&format!("P{i:06}")))
+            .map(|f| f.len())
+            .sum();
+        let d = dir.path().to_path_buf();
+        let (elapsed, rss) =
+            tokio::task::spawn_blocking(move || run_command(&d, &["fetch", "--out", "faces"]))
+                .await
+                .unwrap();
+        let files = std::fs::read_dir(dir.path().join("faces")).unwrap().count();
+        assert_eq!(files, n, "every face fetched");
+        println!(
+            "fetch: {n} people ({:.1} MiB of faces): {:.1} s ({:.0} faces/s), peak RSS {} MiB",
+            held as f64 / 1_048_576.0,
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64(),
+            rss / 1024
+        );
+        emu.shutdown().await;
+    }
 }

@@ -64,7 +64,7 @@ impl DeliveryRecord {
 
     /// Fit to send and waiting for an upload. `restart`: a new photo, new settings or a new id,
     /// so the attempts made for the old one no longer count.
-    pub(crate) fn to_pending(&mut self, restart: bool) {
+    pub(crate) fn mark_pending(&mut self, restart: bool) {
         self.state = State::Pending;
         self.set_reason(None);
         if restart {
@@ -73,19 +73,19 @@ impl DeliveryRecord {
     }
 
     /// Not fit to send, for the finding's reason.
-    pub(crate) fn to_invalid(&mut self, finding: &Finding) {
+    pub(crate) fn mark_invalid(&mut self, finding: &Finding) {
         self.state = State::Invalid;
         self.set_reason(Some((finding.code, finding.message.clone())));
     }
 
     /// The target already holds this photo: nothing to send.
-    pub(crate) fn to_unchanged(&mut self) {
+    pub(crate) fn mark_unchanged(&mut self) {
         self.state = State::Delivered;
         self.set_reason(None);
     }
 
     /// The target took the face: the row records what it now holds.
-    pub(crate) fn to_delivered(&mut self, held: Held<'_>, receipt: &Receipt) {
+    pub(crate) fn mark_delivered(&mut self, held: Held<'_>, receipt: &Receipt) {
         self.state = State::Delivered;
         self.delivered_source_hash = Some(held.source_hash.to_string());
         self.delivered_hash = Some(held.hash.to_string());
@@ -98,14 +98,14 @@ impl DeliveryRecord {
     }
 
     /// A request for this person failed (`message`: the failure as this person's reason).
-    pub(crate) fn to_failed(&mut self, failure: &Failure, message: String) {
+    pub(crate) fn mark_failed(&mut self, failure: &Failure, message: String) {
         self.state = failed_state(failure.class);
         self.set_reason(Some((failure.reason, message)));
         self.request_id = failure.request_id.clone();
     }
 
     /// A failure known without a request of this run (an id lookup that kept failing).
-    pub(crate) fn to_failed_without_request(
+    pub(crate) fn mark_failed_without_request(
         &mut self,
         class: Class,
         reason: ReasonCode,
@@ -116,13 +116,13 @@ impl DeliveryRecord {
     }
 
     /// The target cannot take a face for this person (pre-flight), with no upload spent.
-    pub(crate) fn to_held_back(&mut self, finding: Finding) {
+    pub(crate) fn mark_held_back(&mut self, finding: Finding) {
         self.state = State::FailedPermanent;
         self.set_reason(Some((finding.code, finding.message)));
     }
 
     /// The user was deleted from the target (`sync --prune`).
-    pub(crate) fn to_removed(&mut self, receipt: &Receipt, message: String) {
+    pub(crate) fn mark_removed(&mut self, receipt: &Receipt, message: String) {
         self.state = State::Removed;
         self.set_reason(Some((ReasonCode::LeftRoster, message)));
         self.forget_held();
@@ -132,7 +132,7 @@ impl DeliveryRecord {
 
     /// The target was found not to hold the face the row recorded (`verify`): pending, so the
     /// next sync sends it again.
-    pub(crate) fn to_missing_remotely(&mut self, message: String) {
+    pub(crate) fn mark_missing_remotely(&mut self, message: String) {
         self.state = State::Pending;
         self.forget_held();
         self.reason_code = None;
@@ -142,7 +142,7 @@ impl DeliveryRecord {
     /// The run or the target stopped before this job was done. A job never tried stays
     /// pending; one that failed and will be retried keeps its failure unless the target
     /// stopped, which is then the reason.
-    pub(crate) fn to_left_undone(&mut self, tried: bool, reason: ReasonCode, message: String) {
+    pub(crate) fn mark_left_undone(&mut self, tried: bool, reason: ReasonCode, message: String) {
         if !tried {
             self.state = State::Pending;
         }
@@ -228,7 +228,7 @@ where
             }
         }
         Err(failure) => {
-            r.to_failed(failure, (attempt.on_failure)(failure));
+            r.mark_failed(failure, (attempt.on_failure)(failure));
             failed_attempt(id, failure, duration_ms)
         }
     };
@@ -252,7 +252,7 @@ mod tests {
 
     fn delivered() -> DeliveryRecord {
         let mut r = DeliveryRecord::new("E1", "lobby");
-        r.to_delivered(
+        r.mark_delivered(
             Held {
                 source_hash: "s",
                 hash: "h",
@@ -281,14 +281,14 @@ mod tests {
     #[test]
     fn removal_and_a_missing_face_forget_what_was_held() {
         let mut removed = delivered();
-        removed.to_removed(&Receipt::default(), "gone".into());
+        removed.mark_removed(&Receipt::default(), "gone".into());
         assert_eq!(removed.state, State::Removed);
         assert_eq!(removed.reason_code, Some(ReasonCode::LeftRoster));
         assert_eq!(held(&removed), [None; 4]);
         assert_eq!(removed.remote_id, None);
 
         let mut missing = delivered();
-        missing.to_missing_remotely("verify found it gone".into());
+        missing.mark_missing_remotely("verify found it gone".into());
         assert_eq!(missing.state, State::Pending);
         assert_eq!(held(&missing), [None; 4]);
         assert!(!missing.holds("s", "f", "u"));
@@ -302,7 +302,7 @@ mod tests {
             (Class::Fatal, State::FailedRetryable),
         ] {
             let mut r = delivered();
-            r.to_failed(
+            r.mark_failed(
                 &Failure::new(class, ReasonCode::ServerError, "boom"),
                 "row 2: boom".into(),
             );
@@ -316,26 +316,26 @@ mod tests {
     fn work_left_undone_keeps_a_retryable_failure_unless_the_target_stopped() {
         let failed = || {
             let mut r = DeliveryRecord::new("E1", "lobby");
-            r.to_failed(
+            r.mark_failed(
                 &Failure::new(Class::Transient, ReasonCode::NetworkError, "reset"),
                 "reset".into(),
             );
             r
         };
         let mut r = failed();
-        r.to_left_undone(true, ReasonCode::Interrupted, "the run stopped".into());
+        r.mark_left_undone(true, ReasonCode::Interrupted, "the run stopped".into());
         assert_eq!(
             (r.state, r.reason_code),
             (State::FailedRetryable, Some(ReasonCode::NetworkError))
         );
         let mut r = failed();
-        r.to_left_undone(true, ReasonCode::TargetStopped, "the target stopped".into());
+        r.mark_left_undone(true, ReasonCode::TargetStopped, "the target stopped".into());
         assert_eq!(
             (r.state, r.reason_code),
             (State::FailedRetryable, Some(ReasonCode::TargetStopped))
         );
         let mut r = DeliveryRecord::new("E1", "lobby");
-        r.to_left_undone(false, ReasonCode::Interrupted, "the run stopped".into());
+        r.mark_left_undone(false, ReasonCode::Interrupted, "the run stopped".into());
         assert_eq!(
             (r.state, r.reason_code),
             (State::Pending, Some(ReasonCode::Interrupted))

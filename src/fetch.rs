@@ -5,19 +5,17 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use futures::StreamExt as _;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use crate::outcome::Outcome;
 use crate::config::Config;
-use crate::lane::{Lane, Purpose, Retried};
 use crate::identity::Directory;
+use crate::lane::{Purpose, Retried};
+use crate::outcome::Outcome;
 use crate::reason::ReasonCode;
 use crate::roster;
-use crate::targets;
+use crate::session::Session;
 
 /// What `fetch` was asked to do.
 #[derive(Debug, Clone)]
@@ -71,16 +69,25 @@ pub async fn fetch(
     options: &FetchOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<FetchSummary> {
-    let delivery = config.delivery(target_name).ok_or_else(|| {
-        anyhow::anyhow!(
+    if config.target(target_name).is_none() {
+        anyhow::bail!(
             "no [targets.{target_name}] section in {}",
             config.file.display()
-        )
-    })?;
-    let target =
-        targets::build(config, target_name).map_err(|e| anyhow::anyhow!("{target_name}: {e}"))?;
+        );
+    }
+    let session = Session::open(config, &[target_name.to_string()]);
+    let Some(lane) = session.lanes.first().cloned() else {
+        let why = session
+            .unavailable
+            .first()
+            .map_or("", |(_, why)| why.as_str());
+        anyhow::bail!("{target_name}: {why}");
+    };
+    let target = lane.target.clone();
+    let concurrency = lane.concurrency;
     std::fs::create_dir_all(&options.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", options.out.display()))?;
+    remove_leftovers(&options.out)?;
     let roster = roster::read(&config.roster)?;
     let present = existing_ids(&options.out)?;
     // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
@@ -110,22 +117,14 @@ pub async fn fetch(
         }
     }
 
-    let lane = Arc::new(Lane::new(target.clone(), delivery));
     if let Err(f) = target.prepare().await {
         summary.stopped = Some(f.message);
         return Ok(summary);
     }
-    let stop = CancellationToken::new();
-    let watcher = {
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.cancel();
-            std::future::pending::<()>().await
-        }
-    };
+    let stop = session.stop.clone();
+    let watcher = session.watch(shutdown, None, "taking no new downloads");
     options.progress.target(target_name, wanted.len() as u64);
-    let downloads = futures::stream::iter(wanted)
+    let mut downloads = futures::stream::iter(wanted)
         .map(|(id, uid)| {
             let (lane, target, stop) = (lane.clone(), target.clone(), stop.clone());
             let cropped = options.cropped;
@@ -138,17 +137,25 @@ pub async fn fetch(
                 (id, outcome)
             }
         })
-        .buffer_unordered(delivery.concurrency)
-        .collect::<Vec<_>>();
-    let results = tokio::select! {
-        r = downloads => r,
-        _ = watcher => unreachable!("the watcher never finishes"),
-    };
-    for (id, outcome) in results {
+        .buffer_unordered(concurrency);
+    tokio::pin!(watcher);
+    // Each face is written as it arrives: memory holds at most `concurrency` of them whatever
+    // the roster's size, and a run killed half-way keeps what it had.
+    loop {
+        let (id, outcome) = tokio::select! {
+            next = downloads.next() => match next {
+                Some(done) => done,
+                None => break,
+            },
+            _ = &mut watcher => unreachable!("the watcher never finishes"),
+        };
         options.progress.upload_done(target_name);
         match outcome? {
             Retried::Done(Some(bytes)) => {
-                write_face(&options.out, &id, &bytes)?;
+                let dir = options.out.clone();
+                tokio::task::spawn_blocking(move || write_face(&dir, &id, &bytes))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("writing a face failed: {e}"))??;
                 summary.downloaded += 1;
             }
             Retried::Done(None) => summary.no_face_on_file.push(id),
@@ -166,12 +173,38 @@ pub async fn fetch(
     Ok(summary)
 }
 
+/// Temporary files are named `.facesync-<random>.part`: hidden, never taken for a face, and
+/// removed by the next fetch if a kill left one behind.
+const TEMP_PREFIX: &str = ".facesync-";
+const TEMP_SUFFIX: &str = ".part";
+
+fn is_temp(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Removes the temporary files a killed fetch left in `dir`.
+fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_temp(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot remove {} left by an interrupted fetch: {e}",
+                    entry.path().display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Lower-case ids that already have a file in the output folder.
 fn existing_ids(dir: &Path) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if let Some((stem, _)) = name.rsplit_once('.')
+            && !stem.is_empty()
             && !stem.starts_with('.')
         {
             ids.insert(stem.to_lowercase());
@@ -180,8 +213,9 @@ fn existing_ids(dir: &Path) -> anyhow::Result<HashSet<String>> {
     Ok(ids)
 }
 
-/// Writes `DIR/<id>.<ext>` (extension from the bytes) through a temp file, so an interrupted
-/// fetch never leaves half a photo that the next run would keep.
+/// Writes `DIR/<id>.<ext>` (extension from the bytes) through a temp file in the same folder,
+/// flushed to disk and renamed, so a file is either whole or absent, even after a kill or a
+/// power cut: an interrupted fetch never leaves half a photo that the next run would keep.
 fn write_face(dir: &Path, id: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     let ext = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Png) => "png",
@@ -193,9 +227,15 @@ fn write_face(dir: &Path, id: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
         _ => "bin",
     };
     let path = dir.join(format!("{id}.{ext}"));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(&path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let failed =
+        |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| failed(&e))?;
+    tmp.write_all(bytes).map_err(|e| failed(&e))?;
+    tmp.as_file().sync_all().map_err(|e| failed(&e))?;
+    tmp.persist(&path).map_err(|e| failed(&e))?;
     Ok(path)
 }

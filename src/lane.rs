@@ -313,7 +313,7 @@ impl Lane {
             sent_hash: Some(&job.photo.hash),
             success: AttemptOutcome::Delivered,
             on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
-                r.to_delivered(
+                r.mark_delivered(
                     Held {
                         source_hash: &job.source_hash,
                         hash: &job.photo.hash,
@@ -352,7 +352,7 @@ impl Lane {
                 "not sent: the run stopped first".to_string(),
             ),
         };
-        row.to_left_undone(tried, reason, message);
+        row.mark_left_undone(tried, reason, message);
         store.save_deliveries(std::slice::from_ref(&row)).await
     }
 }

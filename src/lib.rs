@@ -6,16 +6,17 @@
 //! target against the [`store`] (with the ids [`identity`] looked up), [`delivery`] owns how a
 //! person-target row changes state, [`targets`] speak to each
 //! cloud, [`verify`] compares what they hold with the roster, and [`cli`] ties it together.
-//! [`emulator`] is a local stand-in for both clouds. See ARCHITECTURE.md for the code map.
+//! The local stand-in for both clouds is its own crate, `facesync-emulator` (emulator/), which
+//! shares no code with this one. See ARCHITECTURE.md for the code map.
 
 pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod delivery;
-pub mod emulator;
 pub mod fetch;
 pub mod identity;
 pub(crate) mod lane;
+pub mod logging;
 pub mod matching;
 pub mod outcome;
 pub mod photo;
@@ -25,6 +26,7 @@ pub mod reason;
 pub mod report;
 pub mod roster;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod targets;
 pub mod verify;

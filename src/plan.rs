@@ -95,6 +95,8 @@ pub struct Plan {
     pub targets: Vec<String>,
     /// Absolute paths of the photos by their relative path (for the photo stage).
     pub photo_paths: HashMap<String, std::path::PathBuf>,
+    /// What an admin must hear about even when nobody fails (an empty roster).
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -166,6 +168,16 @@ pub fn decide_unresolved(previous: Option<&DeliveryRecord>, options: &PlanOption
     }
 }
 
+/// A roster with a header and no people is almost always a truncated or failed export; it
+/// plans nothing and must not pass for a quiet night.
+fn empty_roster_warning(path: &std::path::Path) -> String {
+    format!(
+        "the roster {} has a header but no people: nothing is planned or sent and nobody is \
+         pruned; a truncated or failed HR export is the usual cause: check the file and export it again",
+        path.display()
+    )
+}
+
 /// Reads the roster and the photo folder, hashes what changed, decides every person and
 /// target, and records the outcome in the store (people, and delivery rows for what is
 /// invalid, unchanged or newly pending). `run_id` is the run the people are seen in.
@@ -182,6 +194,12 @@ pub async fn build(
         .map(str::to_string)
         .collect();
     let roster = roster::read(&config.roster)?;
+    let mut warnings = Vec::new();
+    if roster.rows.is_empty() {
+        let warning = empty_roster_warning(&roster.file);
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+    }
     let index = PhotoIndex::scan(&config.photos.dir, config.photos.recursive)?;
     let matches = matching::match_rows(&roster.rows, &index);
     let known_people = store.people().await?;
@@ -192,6 +210,7 @@ pub async fn build(
     let mut plan = Plan {
         orphans: matches.orphans,
         targets: targets.clone(),
+        warnings,
         ..Plan::default()
     };
     let mut people = Vec::with_capacity(roster.rows.len());
@@ -400,14 +419,14 @@ pub fn record_for(
                 return None;
             }
             about_now(&mut d);
-            d.to_invalid(f);
+            d.mark_invalid(f);
         }
         Action::Unchanged => {
             if prev.is_some_and(|p| p.state == State::Delivered) {
                 return None;
             }
             about_now(&mut d);
-            d.to_unchanged();
+            d.mark_unchanged();
         }
         Action::Upload => {
             let same = prev.is_some_and(|p| {
@@ -421,7 +440,7 @@ pub fn record_for(
                 return None; // already pending or failed with this photo: keep its history
             }
             about_now(&mut d);
-            d.to_pending(!same);
+            d.mark_pending(!same);
         }
         Action::Skip => return None,
     }

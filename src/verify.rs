@@ -10,18 +10,16 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::outcome::Outcome;
-use crate::lane::Lane;
 use crate::deliver::remote;
 use crate::identity::{self, Directory};
+use crate::outcome::Outcome;
+use crate::session::Session;
 use crate::store::{State, Store};
-use crate::targets::{self, RemoteUser};
+use crate::targets::RemoteUser;
 
 /// What kind of difference a target shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -168,32 +166,13 @@ pub async fn verify(
     wanted: &[String],
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<VerifyReport> {
-    let names: Vec<String> = config
-        .enabled_targets()
-        .into_iter()
-        .filter(|t| wanted.is_empty() || wanted.iter().any(|w| w == t))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        anyhow::bail!(
-            "no target is enabled in {}: set `enabled = true` in a [targets.NAME] section",
-            config.file.display()
-        );
-    }
+    let names = crate::session::choose(config, wanted)?;
     let roster = crate::roster::read(&config.roster)?;
     let store = Store::open(&config.state.database).await?;
     let run_id = store.begin_run("verify").await?;
-    let stop = CancellationToken::new();
-    let watcher = {
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            tracing::warn!("interrupted: the targets not read yet are not checked");
-            stop.cancel();
-            std::future::pending::<std::convert::Infallible>().await
-        }
-    };
-    let work = check_all(config, &store, &roster, &names, &stop);
+    let session = Session::open(config, &names);
+    let watcher = session.watch(shutdown, None, "the targets not read yet are not checked");
+    let work = check_all(config, &store, &roster, &session);
     let result = tokio::select! {
         r = work => r,
         never = watcher => match never {},
@@ -221,31 +200,29 @@ async fn check_all(
     config: &Config,
     store: &Store,
     roster: &crate::roster::Roster,
-    names: &[String],
-    stop: &CancellationToken,
+    session: &Session,
 ) -> anyhow::Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    let stop = &session.stop;
     let mut lanes = Vec::new();
-    for name in names {
-        let built = targets::build(config, name).and_then(|t| {
-            config
-                .delivery(name)
-                .map(|d| Arc::new(Lane::new(t, d)))
-                .ok_or_else(|| format!("no [targets.{name}] section"))
-        });
-        match built {
-            Ok(lane) if lane.target.abilities().list_users => lanes.push(lane),
-            Ok(_) => report.targets.push(TargetCheck {
-                target: name.clone(),
+    for lane in &session.lanes {
+        if lane.target.abilities().list_users {
+            lanes.push(lane.clone());
+        } else {
+            let name = lane.name();
+            report.targets.push(TargetCheck {
+                target: name.to_string(),
                 error: Some(format!("{name} cannot list its users: not checked")),
                 ..TargetCheck::default()
-            }),
-            Err(e) => report.targets.push(TargetCheck {
-                target: name.clone(),
-                error: Some(format!("cannot start: {e}")),
-                ..TargetCheck::default()
-            }),
+            });
         }
+    }
+    for (name, e) in &session.unavailable {
+        report.targets.push(TargetCheck {
+            target: name.clone(),
+            error: Some(format!("cannot start: {e}")),
+            ..TargetCheck::default()
+        });
     }
     identity::resolve(config, store, &lanes, &roster.rows, stop).await?;
     let lane_names: Vec<String> = lanes.iter().map(|l| l.name().to_string()).collect();
@@ -315,7 +292,7 @@ async fn mark_missing(
         .filter_map(|d| deliveries.get(&(d.person_id.clone()?, target.to_string())))
         .map(|row| {
             let mut row = row.clone();
-            row.to_missing_remotely(format!(
+            row.mark_missing_remotely(format!(
                 "verify found that {target} no longer holds this face: sent again by the next sync"
             ));
             row

@@ -266,3 +266,233 @@ fn demo_prints_a_plan_of_the_fixtures() {
     );
     assert!(stdout.contains("duplicate_id"), "{stdout}");
 }
+
+/// The state DB's error, said once: the path, what is wrong and what to do, and none of
+/// sqlx's repetitions ("file is not a database: ... file is not a database").
+fn assert_said_once(stderr: &str, path: &str, advice: &[&str]) {
+    assert_eq!(
+        stderr.matches("error:").count(),
+        1,
+        "one error line: {stderr}"
+    );
+    assert!(stderr.contains(path), "names {path}: {stderr}");
+    for a in advice {
+        assert!(stderr.contains(a), "says `{a}`: {stderr}");
+    }
+    assert!(
+        !stderr.contains("error returned from database") && !stderr.contains("(code:"),
+        "sqlx's wording is not repeated: {stderr}"
+    );
+}
+
+#[test]
+fn a_state_db_that_is_not_a_database_is_explained_once_with_the_fix() {
+    let dir = workspace();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/facesync.db"),
+        "id,name\nthis is a CSV someone saved over the state database\n".repeat(200),
+    )
+    .unwrap();
+    for command in ["plan", "sync", "status"] {
+        let out = facesync(&[command, "-c", "config.toml"], dir.path());
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = text(&out.stderr);
+        assert_said_once(
+            &err,
+            "state/facesync.db",
+            &["move it aside", "starts afresh", "sends everyone again"],
+        );
+        assert_eq!(
+            err.matches("not a database").count(),
+            1,
+            "{command}: said once: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_state_db_folder_that_cannot_be_created_names_the_folder_and_the_fix() {
+    // Tests run as root, who may write anywhere: a folder under a regular file cannot be
+    // made even by root.
+    let dir = workspace();
+    std::fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config.replace("state/facesync.db", "blocker/facesync.db"),
+    )
+    .unwrap();
+    for command in ["plan", "sync"] {
+        let out = facesync(&[command, "-c", "config.toml"], dir.path());
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_said_once(
+            &text(&out.stderr),
+            "blocker/facesync.db",
+            &[
+                "cannot create or write",
+                "fix its permissions",
+                "state.database",
+            ],
+        );
+    }
+}
+
+#[test]
+fn log_lines_to_a_pipe_a_file_and_the_log_file_have_no_colour() {
+    let dir = workspace();
+    // A secret in a config others may read: every command warns, so there is a log line.
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config.replacen(
+            "app_secret_env = \"FACESYNC_TEST_UNSET\"",
+            "app_secret = \"not-a-real-secret\"",
+            1,
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            dir.path().join("config.toml"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let run = |stderr: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_facesync"))
+            .args(["--log-file", "facesync.log", "plan", "-c", "config.toml"])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .status()
+            .unwrap()
+    };
+    // stderr to a pipe (cron mail, a pipeline)
+    let piped = Command::new(env!("CARGO_BIN_EXE_facesync"))
+        .args(["plan", "-c", "config.toml"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let piped = text(&piped.stderr);
+    // stderr to a file (`2> log`)
+    let status = run(std::fs::File::create(dir.path().join("stderr.txt"))
+        .unwrap()
+        .into());
+    assert_eq!(status.code(), Some(2), "the demo roster has invalid people");
+    let redirected = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+    let log_file = std::fs::read_to_string(dir.path().join("facesync.log")).unwrap();
+    for (what, out) in [
+        ("pipe", &piped),
+        ("2> file", &redirected),
+        ("--log-file", &log_file),
+    ] {
+        assert!(
+            out.contains("WARN") && out.contains("readable by other users"),
+            "{what}: the config is warned about: {out}"
+        );
+        assert!(!out.contains('\u{1b}'), "{what}: no escape codes: {out:?}");
+    }
+}
+
+/// The embedded thumbnail of `id` in an HTML report, decoded.
+fn thumbnail_of(page: &str, id: &str) -> Option<image::RgbImage> {
+    use base64::Engine as _;
+    let alt = page.find(&format!("alt=\"photo of {id}\""))?;
+    let prefix = "src=\"data:image/jpeg;base64,";
+    let start = page[..alt].rfind(prefix)? + prefix.len();
+    let end = start + page[start..].find('"')?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&page[start..end])
+        .unwrap();
+    Some(image::load_from_memory(&bytes).unwrap().to_rgb8())
+}
+
+/// Mean absolute difference per channel of two images of the same size.
+fn mean_difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn report_thumbnails_are_upright_and_none_is_made_over_the_pixel_limit() {
+    let dir = workspace();
+    let photos = dir.path().join("photos");
+    std::fs::copy(
+        fixtures().join("images/orient-6.jpg"),
+        photos.join("R6.jpg"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("roster.csv"),
+        "employee_id,name\nR6,Rotated Six\nE1001,Over The Limit\n",
+    )
+    .unwrap();
+    // orient-6 is 300x240 (72,000 pixels); E1001.jpg is 480x600 (288,000): over the limit.
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config.replace(
+            "dir = \"photos\"",
+            "dir = \"photos\"\nmax_pixels = 100000\nmin_short_side = 100",
+        ),
+    )
+    .unwrap();
+    let plan = facesync(&["plan", "-c", "config.toml"], dir.path());
+    assert!(
+        text(&plan.stdout).contains("image_too_large"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let out = facesync(
+        &[
+            "report",
+            "-c",
+            "config.toml",
+            "--format",
+            "html",
+            "-o",
+            "report.html",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+
+    let thumb = thumbnail_of(&page, "R6").expect("R6 has a thumbnail");
+    assert_eq!(thumb.dimensions(), (128, 160), "upright: taller than wide");
+    let upright = image::open(fixtures().join("images/orient-1.jpg"))
+        .unwrap()
+        .resize_exact(128, 160, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let sideways = image::open(fixtures().join("images/orient-6.jpg"))
+        .unwrap()
+        .resize_exact(128, 160, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let (good, bad) = (
+        mean_difference(&thumb, &upright),
+        mean_difference(&thumb, &sideways),
+    );
+    assert!(
+        good < 8.0 && good * 3.0 < bad,
+        "like the upright photo ({good:.1}), not the stored one ({bad:.1})"
+    );
+
+    assert!(
+        thumbnail_of(&page, "E1001").is_none(),
+        "no thumbnail over max_pixels"
+    );
+    assert!(page.contains("image_too_large") && page.contains("no preview"));
+}

@@ -8,11 +8,11 @@ mod common;
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::SyncOptions;
-use facesync::emulator::{DirectoryUser, Emulator, EmulatorConfig};
 use facesync::plan::PlanOptions;
 use facesync::reason::ReasonCode;
 use facesync::store::{AttemptOutcome, State};
 use facesync::verify::{self, DriftKind};
+use facesync_emulator::{DirectoryUser, Emulator, EmulatorConfig};
 
 /// One roster row: an id, and optionally an e-mail, a mobile and a photo.
 #[derive(Clone, Default)]
@@ -199,7 +199,12 @@ async fn a_roster_with_only_email_addresses_syncs_to_feishu() {
     // An answer older than id_cache_days is asked again (0: on every run).
     write_config(&ws, &emu, "id_cache_days = 0", "");
     let third = ws.sync(only("feishu")).await;
-    assert_eq!(target(&third, "feishu").unchanged, 4, "{}", render_summary(&third));
+    assert_eq!(
+        target(&third, "feishu").unchanged,
+        4,
+        "{}",
+        render_summary(&third)
+    );
     assert_eq!(emu.stats().requests_of("feishu.batch_get_id"), 2);
     emu.shutdown().await;
 }
@@ -305,7 +310,12 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
     // A face removed on the Feishu side is sent again.
     assert!(emu.remove_feishu_face("P001"));
     let third = ws.sync(only("feishu")).await;
-    assert_eq!(target(&third, "feishu").delivered, 1, "{}", render_summary(&third));
+    assert_eq!(
+        target(&third, "feishu").delivered,
+        1,
+        "{}",
+        render_summary(&third)
+    );
     assert_eq!(target(&third, "feishu").unchanged, 1);
     assert!(emu.feishu_face("P001").is_some());
     assert_eq!(emu.stats().requests_of("feishu.face_upload"), 3);
@@ -418,6 +428,50 @@ async fn verify_shows_drift_on_both_targets() {
 // ---- leavers ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_roster_warns_loudly_and_prunes_nobody_even_with_force() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = workspace(&emu, &people(5));
+    ws.sync(only("vzicloud")).await;
+    assert_eq!(emu.vzicloud_users("staff").len(), 5);
+    // A truncated export: the header and nothing else.
+    write_roster(&ws, &[]);
+
+    let plan = ws.facesync(&["plan", "-c", "config.toml"]);
+    let stderr = text(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("has a header but no people") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+
+    let out = ws.facesync(&[
+        "sync",
+        "-c",
+        "config.toml",
+        "--target",
+        "vzicloud",
+        "--prune",
+        "--force",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("has a header but no people"), "{stderr}");
+    assert!(
+        stdout.contains("WARNING: the roster") && stdout.contains("PRUNE REFUSED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("even with --force"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "prune refused: {stdout}");
+    assert_eq!(emu.vzicloud_users("staff").len(), 5, "nobody was removed");
+    assert_eq!(emu.stats().requests_of("vzicloud.user_delete"), 0);
+
+    // Without --prune the empty roster is a warning, not a failure.
+    let out = ws.facesync(&["sync", "-c", "config.toml", "--target", "vzicloud"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("WARNING: the roster"));
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     let emu = emulator(EmulatorConfig::default()).await;
     let everyone = people(20);
@@ -506,7 +560,12 @@ async fn prune_removes_leavers_from_vzicloud_and_refuses_a_mass_deletion() {
     // A leaver who comes back is sent again.
     write_roster(&ws, &everyone[..11]);
     let back = ws.sync(only("vzicloud")).await;
-    assert_eq!(target(&back, "vzicloud").delivered, 1, "{}", render_summary(&back));
+    assert_eq!(
+        target(&back, "vzicloud").delivered,
+        1,
+        "{}",
+        render_summary(&back)
+    );
     assert!(emu.vzicloud_users("staff").contains(&"P011".to_string()));
     emu.shutdown().await;
 }
@@ -602,8 +661,7 @@ async fn batch_get_id_is_strict_and_answers_each_contact() {
     assert_eq!(answer["code"], 0, "{answer}");
     let list = answer["data"]["user_list"].as_array().unwrap();
     let ids: Vec<Option<&str>> = list.iter().map(|e| e["user_id"].as_str()).collect();
-    let open_id =
-        facesync::emulator::feishu_user_id_as("E1", facesync::emulator::UserIdType::OpenId);
+    let open_id = facesync_emulator::feishu_user_id_as("E1", facesync_emulator::UserIdType::OpenId);
     assert_eq!(
         ids,
         [Some(open_id.as_str()), None, None, Some(open_id.as_str())]

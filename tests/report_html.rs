@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use facesync::emulator::{Emulator, EmulatorConfig};
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 fn chromium() -> Option<PathBuf> {
     [

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use facesync::emulator::{Emulator, EmulatorConfig};
-use facesync::secret::Secret;
+use facesync_emulator::{Emulator, EmulatorConfig, Secret};
 
 const FEISHU_SECRET: &str = "feishu-secret-Zq81xWv3";
 const VZICLOUD_SECRET: &str = "vzicloud-secret-Hm27pLq9";

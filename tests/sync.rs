@@ -8,12 +8,12 @@ use std::time::Duration;
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::{self, SyncOptions};
-use facesync::emulator::EmulatorConfig;
 use facesync::reason::ReasonCode;
 use facesync::store::State;
+use facesync_emulator::EmulatorConfig;
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
-fn workspace(n: usize, emulator: &facesync::emulator::Emulator, extra: &str) -> Workspace {
+fn workspace(n: usize, emulator: &facesync_emulator::Emulator, extra: &str) -> Workspace {
     let ws = Workspace::empty();
     let mut roster = String::from("employee_id,name\n");
     for i in 1..=n {
@@ -428,7 +428,12 @@ async fn max_duration_stops_taking_work_and_the_next_run_sends_the_rest() {
     let mut left = HashMap::new();
     for name in ["feishu", "vzicloud"] {
         let t = target(&cut, name);
-        assert_eq!(t.delivered + t.not_sent, 12, "{name}: {}", render_summary(&cut));
+        assert_eq!(
+            t.delivered + t.not_sent,
+            12,
+            "{name}: {}",
+            render_summary(&cut)
+        );
         assert!(t.not_sent >= 4, "{name}: {}", render_summary(&cut));
         assert_eq!(
             t.stopped, None,
@@ -575,8 +580,15 @@ async fn a_second_sync_on_the_same_state_db_is_refused_while_one_runs() {
         std::future::pending(),
     )
     .await
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<deliver::LockError>(),
+            Some(deliver::LockError::Busy { .. })
+        ),
+        "{err:#}"
+    );
+    let err = err.to_string();
     assert!(err.contains("another facesync sync is running"), "{err}");
     drop(held);
     assert_eq!(ws.sync(SyncOptions::default()).await.exit_code(), 0);

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::SyncOptions;
-use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::reason::ReasonCode;
 use facesync::store::State;
+use facesync_emulator::{Emulator, EmulatorConfig};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A workspace whose people P_1.. have these Feishu ids (the `feishu_id` column).
@@ -61,7 +61,12 @@ async fn ids_with_unreserved_and_reserved_characters_reach_the_right_user() {
     let summary = ws.sync(SyncOptions::default()).await;
     assert_eq!(summary.exit_code(), 0, "{}", render_summary(&summary));
     let feishu = target(&summary, "feishu");
-    assert_eq!(feishu.delivered, ODD_IDS.len(), "{}", render_summary(&summary));
+    assert_eq!(
+        feishu.delivered,
+        ODD_IDS.len(),
+        "{}",
+        render_summary(&summary)
+    );
     // The pre-flight checked every user by id (GET /users/:user_id) before uploading.
     assert_eq!(
         emu.stats().requests_of("feishu.user_get"),

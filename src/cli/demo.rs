@@ -8,7 +8,7 @@ use include_dir::{Dir, include_dir};
 use super::{GlobalArgs, plan, render_summary};
 use crate::config::Config;
 use crate::deliver::{self, SyncOptions};
-use crate::emulator::{self, Emulator, EmulatorConfig};
+use facesync_emulator::{self as emulator, Emulator, EmulatorConfig};
 
 /// The demo roster and photos, compiled into the binary so `demo` works from anywhere.
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/demo");

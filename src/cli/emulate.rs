@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::config::{Columns, Encoding, RosterConfig};
-use crate::emulator::{self, Emulator, EmulatorConfig};
 use crate::reason::ReasonCode;
 use crate::targets::feishu::FeishuConfig;
 use crate::targets::vzicloud::VziCloudConfig;
+use facesync_emulator::{self as emulator, Emulator, EmulatorConfig};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -234,19 +234,21 @@ fn accept_credentials_of(config: &mut EmulatorConfig, path: &Path) -> anyhow::Re
         && let Some(feishu) = facesync.settings::<FeishuConfig>(&t.name)
     {
         config.feishu_app_id = feishu.app_id.clone();
-        config.feishu_app_secret = feishu
+        let secret = feishu
             .app_secret
             .resolve(&format!("targets.{}.app_secret", t.name))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.feishu_app_secret = emulator::Secret::new(secret.expose());
     }
     if let Some(t) = vzicloud
         && let Some(vzicloud) = facesync.settings::<VziCloudConfig>(&t.name)
     {
         config.vzicloud_accesskey_id = vzicloud.accesskey_id.clone();
-        config.vzicloud_accesskey_secret = vzicloud
+        let secret = vzicloud
             .accesskey_secret
             .resolve(&format!("targets.{}.accesskey_secret", t.name))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.vzicloud_accesskey_secret = emulator::Secret::new(secret.expose());
         config.vzicloud_app_id = vzicloud.app_id;
     }
     Ok(())

@@ -22,9 +22,12 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     match args.format {
         ReportFormat::Csv => report::write_csv(&rows, &mut buffer)?,
         ReportFormat::Json => report::write_json(&rows, &mut buffer)?,
-        ReportFormat::Html => buffer.extend_from_slice(
-            report::html::render(&rows, &config.photos.dir, "facesync report").as_bytes(),
-        ),
+        ReportFormat::Html => {
+            let thumbs = report::html::thumbnails(&rows, &config.photos).await;
+            buffer.extend_from_slice(
+                report::html::render(&rows, &thumbs, "facesync report").as_bytes(),
+            );
+        }
     }
     match &args.output {
         Some(path) => {

@@ -1,7 +1,7 @@
 //! `facesync sync`: deliver what is new, changed or failed, to every enabled target.
 
-use super::{Format, GlobalArgs, SyncArgs, check_targets, load_config, plan};
 use super::table::Table;
+use super::{Format, GlobalArgs, SyncArgs, check_targets, load_config, plan};
 use crate::deliver::{self, Summary, SyncOptions};
 use crate::outcome::Outcome;
 use crate::plan::PlanOptions;
@@ -85,7 +85,12 @@ pub fn render_summary(summary: &Summary) -> String {
             s.throttled.to_string(),
         ]);
     }
-    let mut out = t.render();
+    let mut out: String = summary
+        .warnings
+        .iter()
+        .map(|w| format!("WARNING: {w}\n"))
+        .collect();
+    out.push_str(&t.render());
     for s in &summary.targets {
         let reasons: Vec<String> = s
             .invalid

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::lane::{Lane, Purpose, Retried};
 use super::remote;
 use crate::config::Config;
 use crate::delivery::About;
+use crate::lane::{Lane, Purpose, Retried};
 use crate::plan::{self, Action, Plan};
 use crate::reason::{Finding, ReasonCode};
 use crate::store::{DeliveryRecord, Store, StoreError};
@@ -195,7 +195,7 @@ pub(crate) async fn run(
                     fingerprint: &fingerprint,
                     user_id: item.target_user_id.as_deref(),
                 });
-                d.to_held_back(finding);
+                d.mark_held_back(finding);
                 rows.push(d);
             }
             Change::Requeued(_) | Change::Reopened(_) => {

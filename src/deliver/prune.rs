@@ -15,10 +15,10 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::lane::{Lane, Retried};
 use super::remote;
 use crate::config::Config;
 use crate::delivery::{Attempt, record_attempt};
+use crate::lane::{Lane, Retried};
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
 use crate::store::{AttemptOutcome, DeliveryRecord, Store, StoreError};
@@ -131,6 +131,21 @@ pub(crate) async fn run(
     if leavers.is_empty() {
         return Ok(Some(outcome));
     }
+    if keep.is_empty() {
+        // Every listed user would go: that is an empty or broken export, not a mass departure,
+        // and --force is no answer to it.
+        tracing::error!(
+            target = name,
+            "{name}: not pruned: the roster maps nobody to it"
+        );
+        return Ok(Some(PruneOutcome {
+            refused: Some(format!(
+                "not pruned: no roster row maps to a {name} user (the roster is empty or every row is invalid), \
+                 so every user would be removed; nobody is, even with --force: check the roster export"
+            )),
+            ..outcome
+        }));
+    }
     if let Some(why) = too_many(
         name,
         leavers.len(),
@@ -218,7 +233,7 @@ async fn remove_one(
         sent_hash: None,
         success: AttemptOutcome::Removed,
         on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
-            r.to_removed(
+            r.mark_removed(
                 receipt,
                 format!("no longer in the roster: user `{uid}` removed from {name}"),
             );

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::lane::Lane;
 use super::prune::PruneOutcome;
+use crate::lane::Lane;
 use crate::outcome::Outcome;
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
@@ -73,6 +73,8 @@ pub struct Summary {
     pub elapsed_seconds: f64,
     /// The HTML report written after the run (`[report] html`).
     pub report: Option<std::path::PathBuf>,
+    /// What the plan warned about (an empty roster), printed first.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -153,6 +155,7 @@ impl Summary {
             interrupted,
             elapsed_seconds: elapsed.as_secs_f64(),
             report: None,
+            warnings: plan.warnings.clone(),
         }
     }
 

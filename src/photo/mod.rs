@@ -14,12 +14,14 @@ mod jpeg;
 mod normalize;
 mod resize;
 mod stage;
+mod thumbnail;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 pub use stage::PhotoStage;
+pub use thumbnail::thumbnail;
 
 use crate::config::{Crop, OutputFormat, PhotoConfig, Profile};
 use crate::reason::{Finding, ReasonCode};

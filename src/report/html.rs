@@ -3,23 +3,62 @@
 //! state, and for each person who needs attention a thumbnail of the photo, the reason in
 //! plain words and what to do.
 
-use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::StreamExt as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::ReportRow;
+use crate::config::PhotoConfig;
 
 /// At most this many thumbnails are embedded; later rows show without one (the file stays
 /// small enough to open on a 100,000-person roster).
 const MAX_THUMBNAILS: usize = 2000;
 const THUMB_BOX: u32 = 160;
 
-/// Renders the report. `photos_dir` resolves the rows' relative photo paths for thumbnails.
-pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
+/// Thumbnails by photo path (as the rows name it): a `data:` URL, or `None` when none could be
+/// made (the page says "no preview").
+pub type Thumbnails = HashMap<String, Option<String>>;
+
+/// The thumbnails [`render`] embeds: those of the people who need attention, at most
+/// [`MAX_THUMBNAILS`], each photo once. Made through the photo pipeline's bounded decoder
+/// (limits from the header first, EXIF orientation, JPEGs DCT-scaled to 1/8) on blocking
+/// threads, one per core at a time, so thousands of them neither stall the async runtime nor
+/// take more than a few photos' memory at once.
+pub async fn thumbnails(rows: &[ReportRow], photos: &PhotoConfig) -> Thumbnails {
+    let mut seen = HashSet::new();
+    let wanted: Vec<String> = rows
+        .iter()
+        .filter(|r| needs_attention(&r.state))
+        .filter_map(|r| r.photo.clone())
+        .filter(|p| seen.insert(p.clone()))
+        .take(MAX_THUMBNAILS)
+        .collect();
+    let photos = Arc::new(photos.clone());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    futures::stream::iter(wanted)
+        .map(|photo| {
+            let photos = photos.clone();
+            async move {
+                let path = photos.dir.join(&photo);
+                let thumb = tokio::task::spawn_blocking(move || thumbnail(&path, &photos))
+                    .await
+                    .ok()
+                    .flatten();
+                (photo, thumb)
+            }
+        })
+        .buffer_unordered(cores)
+        .collect()
+        .await
+}
+
+/// Renders the report, with the `thumbs` made by [`thumbnails`].
+pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
     let mut totals: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for r in rows {
         *totals
@@ -39,15 +78,6 @@ pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
     ];
     let targets: Vec<&str> = totals.keys().copied().collect();
     let attention: Vec<&ReportRow> = rows.iter().filter(|r| needs_attention(&r.state)).collect();
-    let mut thumbs: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    for r in &attention {
-        if let Some(photo) = &r.photo
-            && thumbs.len() < MAX_THUMBNAILS
-            && !thumbs.contains_key(photo.as_str())
-        {
-            thumbs.insert(photo, thumbnail(&photos_dir.join(photo)));
-        }
-    }
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -89,7 +119,7 @@ pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
                     thead { tr { th { "photo" } th { "id" } th { "name" } th { "target" } th { "state" } th { "why" } th { "what to do" } th { "attempts" } } }
                     tbody {
                         @for r in rows {
-                            (row(r, &thumbs))
+                            (row(r, thumbs))
                         }
                     }
                 }
@@ -100,7 +130,7 @@ pub fn render(rows: &[ReportRow], photos_dir: &Path, title: &str) -> String {
     page.into_string()
 }
 
-fn row(r: &ReportRow, thumbs: &BTreeMap<&str, Option<String>>) -> Markup {
+fn row(r: &ReportRow, thumbs: &Thumbnails) -> Markup {
     let thumb = r
         .photo
         .as_deref()
@@ -133,25 +163,17 @@ fn needs_attention(state: &str) -> bool {
     !matches!(state, "delivered" | "removed")
 }
 
-/// A small JPEG data URL of the photo, or `None` when it cannot be read (which the report
-/// shows as "no preview"; the reason column says why). Decoding is bounded.
-fn thumbnail(path: &Path) -> Option<String> {
-    let mut reader = image::ImageReader::open(path)
-        .ok()?
-        .with_guessed_format()
-        .ok()?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(20_000);
-    limits.max_image_height = Some(20_000);
-    limits.max_alloc = Some(512 * 1024 * 1024);
-    reader.limits(limits);
-    let img = reader.decode().ok()?;
-    let small = image::DynamicImage::ImageRgb8(img.thumbnail(THUMB_BOX, THUMB_BOX).to_rgb8());
-    let mut bytes = Vec::new();
-    small
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
-        .ok()?;
-    Some(format!("data:image/jpeg;base64,{}", BASE64.encode(bytes)))
+/// A small JPEG data URL of the photo, or `None` when it cannot be read or is over the
+/// photo limits (the report shows "no preview"; the reason column says why). The file's size
+/// is checked before it is read, its pixel count before it is decoded.
+fn thumbnail(path: &Path, photos: &PhotoConfig) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > photos.max_file_bytes {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let jpeg = crate::photo::thumbnail(&bytes, photos, THUMB_BOX).ok()?;
+    Some(format!("data:image/jpeg;base64,{}", BASE64.encode(jpeg)))
 }
 
 const CSS: &str = r#"
@@ -222,9 +244,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_report_is_self_contained_escaped_and_has_thumbnails_for_rejected_people() {
-        let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos");
+    /// The default photo settings, over `dir`.
+    fn photos(dir: &Path) -> PhotoConfig {
+        let mut photos = crate::config::Config::parse(
+            "[roster]\npath = \"r.csv\"\n",
+            Path::new("/x/config.toml"),
+        )
+        .unwrap()
+        .photos;
+        photos.dir = dir.to_path_buf();
+        photos
+    }
+
+    #[tokio::test]
+    async fn the_report_is_self_contained_escaped_and_has_thumbnails_for_rejected_people() {
+        let photos = photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/photos"));
         let rows = vec![
             row(
                 "E1",
@@ -235,7 +269,8 @@ mod tests {
             row("E2", "张伟", "delivered", Some("E1001.jpg")),
             row("E3", "Gone", "invalid", Some("missing.jpg")),
         ];
-        let page = render(&rows, &photos, "facesync report");
+        let thumbs = thumbnails(&rows, &photos).await;
+        let page = render(&rows, &thumbs, "facesync report");
         assert!(!page.contains("<script>alert(1)"), "names must be escaped");
         assert!(page.contains("&lt;script&gt;alert(1)"));
         assert_eq!(

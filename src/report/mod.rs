@@ -67,7 +67,8 @@ pub async fn write_html_file(
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let rows = rows(store).await?;
-    let page = html::render(&rows, &config.photos.dir, "facesync report");
+    let thumbs = html::thumbnails(&rows, &config.photos).await;
+    let page = html::render(&rows, &thumbs, "facesync report");
     write_atomically(path, page.as_bytes())
 }
 

@@ -24,17 +24,161 @@ pub use records::{
 const BATCH: usize = 2000;
 
 /// The state DB could not be opened, migrated, read or written.
+///
+/// Neither variant has a `source`: sqlx's errors repeat their source in their own text, so
+/// printing the chain (`{:#}`) would say "file is not a database" three times. Each variant
+/// says it once, with the path and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open state database {path}: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
-    #[error("cannot migrate state database {path}: {source}")]
-    Migrate {
-        path: PathBuf,
-        source: sqlx::migrate::MigrateError,
-    },
-    #[error("state database error: {0}")]
-    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Open(OpenError),
+    #[error("state database error: {}", describe(.0))]
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Sql(e)
+    }
+}
+
+/// What kept the state DB from opening, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenProblem {
+    /// The file is damaged, or is something else than a SQLite database.
+    NotADatabase,
+    /// The file or its folder cannot be created or written.
+    NotWritable,
+    /// The file was migrated by a newer (or another) facesync than this one.
+    NewerSchema,
+    Other,
+}
+
+/// The state DB at `path` could not be opened or migrated.
+#[derive(Debug)]
+pub struct OpenError {
+    pub path: PathBuf,
+    pub problem: OpenProblem,
+    /// What SQLite or the OS said, once.
+    pub detail: String,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        let detail = &self.detail;
+        match self.problem {
+            OpenProblem::NotADatabase => write!(
+                f,
+                "state database {path} is damaged or is not a facesync database ({detail}): \
+                 move it aside (for example `mv {path} {path}.bad`); the next run starts afresh \
+                 and sends everyone again"
+            ),
+            OpenProblem::NotWritable => {
+                let dir = self
+                    .path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                write!(
+                    f,
+                    "cannot create or write state database {path} ({detail}): make {} a folder \
+                     the user running facesync can write (fix its permissions), or set \
+                     state.database to another path",
+                    dir.display()
+                )
+            }
+            OpenProblem::NewerSchema => write!(
+                f,
+                "state database {path} was written by a newer or different facesync ({detail}): \
+                 run that version, or move the file aside to start afresh (everyone is sent again)"
+            ),
+            OpenProblem::Other => write!(f, "cannot open state database {path}: {detail}"),
+        }
+    }
+}
+
+impl OpenError {
+    fn io(path: &Path, e: &std::io::Error) -> OpenError {
+        use std::io::ErrorKind as K;
+        let problem = match e.kind() {
+            K::PermissionDenied | K::ReadOnlyFilesystem | K::NotADirectory | K::IsADirectory => {
+                OpenProblem::NotWritable
+            }
+            _ => OpenProblem::Other,
+        };
+        OpenError {
+            path: path.to_path_buf(),
+            problem,
+            detail: e.to_string(),
+        }
+    }
+
+    fn sql(path: &Path, e: &sqlx::Error) -> OpenError {
+        let problem = match e {
+            sqlx::Error::Database(db) => {
+                // SQLite's primary result code is the low byte of the extended one.
+                match db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .map(|c| c & 0xff)
+                {
+                    Some(11 | 26) => OpenProblem::NotADatabase, // CORRUPT, NOTADB
+                    Some(3 | 8 | 14 | 23) => OpenProblem::NotWritable, // PERM, READONLY, CANTOPEN, AUTH
+                    _ => OpenProblem::Other,
+                }
+            }
+            sqlx::Error::Io(io) => return OpenError::io(path, io),
+            _ => OpenProblem::Other,
+        };
+        OpenError {
+            path: path.to_path_buf(),
+            problem,
+            detail: describe(e),
+        }
+    }
+
+    fn migrate(path: &Path, e: &sqlx::migrate::MigrateError) -> OpenError {
+        use sqlx::migrate::MigrateError as M;
+        match e {
+            M::Execute(inner) | M::ExecuteMigration(inner, _) => OpenError::sql(path, inner),
+            M::VersionMissing(_) | M::VersionMismatch(_) => OpenError {
+                path: path.to_path_buf(),
+                problem: OpenProblem::NewerSchema,
+                detail: e.to_string(),
+            },
+            _ => OpenError {
+                path: path.to_path_buf(),
+                problem: OpenProblem::Other,
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Creates the folder the state DB at `path` goes in (the run lock goes there too).
+pub fn create_folder(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            let mut error = OpenError::io(path, &e);
+            // "File exists" alone does not say which file is in the way.
+            if let Some(file) = parent.ancestors().find(|a| a.is_file()) {
+                error.problem = OpenProblem::NotWritable;
+                error.detail = format!("{} is a file, not a folder", file.display());
+            }
+            StoreError::Open(error)
+        })?;
+    }
+    Ok(())
+}
+
+/// One line for a sqlx error: for a database error SQLite's message alone (sqlx's own text
+/// adds "error returned from database" and the code, and its source says it all again).
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The current time as RFC 3339 (UTC, seconds).
@@ -51,17 +195,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, in WAL mode, and applies migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: sqlx::Error::Io(e),
-            })?;
-        }
+        create_folder(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?
+            .map_err(|e| StoreError::Open(OpenError::sql(path, &e)))?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -72,17 +208,11 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|e| StoreError::Open(OpenError::sql(path, &e)))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|e| StoreError::Open(OpenError::migrate(path, &e)))?;
         Ok(Store { pool })
     }
 

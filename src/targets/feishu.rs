@@ -137,6 +137,7 @@ impl Feishu {
             "app_secret": self.app_secret.expose(),
         });
         let reply = Reply::read(
+            &self.name,
             self.client
                 .post(&url)
                 .header("Content-Type", "application/json; charset=utf-8")
@@ -214,7 +215,7 @@ impl Feishu {
     }
 
     async fn send_json(&self, request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
-        let reply = Reply::read(request.send().await).await?;
+        let reply = Reply::read(&self.name, request.send().await).await?;
         let envelope: Option<DataEnvelope> = serde_json::from_slice(&reply.body).ok();
         let msg = envelope.as_ref().map_or("", |e| e.msg.as_str()).to_string();
         let code = envelope.as_ref().map(|e| e.code);
@@ -245,6 +246,7 @@ impl Feishu {
         cropped: bool,
     ) -> Result<Result<Option<Vec<u8>>, Verdict>, Failure> {
         let reply = Reply::read(
+            &self.name,
             self.client
                 .get(self.face_url(user_id)?)
                 .query(&[
@@ -286,6 +288,7 @@ impl Feishu {
             .text("file_type", ext)
             .text("file_name", file_name);
         let reply = Reply::read(
+            &self.name,
             self.client
                 .put(self.face_url(upload.user_id)?)
                 .query(&[("user_id_type", self.user_id_type)])
@@ -323,9 +326,13 @@ struct Reply {
 }
 
 impl Reply {
-    /// Reads a sent request's response; failing to get one at all is a network failure.
-    async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Reply, Failure> {
-        let resp = sent.map_err(|e| Failure::network(&self.name, &e))?;
+    /// Reads a sent request's response; failing to get one at all is a network failure of the
+    /// target named `target`.
+    async fn read(
+        target: &str,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<Reply, Failure> {
+        let resp = sent.map_err(|e| Failure::network(target, &e))?;
         let status = resp.status().as_u16();
         let logid = request_id(&resp);
         let reset = header(&resp, "x-ogw-ratelimit-reset");
@@ -333,7 +340,7 @@ impl Reply {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Failure::network(&self.name, &e))?
+            .map_err(|e| Failure::network(target, &e))?
             .to_vec();
         Ok(Reply {
             status,

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use facesync::config::Config;
 use facesync::deliver::{self, Summary, SyncOptions};
-use facesync::emulator::{Emulator, EmulatorConfig};
 use facesync::reason::ReasonCode;
 use facesync::store::{State, Store};
+use facesync_emulator::{Emulator, EmulatorConfig};
 
 /// Real face photos from the demo fixtures, reused under new ids.
 pub(crate) const FACES: &[&str] = &[

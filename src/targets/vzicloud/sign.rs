@@ -1,4 +1,4 @@
-//! VziCloud request signing (the vendor's SIGNATURE.md), shared by the client and the emulator.
+//! VziCloud request signing (the vendor's SIGNATURE.md), for the client.
 //!
 //! `signature = base64(hmac_sha1(secret, VERB \n CONTENT_MD5 \n CONTENT_TYPE \n EXPIRES \n
 //! CanonicalizedResource))`, placed url-encoded in the query next to `accesskey_id` and

@@ -2,9 +2,9 @@
 //! face update (UPDATE / REPLACE) and register (APPEND / REPLACE), groups, users and faces, with
 //! the error codes of ERROR.md and the paging envelope of SCAN.md.
 //!
-//! Signatures are verified with the client's own signer (`targets::vzicloud::sign`), computed
-//! over the body as received and the path and non-auth query parameters as received (values
-//! url-decoded). The checks run in the documented order: parameters present (1001), `expires`
+//! Signatures are verified with the emulator's own implementation of SIGNATURE.md
+//! ([`crate::signature`], not facesync's signer), computed over the body as received and the
+//! path and non-auth query parameters as received (values url-decoded). The checks run in the documented order: parameters present (1001), `expires`
 //! well-formed (1003), not expired (1002: expiry before the signature), a known key (1005), the
 //! signature (1004). ERROR.md gives no HTTP status per code; the emulator's are in [`status_of`].
 
@@ -27,7 +27,7 @@ use super::faces::{self, FaceLocation, Problem};
 use super::faults::{Api, Refusal, guard};
 use super::server::MAX_BODY;
 use super::state::{Group, Shared, VziCloudFace, VziUser, lock, unix_now};
-use crate::targets::vzicloud::sign;
+use crate::signature;
 
 /// The largest image VziCloud takes: 2 MB, at most 1920 wide and 1080 high.
 const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
@@ -179,7 +179,7 @@ pub(crate) fn verify(config: &EmulatorConfig, request: &Signed, now: u64) -> Res
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let (Some(accesskey_id), Some(expires), Some(signature)) =
+    let (Some(accesskey_id), Some(expires), Some(sent)) =
         (get("accesskey_id"), get("expires"), get("signature"))
     else {
         return Err(VziError::new(1001));
@@ -187,6 +187,7 @@ pub(crate) fn verify(config: &EmulatorConfig, request: &Signed, now: u64) -> Res
     if !expires.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VziError::new(1003));
     }
+    let expires_text = expires;
     let expires: u64 = expires.parse().map_err(|_| VziError::new(1003))?;
     if now > expires {
         return Err(VziError::new(1002));
@@ -194,21 +195,21 @@ pub(crate) fn verify(config: &EmulatorConfig, request: &Signed, now: u64) -> Res
     if accesskey_id != config.vzicloud_accesskey_id {
         return Err(VziError::new(1005));
     }
-    // The signer signs `application/json` for a body; a request that sends another type
-    // cannot carry a signature over the type it sends.
-    if !request.body.is_empty() && request.content_type.map(str::trim) != Some(sign::JSON) {
+    // A body is JSON, sent as `application/json`: a signature over another type is no
+    // signature VziCloud would accept.
+    if !request.body.is_empty() && request.content_type.map(str::trim) != Some(signature::JSON) {
         return Err(VziError::new(1004));
     }
-    let params: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let resource = sign::canonical_resource(request.path, &params);
-    let expected = sign::signature(
-        config.vzicloud_accesskey_secret.expose(),
-        &sign::string_to_sign(request.method, request.body, expires, &resource),
+    let resource = signature::canonical_resource(request.path, &pairs);
+    let canonical = signature::canonical_string(
+        request.method,
+        request.body,
+        signature::JSON,
+        expires_text,
+        &resource,
     );
-    if expected != signature {
+    let expected = signature::signature(config.vzicloud_accesskey_secret.expose(), &canonical);
+    if expected != sent {
         return Err(VziError::new(1004));
     }
     Ok(())
@@ -772,7 +773,7 @@ fn is_vzicloud_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::Secret;
 
     // The worked example of the vendor's SIGNATURE.md.
     const KEY_ID: &str = "7ffG6UFo1135QXbK2gVuiJffadN1YXZC";

@@ -1,15 +1,15 @@
 //! What both clouds do with an uploaded picture: sniff its format, read its size, decode it
 //! (bounded, EXIF orientation applied), find the face, and cut a face crop for downloads.
 //!
-//! Detection runs on a copy scaled to at most [`DETECT_LONG_SIDE`] pixels on the long side, for
-//! speed; boxes are mapped back to the image's own pixels.
+//! Detection ([`crate::detect`]) runs on a copy scaled to at most [`DETECT_LONG_SIDE`] pixels
+//! on the long side, for speed; boxes are mapped back to the image's own pixels.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use serde::Serialize;
 
-use crate::photo::face;
+use crate::detect;
 
 /// The long side of the copy faces are looked for in.
 const DETECT_LONG_SIDE: u32 = 400;
@@ -143,7 +143,7 @@ fn largest_face(image: &DynamicImage) -> Option<Rect> {
     } else {
         image.clone()
     };
-    let faces = face::detect(&small.to_luma8());
+    let faces = detect::faces(&small.to_luma8());
     let best = faces
         .iter()
         .max_by_key(|f| u64::from(f.width) * u64::from(f.height))?;
@@ -190,7 +190,7 @@ mod tests {
     fn photo(name: &str) -> Vec<u8> {
         std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/demo/photos")
+                .join("../fixtures/demo/photos")
                 .join(name),
         )
         .unwrap()

@@ -8,12 +8,13 @@
 //! expiring tokens, users that do not exist. Every random choice is drawn from the seed, so a
 //! run of sequential requests is reproducible.
 //!
-//! The emulator shares no code with the clients in `targets/` except the VziCloud signer, so a
-//! client bug cannot be mirrored by an emulator bug.
+//! The emulator shares no code with facesync: this crate does not depend on it (the compiler
+//! checks that), and has its own VziCloud signature check (written from SIGNATURE.md), face
+//! detector and secret type, so a client bug cannot be mirrored by an emulator bug.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use facesync::emulator::{Emulator, EmulatorConfig};
+//! use facesync_emulator::{Emulator, EmulatorConfig};
 //! let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
 //! let base_url = emulator.base_url(); // http://127.0.0.1:PORT, both clouds
 //! // ... point a client at base_url ...
@@ -23,10 +24,13 @@
 //! ```
 
 mod contact;
+mod detect;
 mod faces;
 mod faults;
 mod feishu;
+mod secret;
 mod server;
+mod signature;
 mod state;
 mod vzicloud;
 
@@ -38,7 +42,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::feishu::UserIdType;
-use crate::secret::Secret;
+pub use secret::Secret;
 
 pub use faces::FaceLocation;
 pub use state::{FaultStats, Stats, VziCloudFace};
