@@ -331,14 +331,10 @@ impl Lane {
 
     /// A job the run stopped before finishing: it stays pending (or failed_retryable when it
     /// was tried) with the reason, for the next run.
-    async fn leave_undone(
-        &self,
-        mut row: DeliveryRecord,
-        store: &Store,
-        tried: bool,
-    ) -> Result<(), StoreError> {
-        let target_stopped = self.stopped.is_cancelled();
-        let (reason, message) = match (target_stopped, self.stop_message()) {
+    /// Why a job of this lane was not sent: the target stopped (with its reason), or the run
+    /// did (Ctrl-C, the deadline).
+    pub(crate) fn not_sent_reason(&self) -> (ReasonCode, String) {
+        match (self.stopped.is_cancelled(), self.stop_message()) {
             (true, Some(m)) => (
                 ReasonCode::TargetStopped,
                 format!("not sent: the target stopped ({m})"),
@@ -351,7 +347,16 @@ impl Lane {
                 ReasonCode::Interrupted,
                 "not sent: the run stopped first".to_string(),
             ),
-        };
+        }
+    }
+
+    async fn leave_undone(
+        &self,
+        mut row: DeliveryRecord,
+        store: &Store,
+        tried: bool,
+    ) -> Result<(), StoreError> {
+        let (reason, message) = self.not_sent_reason();
         row.mark_left_undone(tried, reason, message);
         store.save_deliveries(std::slice::from_ref(&row)).await
     }

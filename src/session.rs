@@ -108,3 +108,15 @@ impl Session {
         self.interrupted.load(Ordering::SeqCst)
     }
 }
+
+/// Runs `work` for every lane at once, each at its own pace and within its own limits, and
+/// gives the answers in the lanes' order: how a command fans out over its targets.
+pub(crate) async fn fan_out<'a, T, Fut>(
+    lanes: &'a [Arc<Lane>],
+    work: impl FnMut(&'a Arc<Lane>) -> Fut,
+) -> Vec<T>
+where
+    Fut: Future<Output = T>,
+{
+    futures::future::join_all(lanes.iter().map(work)).await
+}

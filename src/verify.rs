@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::deliver::remote;
 use crate::identity::{self, Directory};
 use crate::outcome::Outcome;
-use crate::session::Session;
+use crate::session::{Session, fan_out};
 use crate::store::{State, Store};
 use crate::targets::RemoteUser;
 
@@ -229,7 +229,8 @@ async fn check_all(
     let directory = Directory::load(store, config, &lane_names).await?;
     let deliveries = store.deliveries().await?;
     let people = store.people().await?;
-    for lane in &lanes {
+    let (directory, deliveries, people) = (&directory, &deliveries, &people);
+    let checks = fan_out(&lanes, |lane| async move {
         let name = lane.name();
         let mut check = TargetCheck {
             target: name.to_string(),
@@ -264,13 +265,17 @@ async fn check_all(
                 check.listed = users.len();
                 check.with_face = users.iter().filter(|u| u.has_face).count();
                 check.drift = compare(name, &in_roster, &delivered, &users);
-                mark_missing(store, &deliveries, name, &check.drift).await?;
+                mark_missing(store, deliveries, name, &check.drift).await?;
             }
             Err(f) => {
                 check.error = Some(format!("cannot read the user list: {}", f.message));
             }
         }
-        report.targets.push(check);
+        Ok::<_, anyhow::Error>(check)
+    })
+    .await;
+    for check in checks {
+        report.targets.push(check?);
     }
     report
         .targets

@@ -686,6 +686,13 @@ async fn credentials_refused(fixture: &dyn Fixture) {
             state, expected,
             "{kind}: {id} ({reason:?}, tried: {tried}): a target's fault is not the person's"
         );
+        if !tried {
+            assert_eq!(
+                reason,
+                Some(ReasonCode::TargetStopped),
+                "{kind}: {id}: a person never sent says why"
+            );
+        }
     }
     assert!(fixture.held(&bench.emu).is_empty(), "{kind}: faces held");
     bench.shutdown().await;

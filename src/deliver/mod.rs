@@ -34,7 +34,7 @@ use crate::identity::{self, Unresolved};
 use crate::lane::Lane;
 use crate::photo::PhotoStage;
 use crate::plan::{self, Action, PlanOptions};
-use crate::session::Session;
+use crate::session::{Session, fan_out};
 use crate::store::{DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure};
 pub use prune::PruneOutcome;
@@ -237,7 +237,10 @@ async fn run_recorded(
             work.iter()
                 .any(|w| w.items.iter().any(|i| i.target == lane.name()))
         };
-        futures::future::join_all(lanes.iter().filter(|l| busy(l)).map(|lane| async move {
+        fan_out(lanes, |lane| async move {
+            if !busy(lane) {
+                return;
+            }
             if let Err(f) = lane.target.prepare().await {
                 let f = match f.class {
                     Class::Fatal => f,
@@ -248,7 +251,7 @@ async fn run_recorded(
                 };
                 lane.stop(f);
             }
-        }))
+        })
         .await;
         let ctx = Ctx {
             config,
@@ -261,6 +264,9 @@ async fn run_recorded(
             progress,
         };
         ctx.deliver_all(&work).await?;
+        if stop_new_work.is_cancelled() || lanes.iter().any(|l| l.stopped.is_cancelled()) {
+            record_not_sent(store, lanes, &work).await?;
+        }
 
         let mut pruned = HashMap::new();
         if options.prune {
@@ -297,6 +303,30 @@ async fn run_recorded(
     stop_new_work.cancel();
     progress.finish();
     outcome
+}
+
+/// People the run planned to send but never handed to their lane (the target stopped, Ctrl-C,
+/// the deadline): their rows, still pending with no reason, say why they were not sent.
+async fn record_not_sent(
+    store: &Store,
+    lanes: &[Arc<Lane>],
+    work: &[schedule::Work<'_>],
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    for item in work.iter().flat_map(|w| &w.items) {
+        let Some(lane) = lanes.iter().find(|l| l.name() == item.target) else {
+            continue;
+        };
+        let Some(mut row) = store.delivery(&item.id, &item.target).await? else {
+            continue;
+        };
+        if row.state == State::Pending && row.reason_code.is_none() {
+            let (reason, message) = lane.not_sent_reason();
+            row.mark_left_undone(false, reason, message);
+            rows.push(row);
+        }
+    }
+    store.save_deliveries(&rows).await
 }
 
 /// People whose id could not be looked up this run (the lookup failed after its retries):
