@@ -592,34 +592,30 @@ const FAULTY: Shape = Shape {
 
 /// Server errors are retried and everyone is delivered.
 async fn server_errors(fixture: &dyn Fixture) {
-    let kind = fixture.kind();
-    let bench = Bench::new(fixture, faults(0.3, 0.0), 3).await;
-    bench.configure(&FAULTY, "");
-    let summary = bench.sync(SyncOptions::default()).await;
-    let t = summary_of(&summary);
-    assert_eq!(
-        summary.exit_code(),
-        0,
-        "{kind}: {}",
-        render_summary(&summary)
-    );
-    assert_eq!(t.delivered, 3, "{kind}: {}", render_summary(&summary));
-    assert!(
-        t.retried > 0,
-        "{kind}: nothing retried: {}",
-        render_summary(&summary)
-    );
-    let faults = bench.emu.stats().faults;
-    assert!(faults.server_errors > 0, "{kind}: {faults:?}");
-    assert_eq!(faults.dropped, 0, "{kind}: {faults:?}");
-    bench.assert_all_delivered(&ids(3), &summary).await;
-    bench.shutdown().await;
+    retried_to_delivery(fixture, Fault::ServerError).await;
 }
 
 /// Connections closed without an answer are retried and everyone is delivered.
 async fn dropped_connections(fixture: &dyn Fixture) {
+    retried_to_delivery(fixture, Fault::Dropped).await;
+}
+
+/// The transport faults the emulator injects for every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    ServerError,
+    Dropped,
+}
+
+/// One kind of fault on 30% of the requests: retried, everyone delivered, and only that fault
+/// happened.
+async fn retried_to_delivery(fixture: &dyn Fixture, fault: Fault) {
     let kind = fixture.kind();
-    let bench = Bench::new(fixture, faults(0.0, 0.3), 3).await;
+    let config = match fault {
+        Fault::ServerError => faults(0.3, 0.0),
+        Fault::Dropped => faults(0.0, 0.3),
+    };
+    let bench = Bench::new(fixture, config, 3).await;
     bench.configure(&FAULTY, "");
     let summary = bench.sync(SyncOptions::default()).await;
     let t = summary_of(&summary);
@@ -635,9 +631,13 @@ async fn dropped_connections(fixture: &dyn Fixture) {
         "{kind}: nothing retried: {}",
         render_summary(&summary)
     );
-    let faults = bench.emu.stats().faults;
-    assert!(faults.dropped > 0, "{kind}: {faults:?}");
-    assert_eq!(faults.server_errors, 0, "{kind}: {faults:?}");
+    let seen = bench.emu.stats().faults;
+    let (this, other) = match fault {
+        Fault::ServerError => (seen.server_errors, seen.dropped),
+        Fault::Dropped => (seen.dropped, seen.server_errors),
+    };
+    assert!(this > 0, "{kind}: {fault:?}: {seen:?}");
+    assert_eq!(other, 0, "{kind}: {fault:?}: {seen:?}");
     bench.assert_all_delivered(&ids(3), &summary).await;
     bench.shutdown().await;
 }

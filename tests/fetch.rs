@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
-use common::{FACES, Settings, Workspace, demo_photo, emulator};
+use common::{Settings, Workspace, emulator};
 use facesync::cli::render_summary;
 use facesync::fetch::{self, FetchOptions};
 use facesync::reason::ReasonCode;
@@ -105,17 +105,7 @@ async fn forward(State(s): State<Arc<GateState>>, request: axum::extract::Reques
 /// reached through `gate`.
 async fn workspace(emu: &Emulator) -> Workspace {
     let ws = Workspace::empty();
-    let mut roster = String::from("employee_id,name\n");
-    for i in 0..PEOPLE {
-        let id = format!("P{i:03}");
-        roster.push_str(&format!("{id},Person {i}\n"));
-        std::fs::copy(
-            demo_photo(FACES[i % FACES.len()]),
-            ws.path().join(format!("photos/{id}.jpg")),
-        )
-        .unwrap();
-    }
-    std::fs::write(ws.path().join("roster.csv"), roster).unwrap();
+    ws.add_people((0..PEOPLE).map(|i| format!("P{i:03}")));
     ws.write_config(
         emu,
         &Settings {

@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{FACES, Settings, Workspace, demo_photo, emulator, target};
+use common::{Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::{self, SyncOptions};
 use facesync::reason::ReasonCode;
@@ -15,17 +15,7 @@ use facesync_emulator::EmulatorConfig;
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
 fn workspace(n: usize, emulator: &facesync_emulator::Emulator, extra: &str) -> Workspace {
     let ws = Workspace::empty();
-    let mut roster = String::from("employee_id,name\n");
-    for i in 1..=n {
-        let id = format!("P{i:03}");
-        roster.push_str(&format!("{id},Person {i}\n"));
-        std::fs::copy(
-            demo_photo(FACES[i % FACES.len()]),
-            ws.path().join(format!("photos/{id}.jpg")),
-        )
-        .unwrap();
-    }
-    std::fs::write(ws.path().join("roster.csv"), roster).unwrap();
+    ws.add_people((1..=n).map(|i| format!("P{i:03}")));
     ws.write_config(
         emulator,
         &Settings {

@@ -64,6 +64,21 @@ impl Workspace {
         ws
     }
 
+    /// Writes `roster.csv` (`employee_id,name`) with these ids, `Person <n>` for names, each
+    /// with a real face photo from the demo fixtures (reused in turn) as `photos/<id>.jpg`.
+    pub(crate) fn add_people(&self, ids: impl IntoIterator<Item = String>) {
+        let mut roster = String::from("employee_id,name\n");
+        for (i, id) in ids.into_iter().enumerate() {
+            roster.push_str(&format!("{id},Person {}\n", i + 1));
+            std::fs::copy(
+                demo_photo(FACES[(i + 1) % FACES.len()]),
+                self.path().join(format!("photos/{id}.jpg")),
+            )
+            .unwrap();
+        }
+        std::fs::write(self.path().join("roster.csv"), roster).unwrap();
+    }
+
     /// Writes `config.toml`: both targets at the emulator, with its credentials.
     pub(crate) fn write_config(&self, emulator: &Emulator, s: &Settings<'_>) {
         let e = emulator.config();
