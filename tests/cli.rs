@@ -204,6 +204,38 @@ fn a_bad_config_exits_1_naming_the_key() {
 }
 
 #[test]
+fn fetch_refuses_a_target_that_cannot_give_faces_back_before_asking_it() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("vzi.toml"),
+        "[roster]\npath = \"roster.csv\"\n[targets.vzicloud]\nbase_url = \"http://127.0.0.1:9\"\n\
+         app_id = 2\ngroup_id = \"staff\"\naccesskey_id = \"k\"\naccesskey_secret = \"s\"\n",
+    )
+    .unwrap();
+    for (target, said) in [
+        ("vzicloud", "no face download API"),
+        ("lobby", "no [targets.lobby] section"),
+    ] {
+        let out = facesync(
+            &[
+                "fetch", "-c", "vzi.toml", "--out", "faces", "--target", target,
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{target}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(said) && err.contains(target),
+            "{target}: {err}"
+        );
+        assert!(
+            !dir.path().join("faces").exists(),
+            "{target}: nothing written"
+        );
+    }
+}
+
+#[test]
 fn an_unreadable_roster_exits_1_and_the_run_is_recorded_as_failed() {
     let dir = workspace();
     std::fs::write(dir.path().join("roster.csv"), "staff,name\n1,A\n").unwrap();

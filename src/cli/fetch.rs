@@ -62,6 +62,13 @@ fn source(config: &Config, named: Option<&str>) -> anyhow::Result<String> {
                 config.file.display()
             );
         }
+        let target = targets::build(config, name).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if !target.abilities().download {
+            anyhow::bail!(
+                "--target {name}: this target has no face download API, so fetch cannot read \
+                 faces from it (name a Feishu target)"
+            );
+        }
         return Ok(name.to_string());
     }
     let able: Vec<&str> = config
