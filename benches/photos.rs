@@ -201,6 +201,7 @@ fn profile(max_width: u32, max_height: u32, max_bytes: u64) -> Profile {
         max_height,
         max_bytes,
         min_quality: 60,
+        min_short_side: 0,
     }
 }
 

@@ -332,7 +332,7 @@ async fn check_photos(
             let result = stage.prepare_file(path.clone(), profiles.clone()).await;
             let per_target = match result {
                 // One target's budget must not make the photo invalid for the others.
-                Err(f) if f.code == ReasonCode::CannotFit && profiles.len() > 1 => {
+                Err(f) if f.code.may_be_one_targets() && profiles.len() > 1 => {
                     let mut each = Vec::with_capacity(profiles.len());
                     for p in profiles {
                         each.push(stage.prepare_file(path.clone(), vec![p]).await);

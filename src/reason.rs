@@ -43,6 +43,9 @@ pub enum ReasonCode {
     NetworkError,
     AuthFailed,
     QuotaExhausted,
+    DeviceFull,
+    NotSupported,
+    FaceNotKept,
     Interrupted,
     TargetStopped,
     // Leavers.
@@ -78,6 +81,9 @@ impl ReasonCode {
         Self::NetworkError,
         Self::AuthFailed,
         Self::QuotaExhausted,
+        Self::DeviceFull,
+        Self::NotSupported,
+        Self::FaceNotKept,
         Self::Interrupted,
         Self::TargetStopped,
         Self::LeftRoster,
@@ -112,10 +118,20 @@ impl ReasonCode {
             Self::NetworkError => "network_error",
             Self::AuthFailed => "auth_failed",
             Self::QuotaExhausted => "quota_exhausted",
+            Self::DeviceFull => "device_full",
+            Self::NotSupported => "not_supported",
+            Self::FaceNotKept => "face_not_kept",
             Self::Interrupted => "interrupted",
             Self::TargetStopped => "target_stopped",
             Self::LeftRoster => "left_roster",
         }
+    }
+
+    /// A photo finding that may hold for one target's profile and not another's (a byte
+    /// budget, a target's own minimum size): a photo prepared for several targets at once that
+    /// meets it is prepared again for each on its own.
+    pub fn may_be_one_targets(self) -> bool {
+        matches!(self, Self::CannotFit | Self::TooSmall)
     }
 
     /// Parses the snake_case form back (the state DB stores codes as text).
@@ -187,6 +203,15 @@ impl ReasonCode {
             }
             Self::QuotaExhausted => {
                 "the target's request quota is used up: contact the vendor; retried on the next run"
+            }
+            Self::DeviceFull => {
+                "the terminal holds as many people or faces as it can: prune leavers (sync --prune) or move people to another terminal"
+            }
+            Self::NotSupported => {
+                "the target's firmware does not offer a call facesync needs: see the message; update the firmware or check the model"
+            }
+            Self::FaceNotKept => {
+                "the terminal answered OK but did not keep the face: it is sent again; if it keeps happening, check the terminal's storage and firmware"
             }
             Self::Interrupted => {
                 "the run was stopped before this person finished: it is retried on the next run"

@@ -122,6 +122,9 @@ pub struct Profile {
     pub max_height: u32,
     pub max_bytes: u64,
     pub min_quality: u8,
+    /// The photo's shorter side must reach this many pixels for this target (0: only
+    /// `photos.min_short_side` applies); a smaller one is `too_small` for this target alone.
+    pub min_short_side: u32,
 }
 
 /// Delivery settings every target has.

@@ -165,7 +165,7 @@ impl<'a> Section<'a> {
             return Err(self.err("burst", "must be at least 1"));
         }
         let profile = match self.take::<RawProfile>("profile")? {
-            Some(raw) => self.profile(raw)?,
+            Some(raw) => self.profile(raw, &defaults.profile)?,
             None => defaults.profile.clone(),
         };
         let ca_file = match self.take::<String>("ca_file")? {
@@ -185,7 +185,7 @@ impl<'a> Section<'a> {
         })
     }
 
-    fn profile(&self, raw: RawProfile) -> Result<Profile, ConfigError> {
+    fn profile(&self, raw: RawProfile, defaults: &Profile) -> Result<Profile, ConfigError> {
         let format = match raw.format.to_ascii_lowercase().as_str() {
             "jpeg" | "jpg" => OutputFormat::Jpeg,
             "png" => OutputFormat::Png,
@@ -214,6 +214,7 @@ impl<'a> Section<'a> {
             max_height: raw.max_height,
             max_bytes: raw.max_bytes,
             min_quality: raw.min_quality,
+            min_short_side: raw.min_short_side.unwrap_or(defaults.min_short_side),
         })
     }
 
@@ -245,6 +246,9 @@ struct RawProfile {
     max_bytes: u64,
     #[serde(default = "min_quality")]
     min_quality: u8,
+    /// Unset: the kind's own floor.
+    #[serde(default)]
+    min_short_side: Option<u32>,
 }
 
 fn jpeg() -> String {

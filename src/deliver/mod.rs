@@ -237,6 +237,7 @@ async fn run_recorded(
             work.iter()
                 .any(|w| w.items.iter().any(|i| i.target == lane.name()))
         };
+        let work_ref = &work;
         fan_out(lanes, |lane| async move {
             if !busy(lane) {
                 return;
@@ -250,6 +251,19 @@ async fn run_recorded(
                     },
                 };
                 lane.stop(f);
+                return;
+            }
+            let arriving: Vec<&str> = work_ref
+                .iter()
+                .flat_map(|w| &w.items)
+                .filter(|i| i.target == lane.name())
+                .filter_map(|i| i.target_user_id.as_deref())
+                .collect();
+            if let Err(f) = lane.target.check_room(&arriving).await {
+                lane.stop(Failure {
+                    class: Class::Fatal,
+                    ..f
+                });
             }
         })
         .await;

@@ -14,7 +14,7 @@ use crate::config::{Config, Profile};
 use crate::lane::{Job, Lane};
 use crate::photo::{Normalized, PhotoStage};
 use crate::plan::{self, Action, PlanItem};
-use crate::reason::{Finding, ReasonCode};
+use crate::reason::Finding;
 use crate::store::{Store, StoreError};
 
 /// Photos the stage found unfit during the run, by target and reason.
@@ -180,7 +180,7 @@ impl Ctx<'_> {
                     }
                 }
                 // One target's budget may be too small where another's is not: each on its own.
-                Err(finding) if finding.code == ReasonCode::CannotFit && targets.len() > 1 => {
+                Err(finding) if finding.code.may_be_one_targets() && targets.len() > 1 => {
                     for (l, permit) in permits {
                         match self.prepare(person, &[l]).await {
                             Ok(mut photos) => {

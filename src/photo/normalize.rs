@@ -109,7 +109,18 @@ pub(crate) fn encode_for(
     );
     // Rounding can ask for a pixel more than the decoded region has.
     (w, h) = (w.min(region.width), h.min(region.height));
-    let floor_short = floor_short.min(w.min(h));
+    if w.min(h) < profile.min_short_side {
+        return Err(Finding::new(
+            ReasonCode::TooSmall,
+            format!(
+                "{target}: the photo is {w}x{h} within {target}'s {}x{} at most, and {target} \
+                 needs at least {} pixels on the shorter side \
+                 (targets.{target}.profile.min_short_side)",
+                profile.max_width, profile.max_height, profile.min_short_side
+            ),
+        ));
+    }
+    let floor_short = floor_short.max(profile.min_short_side).min(w.min(h));
     let (w, h, bytes) = loop {
         let started = Instant::now();
         let pixels = decoded.rgb(region, w, h, Quality::Best);

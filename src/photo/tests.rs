@@ -36,6 +36,7 @@ fn profile(format: OutputFormat, w: u32, h: u32, bytes: u64, q: u8) -> Profile {
         max_height: h,
         max_bytes: bytes,
         min_quality: q,
+        min_short_side: 0,
     }
 }
 

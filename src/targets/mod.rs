@@ -12,6 +12,7 @@
 //! rate-limit and retry.
 
 pub mod feishu;
+pub mod hikvision;
 pub mod registry;
 pub mod vzicloud;
 
@@ -299,6 +300,13 @@ pub trait Target: Send + Sync {
     /// Makes the target ready before the first upload (a token, a group). A fatal failure here
     /// stops this target for the run.
     async fn prepare(&self) -> Result<(), Failure>;
+
+    /// Called after [`Target::prepare`] with the ids this run will upload to: a target of
+    /// bounded capacity (a door terminal) refuses the run with a fatal failure when they would
+    /// not fit, before anything is sent. The default: no limit.
+    async fn check_room(&self, _arriving: &[&str]) -> Result<(), Failure> {
+        Ok(())
+    }
 
     /// Delivers one face. Signs (or authenticates) at send time, so a retry is a fresh request.
     async fn upload(&self, upload: &Upload<'_>) -> Result<Receipt, Failure>;

@@ -11,12 +11,12 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Identity, Target, feishu, vzicloud};
+use super::{Identity, Target, feishu, hikvision, vzicloud};
 use crate::config::{ConfigError, DeliveryConfig, IdCache, Section};
 use crate::roster::Person;
 
 /// Every kind of target this build knows.
-pub static KINDS: &[&dyn Kind] = &[&feishu::KIND, &vzicloud::KIND];
+pub static KINDS: &[&dyn Kind] = &[&feishu::KIND, &vzicloud::KIND, &hikvision::KIND];
 
 /// The kind named `name`.
 pub fn kind(name: &str) -> Option<&'static dyn Kind> {

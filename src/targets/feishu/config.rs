@@ -29,6 +29,7 @@ const DEFAULTS: Defaults = Defaults::cloud(
         max_height: 1440,
         max_bytes: 1_048_576,
         min_quality: DEFAULT_MIN_QUALITY,
+        min_short_side: 0,
     },
 );
 

@@ -28,6 +28,7 @@ const DEFAULTS: Defaults = Defaults::cloud(
         max_height: 1080,
         max_bytes: 1_572_864,
         min_quality: DEFAULT_MIN_QUALITY,
+        min_short_side: 0,
     },
 );
 
