@@ -20,7 +20,7 @@ use facesync::reason::ReasonCode;
 use facesync::store::State;
 use facesync::targets::{Abilities, Target};
 use facesync_emulator::Secret;
-use facesync_emulator::{Emulator, EmulatorConfig};
+use facesync_emulator::{Emulator, EmulatorConfig, HikvisionConfig};
 
 /// The section's name: not the kind's, so the suite also checks that nothing keys on the kind.
 const NAME: &str = "gate";
@@ -33,6 +33,11 @@ const VZI_GROUP: &str = "staff";
 trait Fixture: Sync {
     /// As `kind = "..."` and the registry name it.
     fn kind(&self) -> &'static str;
+
+    /// The section's `base_url`: the emulator's, unless the kind is served under a path.
+    fn base_url(&self, emu: &Emulator) -> String {
+        emu.base_url()
+    }
 
     /// The kind's own keys of a section at the emulator, with the credentials `credentials`
     /// holds (the emulator's own, or [`Fixture::wrong_credentials`]).
@@ -125,6 +130,73 @@ impl Fixture for Feishu {
             feishu_app_secret: Secret::new("wrong-secret"),
             ..accepted.clone()
         }
+    }
+}
+
+struct Hikvision;
+
+/// The emulated terminal the fixture's section points at.
+const TERMINAL: &str = "door1";
+
+impl Fixture for Hikvision {
+    fn kind(&self) -> &'static str {
+        "hikvision"
+    }
+
+    fn base_url(&self, emu: &Emulator) -> String {
+        emu.hikvision_url(TERMINAL)
+    }
+
+    /// The read-back looks often: the emulator stores faces at once unless told otherwise.
+    fn keys(&self, e: &EmulatorConfig) -> String {
+        format!(
+            "username = \"{}\"\npassword = \"{}\"\nreadback_interval_ms = 50\n",
+            e.hikvision.username,
+            e.hikvision.password.expose()
+        )
+    }
+
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            list_users: true,
+            remove_users: true,
+            ..Abilities::default()
+        }
+    }
+
+    fn held(&self, emu: &Emulator) -> Vec<String> {
+        emu.hikvision_faces(TERMINAL)
+    }
+
+    fn face(&self, emu: &Emulator, user: &str) -> Option<Vec<u8>> {
+        emu.hikvision_face(TERMINAL, user)
+    }
+
+    /// A terminal adds the people it does not hold, unless another system manages them.
+    fn unknown_user(&self, _user: &str) -> Situation {
+        Situation {
+            emulator: EmulatorConfig::default(),
+            keys: "create_persons = false",
+            reason: ReasonCode::UserNotFound,
+        }
+    }
+
+    /// A terminal does not count requests: it answers `deviceBusy` to one that arrives while
+    /// it models a face, which four at a time make certain.
+    fn throttling(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            hikvision: HikvisionConfig {
+                busy_time: std::time::Duration::from_millis(300),
+                ..HikvisionConfig::default()
+            },
+            ..EmulatorConfig::default()
+        }
+    }
+
+    fn wrong_credentials(&self, accepted: &EmulatorConfig) -> EmulatorConfig {
+        let mut wrong = accepted.clone();
+        wrong.hikvision.password = Secret::new("wrong-password");
+        wrong
     }
 }
 
@@ -261,7 +333,7 @@ impl<'a> Bench<'a> {
              timeout_seconds = 5\n{keys}{extra}\n",
             face_check = shape.face_check,
             kind = self.kind(),
-            url = self.emu.base_url(),
+            url = self.fixture.base_url(&self.emu),
             concurrency = shape.concurrency,
             retries = shape.max_retries,
             keys = self.fixture.keys(credentials),
@@ -384,7 +456,7 @@ async fn unchanged_rerun(fixture: &dyn Fixture) {
     for (api, n) in &after {
         if before.get(api) != Some(n) {
             assert!(
-                !["upload", "update", "register", "delete"]
+                !["upload", "update", "register", "delete", "record", "modify", "setup"]
                     .iter()
                     .any(|verb| api.contains(verb)),
                 "{kind}: {api} was sent again ({n} after {:?})",
@@ -502,8 +574,14 @@ async fn unknown_user(fixture: &dyn Fixture) {
 async fn rejected_face(fixture: &dyn Fixture) {
     let kind = fixture.kind();
     let bench = Bench::new(fixture, EmulatorConfig::default(), 3).await;
-    let cat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/cat.jpg");
-    std::fs::copy(cat, bench.photo("P003")).unwrap();
+    // Twice the fixture's size, so that it is big enough for every kind's profile.
+    let cat = image::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/cat.jpg"),
+    )
+    .unwrap();
+    cat.resize(cat.width() * 2, cat.height() * 2, image::imageops::FilterType::Triangle)
+        .save(bench.photo("P003"))
+        .unwrap();
     bench.configure(
         &Shape {
             face_check: false,
@@ -814,6 +892,7 @@ macro_rules! contract {
 contract! {
     feishu => Feishu,
     vzicloud => Vzicloud,
+    hikvision => Hikvision,
 }
 
 #[test]

@@ -438,6 +438,27 @@ mod tests {
         );
     }
 
+    /// The commented terminal section of config.example.toml, uncommented, loads and says what
+    /// the defaults say.
+    #[test]
+    fn the_example_terminal_section_loads_with_the_defaults() {
+        let example = crate::config::EXAMPLE;
+        let start = example.find("# [targets.lobby]").expect("the example has a terminal");
+        let section: String = example[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let text = format!("{}\n{section}", &example[..start]);
+        let config = Config::parse(&text, std::path::Path::new("/etc/facesync/config.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{section}"));
+        let example = config.settings::<HikvisionConfig>("lobby").unwrap();
+        let defaults = load("").unwrap();
+        let defaults = defaults.settings::<HikvisionConfig>("lobby").unwrap();
+        assert_eq!(example, defaults);
+    }
+
     #[test]
     fn door_rights_and_validity_are_part_of_what_was_delivered() {
         let a = load("").unwrap();
