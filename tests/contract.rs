@@ -456,9 +456,11 @@ async fn unchanged_rerun(fixture: &dyn Fixture) {
     for (api, n) in &after {
         if before.get(api) != Some(n) {
             assert!(
-                !["upload", "update", "register", "delete", "record", "modify", "setup"]
-                    .iter()
-                    .any(|verb| api.contains(verb)),
+                ![
+                    "upload", "update", "register", "delete", "record", "modify", "setup"
+                ]
+                .iter()
+                .any(|verb| api.contains(verb)),
                 "{kind}: {api} was sent again ({n} after {:?})",
                 before.get(api)
             );
@@ -579,9 +581,13 @@ async fn rejected_face(fixture: &dyn Fixture) {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/images/cat.jpg"),
     )
     .unwrap();
-    cat.resize(cat.width() * 2, cat.height() * 2, image::imageops::FilterType::Triangle)
-        .save(bench.photo("P003"))
-        .unwrap();
+    cat.resize(
+        cat.width() * 2,
+        cat.height() * 2,
+        image::imageops::FilterType::Triangle,
+    )
+    .save(bench.photo("P003"))
+    .unwrap();
     bench.configure(
         &Shape {
             face_check: false,

@@ -443,7 +443,9 @@ mod tests {
     #[test]
     fn the_example_terminal_section_loads_with_the_defaults() {
         let example = crate::config::EXAMPLE;
-        let start = example.find("# [targets.lobby]").expect("the example has a terminal");
+        let start = example
+            .find("# [targets.lobby]")
+            .expect("the example has a terminal");
         let section: String = example[start..]
             .lines()
             .filter_map(|l| l.strip_prefix("# "))

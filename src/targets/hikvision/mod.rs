@@ -399,7 +399,9 @@ impl Hikvision {
             .device()
             .name_max
             .map_or(s.name_max_bytes, |m| m.min(s.name_max_bytes));
-        let name = match cut(upload.name.trim(), limit) {
+        // A name cut in the middle keeps no trailing space; a person without one goes by
+        // their employeeNo (the terminal wants a name).
+        let name = match cut(upload.name.trim(), limit).trim_end() {
             "" => cut(upload.user_id, limit),
             name => name,
         };
