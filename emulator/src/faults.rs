@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::server::MAX_BODY;
 use super::state::{Quota, Shared, Windows};
-use super::{feishu, vzicloud};
+use super::{feishu, hikvision, vzicloud};
 
 /// Every API the emulator answers; the names are the kinds [`super::Stats`] counts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +35,25 @@ pub(crate) enum Api {
     VziUserList,
     VziUserView,
     VziUserDelete,
+    HikDeviceInfo,
+    HikAccessCapabilities,
+    HikUserCapabilities,
+    HikUserCount,
+    HikFaceCapabilities,
+    HikFaceCount,
+    HikUserRecord,
+    HikUserModify,
+    HikUserSetup,
+    HikUserSearch,
+    HikUserDelete,
+    HikFaceRecord,
+    HikFaceSetup,
+    HikFaceModify,
+    HikFaceSearch,
+    HikFaceDelete,
+    HikChallenge,
+    HikUnauthorized,
+    HikUnknown,
 }
 
 impl Api {
@@ -55,11 +74,34 @@ impl Api {
             Self::VziUserList => "vzicloud.user_list",
             Self::VziUserView => "vzicloud.user_view",
             Self::VziUserDelete => "vzicloud.user_delete",
+            Self::HikDeviceInfo => "hikvision.device_info",
+            Self::HikAccessCapabilities => "hikvision.access_capabilities",
+            Self::HikUserCapabilities => "hikvision.user_capabilities",
+            Self::HikUserCount => "hikvision.user_count",
+            Self::HikFaceCapabilities => "hikvision.face_capabilities",
+            Self::HikFaceCount => "hikvision.face_count",
+            Self::HikUserRecord => "hikvision.user_record",
+            Self::HikUserModify => "hikvision.user_modify",
+            Self::HikUserSetup => "hikvision.user_setup",
+            Self::HikUserSearch => "hikvision.user_search",
+            Self::HikUserDelete => "hikvision.user_delete",
+            Self::HikFaceRecord => "hikvision.face_record",
+            Self::HikFaceSetup => "hikvision.face_setup",
+            Self::HikFaceModify => "hikvision.face_modify",
+            Self::HikFaceSearch => "hikvision.face_search",
+            Self::HikFaceDelete => "hikvision.face_delete",
+            Self::HikChallenge => "hikvision.challenge",
+            Self::HikUnauthorized => "hikvision.unauthorized",
+            Self::HikUnknown => "hikvision.unknown",
         }
     }
 
     fn is_feishu(self) -> bool {
         self.name().starts_with("feishu.")
+    }
+
+    fn is_hikvision(self) -> bool {
+        self.name().starts_with("hikvision.")
     }
 }
 
@@ -122,8 +164,40 @@ pub(crate) async fn guard(
     let fate = shared
         .limits
         .fate(config.seed, config.drop_rate, config.error_rate);
-    if !config.latency.is_zero() {
-        tokio::time::sleep(config.latency).await;
+    let request = match apply(&shared, api, fate, request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let response = match (api.is_feishu(), config.feishu_rate_limit) {
+        (true, Some(limit)) => {
+            match shared
+                .limits
+                .windows
+                .admit(api.name(), limit, config.rate_window)
+            {
+                Ok(()) => next.run(request).await,
+                Err(wait) => {
+                    drain(request).await;
+                    feishu::rate_limited(limit, wait)
+                }
+            }
+        }
+        _ => next.run(request).await,
+    };
+    record(&shared, api, &response);
+    response
+}
+
+/// The `latency` knob, then `fate`: `Ok` hands the request on to be served, `Err` is the
+/// cloud's server error (the request drained); a dropped connection never returns.
+pub(crate) async fn apply(
+    shared: &Shared,
+    api: Api,
+    fate: Fate,
+    request: Request,
+) -> Result<Request, Response> {
+    if !shared.config.latency.is_zero() {
+        tokio::time::sleep(shared.config.latency).await;
         shared.count_fault(|f| f.delayed += 1);
     }
     match fate {
@@ -141,30 +215,20 @@ pub(crate) async fn guard(
             shared.count_fault(|f| f.server_errors += 1);
             tracing::debug!("{}: server error (error_rate)", api.name());
             drain(request).await;
-            return if api.is_feishu() {
+            Err(if api.is_feishu() {
                 feishu::server_error()
+            } else if api.is_hikvision() {
+                hikvision::server_error()
             } else {
                 vzicloud::server_error()
-            };
+            })
         }
-        Fate::Serve => {}
+        Fate::Serve => Ok(request),
     }
-    let response = match (api.is_feishu(), config.feishu_rate_limit) {
-        (true, Some(limit)) => {
-            match shared
-                .limits
-                .windows
-                .admit(api.name(), limit, config.rate_window)
-            {
-                Ok(()) => next.run(request).await,
-                Err(wait) => {
-                    drain(request).await;
-                    feishu::rate_limited(limit, wait)
-                }
-            }
-        }
-        _ => next.run(request).await,
-    };
+}
+
+/// Counts the refusal a response carries (its [`Refusal`] extension), if it carries one.
+pub(crate) fn record(shared: &Shared, api: Api, response: &Response) {
     match response.extensions().get::<Refusal>() {
         Some(Refusal(code)) => {
             shared.count_refusal(api, *code);
@@ -172,7 +236,6 @@ pub(crate) async fn guard(
         }
         None => tracing::debug!("{}: {}", api.name(), response.status()),
     }
-    response
 }
 
 /// Reads and discards a request's body before an early answer: closing a connection with

@@ -28,12 +28,14 @@ mod detect;
 mod faces;
 mod faults;
 mod feishu;
+mod hikvision;
 mod secret;
 mod server;
 mod signature;
 mod state;
 mod vzicloud;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,9 @@ pub use self::feishu::UserIdType;
 pub use secret::Secret;
 
 pub use faces::FaceLocation;
+pub use hikvision::{
+    DEMO_HIKVISION_PASSWORD, DEMO_HIKVISION_USERNAME, DigestAlgorithm, HikvisionConfig, StaleReply,
+};
 pub use state::{FaultStats, Stats, VziCloudFace};
 
 /// The Feishu app id the default configuration accepts.
@@ -106,8 +111,12 @@ pub struct EmulatorConfig {
     /// Seeds faults, tokens, face ids and log ids: the same requests in the same order get the
     /// same answers.
     pub seed: u64,
-    /// Detect faces in uploads (1490108 / 3002 when there is none). Off: any image decodes.
+    /// Detect faces in uploads (1490108 / 3002 when there is none; a terminal's
+    /// `SubpicAnalysisModelingError`). Off: any image decodes (any decodable JPEG models).
     pub face_check: bool,
+    /// The Hikvision terminals and their knobs. `latency`, `error_rate` (HTTP 500, no body),
+    /// `drop_rate`, `seed` and `face_check` apply to them too.
+    pub hikvision: HikvisionConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -133,6 +142,7 @@ impl Default for EmulatorConfig {
             quota: None,
             seed: 0,
             face_check: true,
+            hikvision: HikvisionConfig::default(),
         }
     }
 }
@@ -172,7 +182,7 @@ impl EmulatorConfig {
                 "the Feishu app id and the VziCloud access key id must not be empty".into(),
             );
         }
-        Ok(())
+        self.hikvision.validate()
     }
 }
 
@@ -324,6 +334,43 @@ impl Emulator {
             .groups
             .get_mut(group_id)
             .is_some_and(|g| g.users.remove(user_id).is_some())
+    }
+
+    /// `{base_url}/hikvision/{terminal}`: the base URL of one Hikvision terminal (its ISAPI
+    /// paths follow: `.../hikvision/door1/ISAPI/System/deviceInfo`).
+    pub fn hikvision_url(&self, terminal: &str) -> String {
+        format!("{}{}{terminal}", self.base_url(), hikvision::PREFIX)
+    }
+
+    /// The employeeNos a terminal holds, sorted; empty for an unknown terminal.
+    pub fn hikvision_persons(&self, terminal: &str) -> Vec<String> {
+        self.shared.hikvision_persons(terminal)
+    }
+
+    /// The `UserInfo` object a terminal stores for a person, as sent (Modify's fields merged).
+    pub fn hikvision_person(&self, terminal: &str, employee_no: &str) -> Option<serde_json::Value> {
+        self.shared.hikvision_person(terminal, employee_no)
+    }
+
+    /// The FPIDs holding a face a search would show (stored, and past `late_write`), sorted.
+    pub fn hikvision_faces(&self, terminal: &str) -> Vec<String> {
+        self.shared.hikvision_faces(terminal)
+    }
+
+    /// The bytes of a person's visible face, exactly as uploaded.
+    pub fn hikvision_face(&self, terminal: &str, employee_no: &str) -> Option<Vec<u8>> {
+        self.shared.hikvision_face(terminal, employee_no)
+    }
+
+    /// Failed logins in a row a terminal has counted (a successful login resets the count, and
+    /// so does the end of a lock).
+    pub fn hikvision_login_failures(&self, terminal: &str) -> u32 {
+        self.shared.hikvision_login_failures(terminal)
+    }
+
+    /// A terminal's requests by api key (`hikvision.user_record`, `hikvision.challenge`, ...).
+    pub fn hikvision_requests(&self, terminal: &str) -> BTreeMap<String, u64> {
+        self.shared.hikvision_requests(terminal)
     }
 
     /// Stops accepting, closes every connection, and waits for the server task to end.

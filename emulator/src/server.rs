@@ -1,6 +1,7 @@
-//! The HTTP server: one router for both clouds and the inspection path, the check of the raw
-//! path (no percent-encoded unreserved characters), and an accept loop that can close a
-//! connection without answering (the `drop_rate` knob), which a plain `axum::serve` cannot.
+//! The HTTP server: one router for both clouds, the Hikvision terminals and the inspection
+//! path, the check of the raw path (no percent-encoded unreserved characters), and an accept
+//! loop that can close a connection without answering (the `drop_rate` knob), which a plain
+//! `axum::serve` cannot.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -19,17 +20,19 @@ use tokio::task::JoinSet;
 use super::STATS_PATH;
 use super::faults::ConnKill;
 use super::state::Shared;
-use super::{feishu, vzicloud};
+use super::{feishu, hikvision, vzicloud};
 
 /// The largest request body read (VziCloud's 2 MB image is about 2.7 MB of base64).
 pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
 
-/// Both clouds, the stats path, and the answers to paths neither knows.
+/// Both clouds, the terminals under `/hikvision/<terminal>`, the stats path, and the answers
+/// to paths no one knows.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(feishu::routes(&shared))
         .merge(vzicloud::routes(&shared))
         .route(STATS_PATH, get(stats))
+        .route("/hikvision/{terminal}/{*rest}", any(hikvision::handle))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), log_id))

@@ -1,4 +1,5 @@
-//! What the emulated clouds hold (tokens, faces, groups, users) and what they have seen
+//! What the emulated clouds hold (tokens, faces, groups, users; the Hikvision terminals'
+//! state is in [`crate::hikvision`]) and what they have seen
 //! (requests, refusals, faults), behind short-lived locks that are never held across an await.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,12 +12,15 @@ use tokio::time::Instant;
 use super::EmulatorConfig;
 use super::faces::{FaceLocation, Rect};
 use super::faults::{Api, Limits};
+use super::hikvision::Terminals;
 
 /// Everything the server's handlers share.
 pub(crate) struct Shared {
     pub(crate) config: EmulatorConfig,
     pub(crate) feishu: Mutex<FeishuState>,
     pub(crate) vzicloud: Mutex<VziCloudState>,
+    /// The Hikvision terminals, each behind its own lock.
+    pub(crate) hikvision: Terminals,
     pub(crate) limits: Limits,
     counters: Mutex<Counters>,
     /// `users` as a set, for lookups.
@@ -95,9 +99,11 @@ pub struct VziCloudFace {
 /// What the emulator has seen and holds; also served as JSON at `/__emulator/stats`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {
-    /// Requests by kind (`feishu.face_upload`, `vzicloud.face_update`, ...), refused or not.
+    /// Requests by kind (`feishu.face_upload`, `vzicloud.face_update`, `hikvision.face_record`
+    /// summed over terminals, ...), refused or not.
     pub requests: BTreeMap<String, u64>,
-    /// Refusals by kind, then by vendor code (as a string: `"1490101"`, `"1004"`).
+    /// Refusals by kind, then by vendor code (as a string: `"1490101"`, `"1004"`; Hikvision's
+    /// decimal `errorCode`, and `"401"` for a digest refusal).
     pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
     /// Injected faults.
     pub faults: FaultStats,
@@ -179,6 +185,7 @@ impl Shared {
                 .collect(),
             feishu: Mutex::new(FeishuState::default()),
             vzicloud: Mutex::new(vzicloud),
+            hikvision: Terminals::new(&config.hikvision, config.seed),
             limits: Limits::default(),
             counters: Mutex::new(Counters::default()),
             ids: Mutex::new(HashMap::new()),

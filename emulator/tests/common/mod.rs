@@ -391,3 +391,292 @@ pub(crate) fn sign_query(
     query.push(format!("signature={}", encode(&signature)));
     query.join("&")
 }
+
+// ---- Hikvision: an HTTP Digest client (RFC 7616, written here, not the emulator's) ----
+
+/// A digest challenge as a terminal sent it.
+#[derive(Clone, Debug)]
+pub(crate) struct Challenge {
+    pub(crate) realm: String,
+    pub(crate) nonce: String,
+    pub(crate) opaque: String,
+    pub(crate) algorithm: String,
+    pub(crate) stale: String,
+    /// The requests made with this nonce so far.
+    pub(crate) nc: u32,
+}
+
+impl Challenge {
+    /// Reads a `WWW-Authenticate: Digest ...` value.
+    pub(crate) fn parse(value: &str) -> Challenge {
+        let rest = value.strip_prefix("Digest ").expect("a Digest challenge");
+        let mut params = std::collections::HashMap::new();
+        for item in rest.split(", ") {
+            let (k, v) = item.split_once('=').expect("key=value");
+            params.insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+        assert_eq!(params["qop"], "auth", "{value}");
+        Challenge {
+            realm: params["realm"].clone(),
+            nonce: params["nonce"].clone(),
+            opaque: params["opaque"].clone(),
+            algorithm: params["algorithm"].clone(),
+            stale: params.get("stale").cloned().unwrap_or_default(),
+            nc: 0,
+        }
+    }
+}
+
+fn digest_hex(algorithm: &str, text: &str) -> String {
+    let bytes = if algorithm.starts_with("SHA-256") {
+        sha2::Sha256::digest(text.as_bytes()).to_vec()
+    } else {
+        Md5::digest(text.as_bytes()).to_vec()
+    };
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `Authorization` value for one request under `challenge` (its `nc` already counted).
+/// `sess` uses the `-sess` variant of the challenge's algorithm.
+pub(crate) fn digest_authorization(
+    challenge: &Challenge,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    sess: bool,
+) -> String {
+    let algorithm = if sess {
+        format!("{}-sess", challenge.algorithm)
+    } else {
+        challenge.algorithm.clone()
+    };
+    let nc = format!("{:08x}", challenge.nc);
+    let cnonce = format!("cn{}", challenge.nc * 7919);
+    let nonce = &challenge.nonce;
+    let mut ha1 = digest_hex(
+        &algorithm,
+        &format!("{username}:{}:{password}", challenge.realm),
+    );
+    if sess {
+        ha1 = digest_hex(&algorithm, &format!("{ha1}:{nonce}:{cnonce}"));
+    }
+    let ha2 = digest_hex(&algorithm, &format!("{method}:{uri}"));
+    let response = digest_hex(
+        &algorithm,
+        &format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"),
+    );
+    format!(
+        "Digest username=\"{username}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm={algorithm}, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\", \
+         opaque=\"{}\"",
+        challenge.realm, challenge.opaque
+    )
+}
+
+/// A request body for a terminal.
+#[derive(Clone)]
+pub(crate) enum HikBody {
+    None,
+    Json(Value),
+    Raw {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// A client of one terminal: asks for a challenge when it has none, signs every request with
+/// the next `nc`, and on `stale="true"` takes the new challenge and tries once more.
+pub(crate) struct Hik {
+    pub(crate) http: reqwest::Client,
+    pub(crate) host: String,
+    /// `/hikvision/<terminal>`.
+    pub(crate) prefix: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
+    pub(crate) sess: bool,
+    pub(crate) challenge: std::sync::Mutex<Option<Challenge>>,
+}
+
+impl Hik {
+    pub(crate) fn new(emulator: &Emulator, terminal: &str) -> Self {
+        Self::with_password(emulator, terminal, "demo-hikvision-password")
+    }
+
+    pub(crate) fn with_password(emulator: &Emulator, terminal: &str, password: &str) -> Self {
+        Self {
+            http: client(),
+            host: emulator.base_url(),
+            prefix: format!("/hikvision/{terminal}"),
+            username: "admin".to_string(),
+            password: password.to_string(),
+            sess: false,
+            challenge: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `path` (with its query) under the terminal, sent with exactly this `Authorization`.
+    pub(crate) async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &HikBody,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("{}{}{path}", self.host, self.prefix);
+        let mut request = self.http.request(method, url);
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        request = match body {
+            HikBody::None => request,
+            HikBody::Json(v) => request
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(v).unwrap()),
+            HikBody::Raw {
+                content_type,
+                bytes,
+            } => request
+                .header("content-type", content_type.as_str())
+                .body(bytes.clone()),
+        };
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    /// Asks for a fresh challenge (a request without credentials) and keeps it.
+    pub(crate) async fn challenge(&self) -> Answer {
+        let answer = self
+            .raw("GET", "/ISAPI/System/deviceInfo", None, &HikBody::None)
+            .await;
+        assert_eq!(answer.status, 401, "a challenge");
+        let value = answer.header("www-authenticate").unwrap().to_string();
+        *self.challenge.lock().unwrap() = Some(Challenge::parse(&value));
+        answer
+    }
+
+    /// The `Authorization` for the next request with the kept challenge.
+    pub(crate) fn authorization(&self, method: &str, path: &str) -> String {
+        let mut kept = self.challenge.lock().unwrap();
+        let challenge = kept.as_mut().expect("a challenge first");
+        challenge.nc += 1;
+        let uri = format!("{}{path}", self.prefix);
+        digest_authorization(
+            challenge,
+            &self.username,
+            &self.password,
+            method,
+            &uri,
+            self.sess,
+        )
+    }
+
+    /// One signed request; on a 401 with `stale="true"` the new challenge is taken and the
+    /// request sent once more.
+    pub(crate) async fn send(&self, method: &str, path: &str, body: &HikBody) -> Answer {
+        if self.challenge.lock().unwrap().is_none() {
+            self.challenge().await;
+        }
+        let auth = self.authorization(method, path);
+        let answer = self.raw(method, path, Some(&auth), body).await;
+        let stale = answer
+            .header("www-authenticate")
+            .map(Challenge::parse)
+            .filter(|c| c.stale == "true");
+        match stale {
+            Some(c) if answer.status == 401 => {
+                *self.challenge.lock().unwrap() = Some(c);
+                let auth = self.authorization(method, path);
+                self.raw(method, path, Some(&auth), body).await
+            }
+            _ => answer,
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, &HikBody::None).await
+    }
+
+    pub(crate) async fn json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.send(method, path, &HikBody::Json(body)).await
+    }
+}
+
+/// Asserts a terminal's answer: the HTTP status, `subStatusCode` and `errorMsg` (`""`: none).
+#[track_caller]
+pub(crate) fn expect_hik(answer: &Answer, status: u16, sub: &str, msg: &str, case: &str) {
+    let got = (
+        answer.status,
+        answer.json["subStatusCode"].as_str().unwrap_or(""),
+        answer.json["errorMsg"].as_str().unwrap_or(""),
+    );
+    assert_eq!(
+        got,
+        (status, sub, msg),
+        "{case}: {}",
+        String::from_utf8_lossy(&answer.bytes[..answer.bytes.len().min(400)])
+    );
+}
+
+/// A person as working clients send one.
+pub(crate) fn hik_person(employee_no: &str, name: &str) -> Value {
+    json!({"UserInfo": {
+        "employeeNo": employee_no,
+        "name": name,
+        "userType": "normal",
+        "Valid": {"enable": true, "beginTime": "2020-01-01T00:00:00",
+                  "endTime": "2037-12-31T23:59:59", "timeType": "local"},
+        "doorRight": "1",
+        "RightPlan": [{"doorNo": 1, "planTemplateNo": "1"}],
+    }})
+}
+
+/// A face upload as the reference shows it: boundary `----X` (quoted when `quoted`), the
+/// record part then the image part named `image_part`; `swap` puts the image first.
+pub(crate) fn hik_face_form(
+    fpid: &str,
+    image: &[u8],
+    image_part: &str,
+    quoted: bool,
+    swap: bool,
+) -> HikBody {
+    let record = format!(r#"{{"faceLibType":"blackFD","FDID":"1","FPID":"{fpid}"}}"#);
+    let record_part = format!(
+        "------X\r\nContent-Disposition: form-data; name=\"FaceDataRecord\"\r\n\
+         Content-Type: application/json\r\n\r\n{record}\r\n"
+    )
+    .into_bytes();
+    let mut image_bytes = format!(
+        "------X\r\nContent-Disposition: form-data; name=\"{image_part}\"; \
+         filename=\"{fpid}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    image_bytes.extend_from_slice(image);
+    image_bytes.extend_from_slice(b"\r\n");
+    let mut bytes = Vec::new();
+    if swap {
+        bytes.extend(image_bytes);
+        bytes.extend(record_part);
+    } else {
+        bytes.extend(record_part);
+        bytes.extend(image_bytes);
+    }
+    bytes.extend_from_slice(b"------X--\r\n");
+    let boundary = if quoted { "\"----X\"" } else { "----X" };
+    HikBody::Raw {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        bytes,
+    }
+}
+
+pub(crate) const HIK_RECORD: &str = "/ISAPI/AccessControl/UserInfo/Record?format=json";
+pub(crate) const HIK_MODIFY: &str = "/ISAPI/AccessControl/UserInfo/Modify?format=json";
+pub(crate) const HIK_SETUP: &str = "/ISAPI/AccessControl/UserInfo/SetUp?format=json";
+pub(crate) const HIK_SEARCH: &str = "/ISAPI/AccessControl/UserInfo/Search?format=json";
+pub(crate) const HIK_DELETE: &str = "/ISAPI/AccessControl/UserInfo/Delete?format=json";
+pub(crate) const HIK_FACE_RECORD: &str = "/ISAPI/Intelligent/FDLib/FaceDataRecord?format=json";
+pub(crate) const HIK_FACE_SETUP: &str = "/ISAPI/Intelligent/FDLib/FDSetUp?format=json";
+pub(crate) const HIK_FACE_MODIFY: &str = "/ISAPI/Intelligent/FDLib/FDModify?format=json";
+pub(crate) const HIK_FACE_SEARCH: &str = "/ISAPI/Intelligent/FDLib/FDSearch?format=json";
+pub(crate) const HIK_FACE_DELETE: &str =
+    "/ISAPI/Intelligent/FDLib/FDSearch/Delete?format=json&FDID=1&faceLibType=blackFD";
