@@ -13,10 +13,29 @@ use facesync_emulator::{self as emulator, Emulator, EmulatorConfig};
 /// The demo roster and photos, compiled into the binary so `demo` works from anywhere.
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/fixtures/demo");
 
-/// The demo's configuration, pointing both targets at the emulator.
-pub(crate) fn demo_config_text(base_url: &str) -> String {
+/// The emulated door terminals the demo enrolls, besides the two clouds.
+pub(crate) const DEMO_TERMINALS: [&str; 2] = ["lobby", "gate2"];
+
+/// The demo's configuration, pointing every target at the emulator: the two clouds at
+/// `base_url`, the terminals under their own paths (`terminal_urls`, as [`DEMO_TERMINALS`]).
+pub(crate) fn demo_config_text(base_url: &str, terminal_urls: &[String]) -> String {
+    let mut terminals = String::new();
+    for (name, url) in DEMO_TERMINALS.iter().zip(terminal_urls) {
+        terminals.push_str(&format!(
+            r#"
+[targets.{name}]
+kind = "hikvision"
+base_url = "{url}"
+username = "{user}"
+password = "{password}"
+readback_interval_ms = 300
+"#,
+            user = emulator::DEMO_HIKVISION_USERNAME,
+            password = emulator::DEMO_HIKVISION_PASSWORD,
+        ));
+    }
     format!(
-        r#"# The demo's configuration: both targets point at the built-in emulator.
+        r#"# The demo's configuration: every target points at the built-in emulator.
 [roster]
 path = "roster.csv"
 [roster.columns]
@@ -47,7 +66,7 @@ accesskey_id = "{vzi_key}"
 accesskey_secret = "{vzi_secret}"
 rate_per_second = 5
 concurrency = 4
-"#,
+{terminals}"#,
         feishu_app = emulator::DEMO_FEISHU_APP_ID,
         feishu_secret = emulator::DEMO_FEISHU_APP_SECRET,
         vzi_app = emulator::DEMO_VZICLOUD_APP_ID,
@@ -58,12 +77,18 @@ concurrency = 4
 
 /// The emulator as the demo runs it: Feishu throttles at 3 requests a second (the client asks
 /// for 5), finds the roster's people by e-mail (the demo config maps no Feishu id column, so
-/// their ids are looked up), and does not have E1015 in any access-control group.
+/// their ids are looked up), and does not have E1015 in any access-control group. The two
+/// terminals store a face half a second after they answer OK (the read-back waits for it).
 fn demo_emulator() -> EmulatorConfig {
     EmulatorConfig {
         feishu_rate_limit: Some(3),
         absent_users: vec!["E1015".into()],
         directory: demo_directory(),
+        hikvision: emulator::HikvisionConfig {
+            terminals: DEMO_TERMINALS.iter().map(|t| t.to_string()).collect(),
+            late_write: std::time::Duration::from_millis(500),
+            ..emulator::HikvisionConfig::default()
+        },
         ..EmulatorConfig::default()
     }
 }
@@ -97,7 +122,14 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
     DEMO.extract(&dir)?;
     let emulator = Emulator::start(demo_emulator(), "127.0.0.1:0".parse()?).await?;
     let config_path = dir.join("config.toml");
-    write_private(&config_path, &demo_config_text(&emulator.base_url()))?;
+    let terminal_urls: Vec<String> = DEMO_TERMINALS
+        .iter()
+        .map(|t| emulator.hikvision_url(t))
+        .collect();
+    write_private(
+        &config_path,
+        &demo_config_text(&emulator.base_url(), &terminal_urls),
+    )?;
     let config = Config::load(&config_path)?;
     let people = std::fs::read_to_string(&config.roster.path)?
         .lines()
@@ -109,12 +141,15 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         config.photos.dir.display()
     );
     println!(
-        "  targets: Feishu ACS and VziCloud FRS, both played by the built-in emulator at {}",
+        "  targets: Feishu ACS, VziCloud FRS and two Hikvision door terminals ({}), all played \
+         by the built-in emulator at {}",
+        DEMO_TERMINALS.join(", "),
         emulator.base_url()
     );
     println!(
-        "  trouble injected: Feishu throttles at 3 requests/s, E1015 is in no Feishu access group; \
-         the fixtures hold a cat photo, a missing photo, a duplicate id and an id VziCloud cannot take\n"
+        "  trouble injected: Feishu throttles at 3 requests/s, E1015 is in no Feishu access group, \
+         the terminals store faces late; the fixtures hold a cat photo, a missing photo, a \
+         duplicate id, an id VziCloud cannot take and photos under the terminals' 400 px\n"
     );
 
     println!("1. plan (no network): what sync would do\n");
@@ -125,7 +160,7 @@ pub(super) async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         &mut std::io::stdout().lock(),
     )?;
 
-    println!("\n2. sync: deliver to both targets\n");
+    println!("\n2. sync: deliver to every target\n");
     let options = SyncOptions {
         progress: crate::progress::Handle::for_stderr(
             global.quiet,
