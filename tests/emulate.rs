@@ -213,6 +213,12 @@ fn emulate_help_documents_every_knob() {
         "--quota",
         "--seed",
         "--no-face-check",
+        "--hikvision-terminals",
+        "--hikvision-password",
+        "--hikvision-busy-time",
+        "--hikvision-late-write",
+        "--hikvision-capacity",
+        "--hikvision-nonce-lifetime",
     ];
     for knob in knobs {
         assert!(options.contains(knob), "no option {knob}");
@@ -257,6 +263,46 @@ async fn emulate_without_a_config_accepts_the_demo_credentials() {
         .await
         .unwrap();
     assert_eq!(stats["tokens_issued"], 1);
+}
+
+#[tokio::test]
+async fn emulate_serves_the_hikvision_terminals_it_names() {
+    let server = tokio::task::spawn_blocking(|| {
+        Server::spawn(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--hikvision-terminals",
+                "lobby,gate",
+                "--hikvision-password",
+                "s3cret-pass",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let banner = server.lines.concat();
+    let url = server.url();
+    for terminal in ["lobby", "gate"] {
+        let line = format!("base_url = \"{url}/hikvision/{terminal}\"  username = \"admin\"");
+        assert!(banner.contains(&line), "{line}: {banner}");
+    }
+    assert!(!banner.contains("s3cret-pass"), "{banner}");
+    let challenge = client()
+        .get(format!("{url}/hikvision/lobby/ISAPI/System/deviceInfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), 401);
+    let value = challenge.headers()["www-authenticate"].to_str().unwrap();
+    assert!(value.contains("realm=\"DS-K1T341AM(lobby)\""), "{value}");
+    let unknown = client()
+        .get(format!("{url}/hikvision/door1/ISAPI/System/deviceInfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 }
 
 #[tokio::test]

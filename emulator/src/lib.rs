@@ -2,11 +2,19 @@
 //! the tests and admins trying a config talk to it instead of the real clouds.
 //!
 //! One server answers both clouds on one port: Feishu under `/open-apis`, VziCloud under `/v2`,
+//! Hikvision access-control terminals under `/hikvision/<terminal>` ([`Emulator::hikvision_url`]),
 //! and the inspection path [`STATS_PATH`]. A request the real service would refuse is refused
 //! with the same HTTP status and vendor code. Knobs in [`EmulatorConfig`] add what a real cloud
 //! does on a bad day: rate limits, latency, 5xx answers, dropped connections, an exhausted quota,
 //! expiring tokens, users that do not exist. Every random choice is drawn from the seed, so a
 //! run of sequential requests is reproducible.
+//!
+//! The terminals (DS-K1T341AM, ISAPI, [`HikvisionConfig`]) each hold their own persons, faces,
+//! nonces, failed logins, lock and searches. Every request needs HTTP Digest (RFC 7616, MD5 or
+//! SHA-256) with a short-lived nonce; wrong passwords lock the account; persons and faces are
+//! written and searched as the reference describes (`ResponseStatus` answers, the reference's
+//! codes), photos must be baseline 4:2:0 JPEGs showing a face; and a terminal can be busy while
+//! it models a face (`deviceBusy`), show a face only some time after its OK, or lose a write.
 //!
 //! The emulator shares no code with facesync: this crate does not depend on it (the compiler
 //! checks that), and has its own VziCloud signature check (written from SIGNATURE.md), face
@@ -17,6 +25,7 @@
 //! use facesync_emulator::{Emulator, EmulatorConfig};
 //! let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
 //! let base_url = emulator.base_url(); // http://127.0.0.1:PORT, both clouds
+//! let door1 = emulator.hikvision_url("door1"); // http://127.0.0.1:PORT/hikvision/door1
 //! // ... point a client at base_url ...
 //! println!("{:?}", emulator.stats().requests);
 //! emulator.shutdown().await;

@@ -1,5 +1,6 @@
-//! `facesync emulate`: run the Feishu + VziCloud emulator as a server until Ctrl-C, with the
-//! demo credentials or exactly those a facesync config names, and the fault knobs as flags.
+//! `facesync emulate`: run the Feishu + VziCloud + Hikvision terminal emulator as a server
+//! until Ctrl-C, with the demo credentials or exactly those a facesync config names, and the
+//! fault knobs as flags.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,6 +43,12 @@ Examples:
   facesync emulate --directory directory.csv --users E1001,E1002
       batch_get_id finds the people of directory.csv (user_id,email,mobile,resigned) by
       e-mail or mobile; only E1001 and E1002 are in an access-control group
+  facesync emulate --hikvision-terminals lobby,gate --hikvision-password s3cret \
+      --hikvision-busy-time 2s --hikvision-late-write 3s --hikvision-capacity 500 \
+      --hikvision-nonce-lifetime 3s
+      two Hikvision terminals (http://ADDR/hikvision/lobby, .../gate; HTTP Digest, user
+      admin), each busy 2 s after a face write (deviceBusy), showing a face 3 s after its OK,
+      holding 500 persons and 500 faces
 
 Inspect what it holds and what it refused: GET http://ADDR/__emulator/stats (JSON).
 See every request and how it was answered: RUST_LOG=facesync=debug facesync emulate";
@@ -129,9 +136,39 @@ pub struct EmulateArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
-    /// Accept any decodable image, face or not (no 1490108 / 3002 for a missing face)
+    /// Accept any decodable image, face or not (no 1490108 / 3002 / SubpicAnalysisModelingError
+    /// for a missing face)
     #[arg(long)]
     pub no_face_check: bool,
+
+    /// Hikvision terminals served under /hikvision/NAME (comma-separated)
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_value = "door1,door2"
+    )]
+    pub hikvision_terminals: Vec<String>,
+
+    /// The password of the terminals' `admin` account (default: the demo password)
+    #[arg(long, value_name = "PASSWORD")]
+    pub hikvision_password: Option<String>,
+
+    /// How long a face write keeps a terminal busy (deviceBusy to everything else meanwhile)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hikvision_busy_time: Duration,
+
+    /// How long after its OK a face shows in a terminal's searches
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hikvision_late_write: Duration,
+
+    /// Persons and faces a terminal holds at most
+    #[arg(long, value_name = "N", default_value_t = 1500)]
+    pub hikvision_capacity: u32,
+
+    /// How long a terminal's digest nonce is good for
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub hikvision_nonce_lifetime: Duration,
 }
 
 pub(super) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
@@ -152,6 +189,23 @@ pub(super) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         "  VziCloud FRS  base_url = \"{url}\"  app_id = {}  accesskey_id = \"{}\"",
         config.vzicloud_app_id, config.vzicloud_accesskey_id
     )?;
+    for terminal in &config.hikvision.terminals {
+        writeln!(
+            out,
+            "  Hikvision     base_url = \"{}\"  username = \"{}\"",
+            emulator.hikvision_url(terminal),
+            config.hikvision.username
+        )?;
+    }
+    if args.hikvision_password.is_some() {
+        writeln!(out, "  Hikvision password: as given (not shown)")?;
+    } else if !config.hikvision.terminals.is_empty() {
+        writeln!(
+            out,
+            "  Hikvision demo password = \"{}\"",
+            emulator::DEMO_HIKVISION_PASSWORD
+        )?;
+    }
     match &args.config {
         Some(path) => writeln!(
             out,
@@ -197,6 +251,7 @@ fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
         quota: args.quota,
         seed: args.seed,
         face_check: !args.no_face_check,
+        hikvision: hikvision_config(args),
         users: users(args)?,
         directory: match &args.directory {
             None => Vec::new(),
@@ -216,6 +271,30 @@ fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
         .validate()
         .map_err(|e| anyhow::anyhow!("emulate: {e}"))?;
     Ok(config)
+}
+
+/// The Hikvision terminals' knobs from the flags.
+fn hikvision_config(args: &EmulateArgs) -> emulator::HikvisionConfig {
+    let defaults = emulator::HikvisionConfig::default();
+    emulator::HikvisionConfig {
+        terminals: args
+            .hikvision_terminals
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        password: args
+            .hikvision_password
+            .as_deref()
+            .map(emulator::Secret::new)
+            .unwrap_or(defaults.password.clone()),
+        busy_time: args.hikvision_busy_time,
+        late_write: args.hikvision_late_write,
+        max_persons: args.hikvision_capacity,
+        max_faces: args.hikvision_capacity,
+        nonce_lifetime: args.hikvision_nonce_lifetime,
+        ..defaults
+    }
 }
 
 /// Replaces the demo credentials with the ones a facesync config names (its first target of

@@ -91,8 +91,9 @@ pub struct HikvisionConfig {
     /// The terminals served, each under `/hikvision/<name>`: distinct names of 1 to 32 letters,
     /// digits, `_` or `-`.
     pub terminals: Vec<String>,
-    /// The one account every terminal has.
+    /// The one account every terminal has: its user name ...
     pub username: String,
+    /// ... and its password.
     pub password: Secret,
     /// The algorithm the challenge names.
     pub algorithm: DigestAlgorithm,
@@ -342,7 +343,11 @@ impl Shared {
     }
 
     pub(crate) fn hikvision_login_failures(&self, terminal: &str) -> u32 {
-        self.terminal(terminal).map(|t| t.failures).unwrap_or(0)
+        let now = Instant::now();
+        self.terminal(terminal)
+            .filter(|t| t.locked_until.is_none_or(|until| now < until))
+            .map(|t| t.failures)
+            .unwrap_or(0)
     }
 
     pub(crate) fn hikvision_requests(&self, terminal: &str) -> BTreeMap<String, u64> {
