@@ -160,7 +160,8 @@ async fn a_late_write_is_seen_on_read_back() {
         render_summary(&summary)
     );
     assert_eq!(emu.hikvision_faces("door1"), ids(3));
-    let searches = emu.hikvision_requests("door1")
+    let searches = emu
+        .hikvision_requests("door1")
         .get("hikvision.face_search")
         .copied()
         .unwrap_or(0);

@@ -31,7 +31,7 @@ use futures::FutureExt as _;
 use self::schedule::{Ctx, InvalidCounts, work_list};
 use crate::config::Config;
 use crate::identity::{self, Unresolved};
-use crate::lane::Lane;
+use crate::lane::{Lane, Purpose, Retried};
 use crate::photo::PhotoStage;
 use crate::plan::{self, Action, PlanOptions};
 use crate::session::{Session, fan_out};
@@ -242,16 +242,28 @@ async fn run_recorded(
             if !busy(lane) {
                 return;
             }
-            if let Err(f) = lane.target.prepare().await {
-                let f = match f.class {
-                    Class::Fatal => f,
-                    _ => Failure {
-                        message: format!("cannot get ready: {}", f.message),
-                        ..f
-                    },
-                };
-                lane.stop(f);
-                return;
+            // Through the lane: a transient failure (a 5xx, a busy device) is retried like
+            // any request; a fatal one stops the lane there.
+            let ready = lane
+                .with_retries_for(Purpose::Check, stop_new_work, || async {
+                    Ok(lane.target.prepare().await)
+                })
+                .await;
+            match ready {
+                Ok(Retried::Done(())) => {}
+                Ok(Retried::Failed(f)) => {
+                    let f = match f.class {
+                        Class::Fatal => f,
+                        _ => Failure {
+                            class: Class::Fatal,
+                            message: format!("cannot get ready: {}", f.message),
+                            ..f
+                        },
+                    };
+                    lane.stop(f);
+                    return;
+                }
+                Ok(Retried::Stopped { .. }) | Err(_) => return,
             }
             let arriving: Vec<&str> = work_ref
                 .iter()
@@ -259,7 +271,12 @@ async fn run_recorded(
                 .filter(|i| i.target == lane.name())
                 .filter_map(|i| i.target_user_id.as_deref())
                 .collect();
-            if let Err(f) = lane.target.check_room(&arriving).await {
+            let room = lane
+                .with_retries_for(Purpose::Check, stop_new_work, || async {
+                    Ok(lane.target.check_room(&arriving).await)
+                })
+                .await;
+            if let Ok(Retried::Failed(f)) = room {
                 lane.stop(Failure {
                     class: Class::Fatal,
                     ..f
