@@ -9,7 +9,7 @@ use common::{Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::{self, SyncOptions};
 use facesync::reason::ReasonCode;
-use facesync::store::State;
+use facesync::store::{AttemptKind, AttemptOutcome, State, Store};
 use facesync_emulator::EmulatorConfig;
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
@@ -109,6 +109,11 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
     assert_eq!(feishu.requests, 2);
     let store = ws.store().await;
     assert!(store.attempts("P002", "feishu").await.unwrap().is_empty());
+    // The check of P002 is in P002's audit trail: a read, with the target's answer.
+    assert_eq!(
+        feishu_checks(&store, "P002").await,
+        [AttemptOutcome::NotFound]
+    );
     store.close().await;
     // VziCloud registers missing users (REPLACE): P002 is delivered there.
     assert_eq!(target(&summary, "vzicloud").delivered, 3);
@@ -134,7 +139,27 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
     assert_eq!(target(&retried, "feishu").requests, 0);
     assert!(target(&retried, "feishu").checks > 0);
     assert_eq!(emu.stats().refusals_of("feishu.face_upload", 1490101), 0);
+    let store = ws.store().await;
+    assert_eq!(
+        feishu_checks(&store, "P002").await,
+        [AttemptOutcome::NotFound; 2],
+        "checked again by --only-failed, not by the plain run"
+    );
+    assert!(store.attempts("P002", "feishu").await.unwrap().is_empty());
+    store.close().await;
     emu.shutdown().await;
+}
+
+/// The outcomes of a person's `check` attempts at Feishu, oldest first.
+async fn feishu_checks(store: &Store, person: &str) -> Vec<AttemptOutcome> {
+    store
+        .audit_trail(person)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target == "feishu" && e.kind == AttemptKind::Check)
+        .map(|e| e.attempt.outcome)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
