@@ -115,6 +115,46 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
         [AttemptOutcome::NotFound]
     );
     store.close().await;
+    // `status --person` lists it with its kind, beside the upload to VziCloud.
+    let status = ws.facesync(&[
+        "status",
+        "-c",
+        "config.toml",
+        "--person",
+        "P002",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let listed: Vec<(&str, &str, &str)> = json["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let field = |k: &str| a[k].as_str().unwrap();
+            (field("target"), field("kind"), field("outcome"))
+        })
+        .collect();
+    assert!(listed.contains(&("feishu", "check", "not_found")), "{json}");
+    assert!(
+        listed.contains(&("vzicloud", "upload", "delivered")),
+        "{json}"
+    );
+    assert_eq!(listed.len(), 2, "{json}");
+    let table = ws.facesync(&["status", "-c", "config.toml", "--person", "P002"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("KIND")
+            && table
+                .lines()
+                .any(|l| l.contains("feishu") && l.contains("check")),
+        "{table}"
+    );
     // VziCloud registers missing users (REPLACE): P002 is delivered there.
     assert_eq!(target(&summary, "vzicloud").delivered, 3);
 
