@@ -19,7 +19,7 @@ use crate::outcome::Outcome;
 use crate::reason::ReasonCode;
 use crate::roster;
 use crate::session::Session;
-use crate::store::{AttemptKind, Store};
+use crate::store::{AttemptKind, Store, StoreError};
 
 /// What `fetch` was asked to do.
 #[derive(Debug, Clone)]
@@ -94,64 +94,65 @@ pub async fn fetch(
     let roster = roster::read(&config.roster)?;
     let present = existing_ids(&options.out)?;
     let store = Store::open(&config.state.database).await?;
-    // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
-    let directory = match Directory::load(&store, config, &[target_name.to_string()]).await {
-        Ok(directory) => directory,
-        Err(e) => {
-            store.close().await;
-            return Err(e.into());
+    let result = async {
+        // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
+        let directory = Directory::load(&store, config, &[target_name.to_string()]).await?;
+        let (mut kept, mut invalid_rows) = (0, 0);
+        let mut wanted = Vec::new();
+        for row in &roster.rows {
+            if row.finding.is_some() {
+                invalid_rows += 1;
+                continue;
+            }
+            if !options.force && present.contains(&row.person.id.to_lowercase()) {
+                kept += 1;
+                continue;
+            }
+            match directory.user_id(config, target_name, &row.person) {
+                Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
+                Ok(None) | Err(_) => invalid_rows += 1,
+            }
         }
-    };
-
-    let (mut kept, mut invalid_rows) = (0, 0);
-    let mut wanted = Vec::new();
-    for row in &roster.rows {
-        if row.finding.is_some() {
-            invalid_rows += 1;
-            continue;
-        }
-        if !options.force && present.contains(&row.person.id.to_lowercase()) {
-            kept += 1;
-            continue;
-        }
-        match directory.user_id(config, target_name, &row.person) {
-            Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
-            Ok(None) | Err(_) => invalid_rows += 1,
-        }
+        let run_id = store.begin_run("fetch").await?;
+        let result = download(&store, run_id, &session, lane, wanted, options, shutdown)
+            .await
+            .map(|downloaded| FetchSummary {
+                kept,
+                invalid_rows,
+                ..downloaded
+            });
+        finish_run(&store, run_id, session.interrupted(), &result).await?;
+        result
     }
-
-    let result = match store.begin_run("fetch").await {
-        Ok(run_id) => {
-            let result = download(&store, run_id, &session, &lane, wanted, options, shutdown)
-                .await
-                .map(|downloaded| FetchSummary {
-                    kept,
-                    invalid_rows,
-                    ..downloaded
-                });
-            let finished = match &result {
-                Ok(summary) => {
-                    let status = if session.interrupted() {
-                        "interrupted"
-                    } else {
-                        "completed"
-                    };
-                    let json = serde_json::to_value(summary).unwrap_or_default();
-                    store
-                        .finish_run(run_id, status, summary.exit_code().into(), &json)
-                        .await
-                }
-                Err(e) => {
-                    let json = serde_json::json!({ "error": format!("{e:#}") });
-                    store.finish_run(run_id, "failed", 1, &json).await
-                }
-            };
-            finished.map_err(anyhow::Error::from).and(result)
-        }
-        Err(e) => Err(e.into()),
-    };
+    .await;
     store.close().await;
     result
+}
+
+/// Records how the fetch run `run_id` ended, with its summary or its error.
+async fn finish_run(
+    store: &Store,
+    run_id: i64,
+    interrupted: bool,
+    result: &anyhow::Result<FetchSummary>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(summary) => {
+            let status = if interrupted {
+                "interrupted"
+            } else {
+                "completed"
+            };
+            let json = serde_json::to_value(summary).unwrap_or_default();
+            store
+                .finish_run(run_id, status, summary.exit_code().into(), &json)
+                .await
+        }
+        Err(e) => {
+            let json = serde_json::json!({ "error": format!("{e:#}") });
+            store.finish_run(run_id, "failed", 1, &json).await
+        }
+    }
 }
 
 /// Downloads the `wanted` (person id, target user id) faces through the lane, each recorded as
