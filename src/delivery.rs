@@ -346,6 +346,77 @@ mod tests {
         r
     }
 
+    #[tokio::test]
+    async fn only_uploads_count_in_the_row_and_a_read_leaves_the_row_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("facesync.db")).await.unwrap();
+        let run_id = store.begin_run("sync").await.unwrap();
+        let row = std::sync::Mutex::new(DeliveryRecord::new("E1", "lobby"));
+        let receipt = || async { Ok(Receipt::default()) };
+        let change = |kind| Attempt {
+            run_id,
+            kind,
+            sent_hash: (kind == AttemptKind::Upload).then_some("h"),
+            subject: Subject::Change {
+                row: &row,
+                on_success: &|r: &mut DeliveryRecord, _: &Receipt| r.mark_unchanged(),
+                on_failure: &|f: &Failure| f.message.clone(),
+            },
+        };
+        record_attempt(&store, change(AttemptKind::Upload), receipt())
+            .await
+            .unwrap()
+            .unwrap();
+        record_attempt(&store, change(AttemptKind::Remove), receipt())
+            .await
+            .unwrap()
+            .unwrap();
+        let read = Attempt {
+            run_id,
+            kind: AttemptKind::Check,
+            sent_hash: None,
+            subject: Subject::Read {
+                person_id: "E2",
+                target: "lobby",
+            },
+        };
+        let failed = record_attempt(&store, read, async {
+            Err::<Option<()>, _>(Failure::new(
+                Class::Transient,
+                ReasonCode::ServerError,
+                "503",
+            ))
+        })
+        .await
+        .unwrap();
+        assert!(failed.is_err());
+
+        let stored = store.delivery("E1", "lobby").await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempts), (State::Delivered, 1));
+        assert_eq!(row.lock().unwrap().attempts, 1);
+        assert_eq!(store.delivery("E2", "lobby").await.unwrap(), None);
+        let trail = store.audit_trail("E2").await.unwrap();
+        assert_eq!(
+            (trail[0].kind, trail[0].attempt.outcome),
+            (AttemptKind::Check, AttemptOutcome::Transient)
+        );
+        let outcomes: Vec<_> = store
+            .audit_trail("E1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.attempt.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (AttemptKind::Upload, AttemptOutcome::Delivered),
+                (AttemptKind::Remove, AttemptOutcome::Removed)
+            ]
+        );
+        store.close().await;
+    }
+
     #[test]
     fn a_delivered_row_records_what_is_held_and_clears_the_reason() {
         let r = delivered();
