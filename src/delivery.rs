@@ -1,14 +1,16 @@
 //! The delivery state machine: every change of a person-target row ([`DeliveryRecord`]) goes
-//! through these methods, and every request that changes a target is recorded through
-//! [`record_attempt`]. What a state means (what the target holds, which fields are cleared) is
-//! decided here once; planning, the lanes, pre-flight, prune and verify only say which
-//! transition happened.
+//! through these methods, and every request about one person (an upload, a removal, a check,
+//! a download) is recorded through [`record_attempt`]. What a state means (what the target
+//! holds, which fields are cleared) is decided here once; planning, the lanes, pre-flight,
+//! prune and verify only say which transition happened.
 
 use std::future::Future;
 use std::time::Instant;
 
 use crate::reason::{Finding, ReasonCode};
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError};
+use crate::store::{
+    AttemptKind, AttemptOutcome, AttemptRecord, DeliveryRecord, State, Store, StoreError,
+};
 use crate::targets::{Class, Failure, Receipt};
 
 /// What a row's current state is about: the photo, the settings and the target's user id it
@@ -174,66 +176,142 @@ pub(crate) fn failed_attempt(
     }
 }
 
-/// What one recorded request is and does to its row.
-pub(crate) struct Attempt<'a, F> {
-    pub(crate) run_id: i64,
-    /// The row the request is about; its `person_id` and `target` name the attempt.
-    pub(crate) row: &'a std::sync::Mutex<DeliveryRecord>,
-    /// The hash of the bytes sent, if any.
-    pub(crate) sent_hash: Option<&'a str>,
-    /// The outcome recorded when the request succeeds.
-    pub(crate) success: AttemptOutcome,
-    /// The row's transition on success.
-    pub(crate) on_success: F,
-    /// The person's reason on failure, from the failure's message.
-    pub(crate) on_failure: &'a (dyn Fn(&Failure) -> String + Sync),
+/// A target's success answer, as its attempt row records it.
+pub(crate) trait Answer {
+    /// The outcome a request of `kind` that got this answer is recorded with.
+    fn outcome(&self, kind: AttemptKind) -> AttemptOutcome;
+    /// What the vendor said about the request (status, request id, remote id), if it said.
+    fn receipt(&self) -> Option<&Receipt>;
 }
 
-/// The one recorded-attempt path: the attempt row is written before the request leaves and
-/// completed after, with the row's transition, in one transaction. So a run killed at any
-/// point leaves an in-flight attempt the next run recovers, and a row is never delivered
-/// without the target's success answer.
-pub(crate) async fn record_attempt<F>(
+/// A change's answer: the upload delivered, the removal done.
+impl Answer for Receipt {
+    fn outcome(&self, kind: AttemptKind) -> AttemptOutcome {
+        match kind {
+            AttemptKind::Remove => AttemptOutcome::Removed,
+            AttemptKind::Upload | AttemptKind::Check | AttemptKind::Download => {
+                AttemptOutcome::Delivered
+            }
+        }
+    }
+
+    fn receipt(&self) -> Option<&Receipt> {
+        Some(self)
+    }
+}
+
+/// A read's answer: the user (a check) or the face (a download), if the target has one.
+impl<T> Answer for Option<T> {
+    fn outcome(&self, _kind: AttemptKind) -> AttemptOutcome {
+        match self {
+            Some(_) => AttemptOutcome::Found,
+            None => AttemptOutcome::NotFound,
+        }
+    }
+
+    fn receipt(&self) -> Option<&Receipt> {
+        None
+    }
+}
+
+/// What one recorded request is about.
+pub(crate) enum Subject<'a, T> {
+    /// A change at the target (an upload, a removal): it moves the person's row, written with
+    /// the attempt's end.
+    Change {
+        /// The row as last written; its `person_id` and `target` name the attempt.
+        row: &'a std::sync::Mutex<DeliveryRecord>,
+        /// The row's transition on success.
+        on_success: &'a (dyn Fn(&mut DeliveryRecord, &T) + Sync),
+        /// The person's reason on failure, from the failure's message.
+        on_failure: &'a (dyn Fn(&Failure) -> String + Sync),
+    },
+    /// A read about one person (a check, a download): only its outcome is recorded. What the
+    /// answer means for the person's row is the caller's to decide.
+    Read { person_id: &'a str, target: &'a str },
+}
+
+/// One recorded request.
+pub(crate) struct Attempt<'a, T> {
+    pub(crate) run_id: i64,
+    /// An upload or a removal goes with [`Subject::Change`], a check or a download with
+    /// [`Subject::Read`].
+    pub(crate) kind: AttemptKind,
+    /// The hash of the bytes sent, if any.
+    pub(crate) sent_hash: Option<&'a str>,
+    pub(crate) subject: Subject<'a, T>,
+}
+
+/// The one recorded-attempt path, for every request about one person (uploads, removals,
+/// checks, downloads): the attempt row is written before the request leaves and completed
+/// after, with a change's row transition in the same transaction. So a run killed at any point
+/// leaves an in-flight attempt the next run recovers, and a row is never delivered without the
+/// target's success answer. Only uploads count in the row's `attempts`.
+pub(crate) async fn record_attempt<T: Answer>(
     store: &Store,
-    attempt: Attempt<'_, F>,
-    request: impl Future<Output = Result<Receipt, Failure>>,
-) -> Result<Result<Receipt, Failure>, StoreError>
-where
-    F: FnOnce(&mut DeliveryRecord, &Receipt),
-{
-    let (person, target) = {
-        let r = attempt.row.lock().expect("row lock");
-        (r.person_id.clone(), r.target.clone())
+    attempt: Attempt<'_, T>,
+    request: impl Future<Output = Result<T, Failure>>,
+) -> Result<Result<T, Failure>, StoreError> {
+    debug_assert_eq!(
+        attempt.kind.is_change(),
+        matches!(attempt.subject, Subject::Change { .. }),
+        "{:?} goes with the other subject",
+        attempt.kind
+    );
+    let (person, target) = match &attempt.subject {
+        Subject::Change { row, .. } => {
+            let r = row.lock().expect("row lock");
+            (r.person_id.clone(), r.target.clone())
+        }
+        Subject::Read { person_id, target } => (person_id.to_string(), target.to_string()),
     };
     let id = store
-        .begin_attempt(attempt.run_id, &person, &target, attempt.sent_hash)
+        .begin_attempt(
+            attempt.run_id,
+            &person,
+            &target,
+            attempt.kind,
+            attempt.sent_hash,
+        )
         .await?;
     let started = Instant::now();
     let result = request.await;
     let duration_ms = Some(started.elapsed().as_millis() as i64);
-    let mut r = attempt.row.lock().expect("row lock").clone();
-    r.attempts += 1;
     let record = match &result {
-        Ok(receipt) => {
-            (attempt.on_success)(&mut r, receipt);
+        Ok(answer) => {
+            let receipt = answer.receipt();
             AttemptRecord {
                 id,
-                outcome: attempt.success,
-                http_status: Some(receipt.http_status.into()),
+                outcome: answer.outcome(attempt.kind),
+                http_status: receipt.map(|r| r.http_status.into()),
                 code: None,
                 message: None,
-                request_id: receipt.request_id.clone(),
-                remote_id: receipt.remote_id.clone(),
+                request_id: receipt.and_then(|r| r.request_id.clone()),
+                remote_id: receipt.and_then(|r| r.remote_id.clone()),
                 duration_ms,
             }
         }
-        Err(failure) => {
-            r.mark_failed(failure, (attempt.on_failure)(failure));
-            failed_attempt(id, failure, duration_ms)
-        }
+        Err(failure) => failed_attempt(id, failure, duration_ms),
     };
-    store.finish_attempt(&record, &r).await?;
-    *attempt.row.lock().expect("row lock") = r;
+    match attempt.subject {
+        Subject::Change {
+            row,
+            on_success,
+            on_failure,
+        } => {
+            let mut r = row.lock().expect("row lock").clone();
+            if attempt.kind == AttemptKind::Upload {
+                r.attempts += 1;
+            }
+            match &result {
+                Ok(answer) => on_success(&mut r, answer),
+                Err(failure) => r.mark_failed(failure, on_failure(failure)),
+            }
+            store.finish_attempt(&record, Some(&r)).await?;
+            *row.lock().expect("row lock") = r;
+        }
+        Subject::Read { .. } => store.finish_attempt(&record, None).await?,
+    }
     Ok(result)
 }
 
@@ -266,6 +344,77 @@ mod tests {
             },
         );
         r
+    }
+
+    #[tokio::test]
+    async fn only_uploads_count_in_the_row_and_a_read_leaves_the_row_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("facesync.db")).await.unwrap();
+        let run_id = store.begin_run("sync").await.unwrap();
+        let row = std::sync::Mutex::new(DeliveryRecord::new("E1", "lobby"));
+        let receipt = || async { Ok(Receipt::default()) };
+        let change = |kind| Attempt {
+            run_id,
+            kind,
+            sent_hash: (kind == AttemptKind::Upload).then_some("h"),
+            subject: Subject::Change {
+                row: &row,
+                on_success: &|r: &mut DeliveryRecord, _: &Receipt| r.mark_unchanged(),
+                on_failure: &|f: &Failure| f.message.clone(),
+            },
+        };
+        record_attempt(&store, change(AttemptKind::Upload), receipt())
+            .await
+            .unwrap()
+            .unwrap();
+        record_attempt(&store, change(AttemptKind::Remove), receipt())
+            .await
+            .unwrap()
+            .unwrap();
+        let read = Attempt {
+            run_id,
+            kind: AttemptKind::Check,
+            sent_hash: None,
+            subject: Subject::Read {
+                person_id: "E2",
+                target: "lobby",
+            },
+        };
+        let failed = record_attempt(&store, read, async {
+            Err::<Option<()>, _>(Failure::new(
+                Class::Transient,
+                ReasonCode::ServerError,
+                "503",
+            ))
+        })
+        .await
+        .unwrap();
+        assert!(failed.is_err());
+
+        let stored = store.delivery("E1", "lobby").await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempts), (State::Delivered, 1));
+        assert_eq!(row.lock().unwrap().attempts, 1);
+        assert_eq!(store.delivery("E2", "lobby").await.unwrap(), None);
+        let trail = store.audit_trail("E2").await.unwrap();
+        assert_eq!(
+            (trail[0].kind, trail[0].attempt.outcome),
+            (AttemptKind::Check, AttemptOutcome::Transient)
+        );
+        let outcomes: Vec<_> = store
+            .audit_trail("E1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.attempt.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (AttemptKind::Upload, AttemptOutcome::Delivered),
+                (AttemptKind::Remove, AttemptOutcome::Removed)
+            ]
+        );
+        store.close().await;
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Downloading the faces a target holds (Feishu), one file per roster person: for backups
 //! before a migration and audits of what the doors hold. Resumable: a file already there is
-//! kept unless `force`. Rate-limited and retried exactly like uploads (the same lane).
+//! kept unless `force`. Rate-limited and retried exactly like uploads (the same lane), and
+//! recorded like them: each download is the person's `download` attempt in the state DB's
+//! audit trail, with its outcome (`found`, `not_found`, or how it failed).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -10,12 +12,14 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::delivery::{Attempt, Subject, record_attempt};
 use crate::identity::Directory;
-use crate::lane::{Purpose, Retried};
+use crate::lane::{Lane, Purpose, Retried};
 use crate::outcome::Outcome;
 use crate::reason::ReasonCode;
 use crate::roster;
 use crate::session::Session;
+use crate::store::{AttemptKind, Store, StoreError};
 
 /// What `fetch` was asked to do.
 #[derive(Debug, Clone)]
@@ -62,7 +66,8 @@ impl FetchSummary {
     }
 }
 
-/// Fetches the face of every roster person from `target_name`.
+/// Fetches the face of every roster person from `target_name`. Each download is recorded in
+/// the state DB (created if needed) as the person's `download` attempt, within a `fetch` run.
 pub async fn fetch(
     config: &Config,
     target_name: &str,
@@ -76,68 +81,120 @@ pub async fn fetch(
         );
     }
     let session = Session::open(config, &[target_name.to_string()]);
-    let Some(lane) = session.lanes.first().cloned() else {
+    let Some(lane) = session.lanes.first() else {
         let why = session
             .unavailable
             .first()
             .map_or("", |(_, why)| why.as_str());
         anyhow::bail!("{target_name}: {why}");
     };
-    let target = lane.target.clone();
-    let concurrency = lane.concurrency;
     std::fs::create_dir_all(&options.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", options.out.display()))?;
     remove_leftovers(&options.out)?;
     let roster = roster::read(&config.roster)?;
     let present = existing_ids(&options.out)?;
-    // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
-    let directory = if config.state.database.exists() {
-        let store = crate::store::Store::open(&config.state.database).await?;
-        let directory = Directory::load(&store, config, &[target_name.to_string()]).await;
-        store.close().await;
-        directory?
-    } else {
-        Directory::default()
-    };
+    let store = Store::open(&config.state.database).await?;
+    let result = async {
+        // Ids looked up by e-mail or mobile come from the state DB's cache (sync fills it).
+        let directory = Directory::load(&store, config, &[target_name.to_string()]).await?;
+        let (mut kept, mut invalid_rows) = (0, 0);
+        let mut wanted = Vec::new();
+        for row in &roster.rows {
+            if row.finding.is_some() {
+                invalid_rows += 1;
+                continue;
+            }
+            if !options.force && present.contains(&row.person.id.to_lowercase()) {
+                kept += 1;
+                continue;
+            }
+            match directory.user_id(config, target_name, &row.person) {
+                Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
+                Ok(None) | Err(_) => invalid_rows += 1,
+            }
+        }
+        let run_id = store.begin_run("fetch").await?;
+        let result = download(&store, run_id, &session, lane, wanted, options, shutdown)
+            .await
+            .map(|downloaded| FetchSummary {
+                kept,
+                invalid_rows,
+                ..downloaded
+            });
+        finish_run(&store, run_id, session.interrupted(), &result).await?;
+        result
+    }
+    .await;
+    store.close().await;
+    result
+}
 
-    let mut summary = FetchSummary::default();
-    let mut wanted = Vec::new();
-    for row in &roster.rows {
-        if row.finding.is_some() {
-            summary.invalid_rows += 1;
-            continue;
+/// Records how the fetch run `run_id` ended, with its summary or its error.
+async fn finish_run(
+    store: &Store,
+    run_id: i64,
+    interrupted: bool,
+    result: &anyhow::Result<FetchSummary>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(summary) => {
+            let status = if interrupted {
+                "interrupted"
+            } else {
+                "completed"
+            };
+            let json = serde_json::to_value(summary).unwrap_or_default();
+            store
+                .finish_run(run_id, status, summary.exit_code().into(), &json)
+                .await
         }
-        if !options.force && present.contains(&row.person.id.to_lowercase()) {
-            summary.kept += 1;
-            continue;
-        }
-        match directory.user_id(config, target_name, &row.person) {
-            Ok(Some(uid)) => wanted.push((row.person.id.clone(), uid)),
-            Ok(None) | Err(_) => summary.invalid_rows += 1,
+        Err(e) => {
+            let json = serde_json::json!({ "error": format!("{e:#}") });
+            store.finish_run(run_id, "failed", 1, &json).await
         }
     }
+}
 
-    if let Err(f) = target.prepare().await {
+/// Downloads the `wanted` (person id, target user id) faces through the lane, each recorded as
+/// a `download` attempt of run `run_id`, and writes each as it arrives. The summary counts
+/// these downloads only.
+async fn download(
+    store: &Store,
+    run_id: i64,
+    session: &Session,
+    lane: &Lane,
+    wanted: Vec<(String, String)>,
+    options: &FetchOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<FetchSummary> {
+    let mut summary = FetchSummary::default();
+    let target_name = lane.name();
+    if let Err(f) = lane.target.prepare().await {
         summary.stopped = Some(f.message);
         return Ok(summary);
     }
-    let stop = session.stop.clone();
+    let stop = &session.stop;
     let watcher = session.watch(shutdown, None, "taking no new downloads");
     options.progress.target(target_name, wanted.len() as u64);
     let mut downloads = futures::stream::iter(wanted)
-        .map(|(id, uid)| {
-            let (lane, target, stop) = (lane.clone(), target.clone(), stop.clone());
-            let cropped = options.cropped;
-            async move {
-                let outcome = lane
-                    .with_retries_for(Purpose::Check, &stop, || async {
-                        Ok(target.download(&uid, cropped).await)
-                    })
-                    .await;
-                (id, outcome)
-            }
+        .map(|(id, uid)| async move {
+            let outcome = lane
+                .with_retries_for(Purpose::Check, stop, || {
+                    let attempt = Attempt {
+                        run_id,
+                        kind: AttemptKind::Download,
+                        sent_hash: None,
+                        subject: Subject::Read {
+                            person_id: &id,
+                            target: target_name,
+                        },
+                    };
+                    record_attempt(store, attempt, lane.target.download(&uid, options.cropped))
+                })
+                .await;
+            (id, outcome)
         })
-        .buffer_unordered(concurrency);
+        .buffer_unordered(lane.concurrency);
     tokio::pin!(watcher);
     // Each face is written as it arrives: memory holds at most `concurrency` of them whatever
     // the roster's size, and a run killed half-way keeps what it had.

@@ -14,10 +14,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
-use crate::delivery::{About, Attempt, Held, record_attempt};
+use crate::delivery::{About, Attempt, Held, Subject, record_attempt};
 use crate::photo::Normalized;
 use crate::reason::ReasonCode;
-use crate::store::{AttemptOutcome, DeliveryRecord, State, Store, StoreError};
+use crate::store::{AttemptKind, DeliveryRecord, State, Store, StoreError};
 use crate::targets::{Class, Failure, Receipt, Target, Upload};
 
 /// One person's face for one target, ready to send.
@@ -309,21 +309,23 @@ impl Lane {
         };
         let attempt = Attempt {
             run_id,
-            row,
+            kind: AttemptKind::Upload,
             sent_hash: Some(&job.photo.hash),
-            success: AttemptOutcome::Delivered,
-            on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
-                r.mark_delivered(
-                    Held {
-                        source_hash: &job.source_hash,
-                        hash: &job.photo.hash,
-                        fingerprint: &job.fingerprint,
-                        user_id: &job.user_id,
-                    },
-                    receipt,
-                );
+            subject: Subject::Change {
+                row,
+                on_success: &|r: &mut DeliveryRecord, receipt: &Receipt| {
+                    r.mark_delivered(
+                        Held {
+                            source_hash: &job.source_hash,
+                            hash: &job.photo.hash,
+                            fingerprint: &job.fingerprint,
+                            user_id: &job.user_id,
+                        },
+                        receipt,
+                    );
+                },
+                on_failure: &|f: &Failure| f.message.clone(),
             },
-            on_failure: &|f: &Failure| f.message.clone(),
         };
         let result = record_attempt(store, attempt, self.target.upload(&upload)).await?;
         Ok(result.map(|_| ()))

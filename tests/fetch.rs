@@ -17,6 +17,7 @@ use common::{Settings, Workspace, emulator};
 use facesync::cli::render_summary;
 use facesync::fetch::{self, FetchOptions};
 use facesync::reason::ReasonCode;
+use facesync::store::{AttemptKind, AttemptOutcome};
 use facesync_emulator::{Emulator, EmulatorConfig};
 
 const PEOPLE: usize = 8;
@@ -191,6 +192,7 @@ async fn a_killed_fetch_leaves_only_whole_faces_and_the_next_one_resumes() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(&emu).await;
     let gate = Gate::start(&emu.base_url(), 1).await;
+    let direct = std::fs::read_to_string(ws.config_path()).unwrap();
     through(&ws, &emu, &gate);
     let out = ws.path().join("faces");
 
@@ -206,6 +208,19 @@ async fn a_killed_fetch_leaves_only_whole_faces_and_the_next_one_resumes() {
     let faces = first_face_while_others_pending(&out, &gate).await;
     child.0.kill().unwrap(); // SIGKILL: nothing runs after it
     child.0.wait().unwrap();
+    // The downloads the gate held were recorded before they went out, and are still in flight.
+    let kinds = downloads(&ws).await;
+    let found = |d: &[(String, AttemptOutcome)]| {
+        d.iter()
+            .filter(|(_, o)| *o == AttemptOutcome::Found)
+            .count()
+    };
+    assert_eq!(found(&kinds), 1, "{kinds:?}");
+    let held = kinds
+        .iter()
+        .filter(|(_, o)| *o == AttemptOutcome::InFlight)
+        .count();
+    assert!(held > 0, "{kinds:?}");
 
     let (after_kill, temps) = listing(&out);
     assert_eq!(after_kill, faces, "the kill wrote nothing more");
@@ -232,6 +247,133 @@ async fn a_killed_fetch_leaves_only_whole_faces_and_the_next_one_resumes() {
                 == [&(PEOPLE - 1).to_string(), "1", "0", "0", "0"]),
         "7 downloaded, 1 already there: {stdout}"
     );
+    assert_eq!(found(&downloads(&ws).await), PEOPLE, "one found per face");
+
+    // The next sync (with the settings the faces were delivered under) closes the killed
+    // fetch's downloads as interrupted, and sends nobody again for them: a read changes no
+    // one's delivery.
+    std::fs::write(ws.config_path(), direct).unwrap();
+    let sync = ws.sync(Default::default()).await;
+    let feishu = common::target(&sync, "feishu");
+    assert_eq!(
+        (feishu.unchanged, feishu.requests),
+        (PEOPLE, 0),
+        "{}",
+        render_summary(&sync)
+    );
+    let after = downloads(&ws).await;
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(_, o)| *o == AttemptOutcome::Interrupted)
+            .count(),
+        held,
+        "{after:?}"
+    );
+    assert_eq!(found(&after), PEOPLE);
+    let store = ws.store().await;
+    for i in 0..PEOPLE {
+        let id = format!("P{i:03}");
+        assert_eq!(
+            store.attempts(&id, "feishu").await.unwrap().len(),
+            1,
+            "{id}"
+        );
+    }
+    store.close().await;
+    emu.shutdown().await;
+}
+
+/// Every `download` attempt in the state DB: (person, outcome), by person then age.
+async fn downloads(ws: &Workspace) -> Vec<(String, AttemptOutcome)> {
+    let store = ws.store().await;
+    let mut all = Vec::new();
+    for i in 0..PEOPLE + 1 {
+        let id = format!("P{i:03}");
+        for entry in store.audit_trail(&id).await.unwrap() {
+            if entry.kind == AttemptKind::Download {
+                assert_eq!(entry.target, "feishu");
+                all.push((id.clone(), entry.attempt.outcome));
+            }
+        }
+    }
+    store.close().await;
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_download_is_the_persons_download_attempt_with_its_outcome() {
+    // P000 has a face, P001's was removed at Feishu, P002 is no Feishu user (held back by the
+    // sync's pre-flight, and refused by the download).
+    let emu = emulator(EmulatorConfig {
+        absent_users: vec!["P002".into()],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let ws = Workspace::empty();
+    ws.add_people((0..3).map(|i| format!("P{i:03}")));
+    ws.write_config(
+        &emu,
+        &Settings {
+            columns: "",
+            max_retries: 0,
+            feishu: "",
+            vzicloud: "enabled = false",
+            extra: "",
+        },
+    );
+    let sync = ws.sync(Default::default()).await;
+    assert_eq!(common::target(&sync, "feishu").delivered, 2);
+    assert!(emu.remove_feishu_face("P001"));
+
+    let options = FetchOptions {
+        out: ws.path().join("faces"),
+        cropped: false,
+        force: false,
+        progress: Default::default(),
+    };
+    let summary = fetch::fetch(&ws.config(), "feishu", &options, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.downloaded, 1, "{summary:?}");
+    assert_eq!(summary.no_face_on_file, ["P001"]);
+    assert_eq!(
+        summary.failed.values().flatten().collect::<Vec<_>>(),
+        ["P002"]
+    );
+
+    assert_eq!(
+        downloads(&ws).await,
+        [
+            ("P000".to_string(), AttemptOutcome::Found),
+            ("P001".to_string(), AttemptOutcome::NotFound),
+            ("P002".to_string(), AttemptOutcome::Permanent),
+        ]
+    );
+    let store = ws.store().await;
+    let trail = store.audit_trail("P002").await.unwrap();
+    let failed = trail.last().unwrap();
+    assert!(failed.attempt.message.is_some(), "{failed:?}");
+    // The downloads are a `fetch` run's, and count as nobody's attempts.
+    let runs = store.last_runs(1).await.unwrap();
+    assert_eq!(
+        (runs[0].id, runs[0].kind.as_str(), runs[0].status.as_str()),
+        (failed.run_id, "fetch", "completed")
+    );
+    assert_eq!(runs[0].exit_code, Some(2));
+    for (id, uploads) in [("P000", 1), ("P001", 1), ("P002", 0)] {
+        assert_eq!(
+            store.attempts(id, "feishu").await.unwrap().len(),
+            uploads,
+            "{id}"
+        );
+    }
+    assert_eq!(
+        ws.states("feishu").await[1],
+        ("P001".into(), facesync::store::State::Delivered, None),
+        "a download that finds no face leaves the row to `verify`"
+    );
+    store.close().await;
     emu.shutdown().await;
 }
 

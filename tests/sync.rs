@@ -9,7 +9,7 @@ use common::{Settings, Workspace, demo_photo, emulator, target};
 use facesync::cli::render_summary;
 use facesync::deliver::{self, SyncOptions};
 use facesync::reason::ReasonCode;
-use facesync::store::State;
+use facesync::store::{AttemptKind, AttemptOutcome, State, Store};
 use facesync_emulator::EmulatorConfig;
 
 /// A roster of `n` people P001.. with real face photos, and a config for both targets.
@@ -109,7 +109,52 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
     assert_eq!(feishu.requests, 2);
     let store = ws.store().await;
     assert!(store.attempts("P002", "feishu").await.unwrap().is_empty());
+    // The check of P002 is in P002's audit trail: a read, with the target's answer.
+    assert_eq!(
+        feishu_checks(&store, "P002").await,
+        [AttemptOutcome::NotFound]
+    );
     store.close().await;
+    // `status --person` lists it with its kind, beside the upload to VziCloud.
+    let status = ws.facesync(&[
+        "status",
+        "-c",
+        "config.toml",
+        "--person",
+        "P002",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let listed: Vec<(&str, &str, &str)> = json["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let field = |k: &str| a[k].as_str().unwrap();
+            (field("target"), field("kind"), field("outcome"))
+        })
+        .collect();
+    assert!(listed.contains(&("feishu", "check", "not_found")), "{json}");
+    assert!(
+        listed.contains(&("vzicloud", "upload", "delivered")),
+        "{json}"
+    );
+    assert_eq!(listed.len(), 2, "{json}");
+    let table = ws.facesync(&["status", "-c", "config.toml", "--person", "P002"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("KIND")
+            && table
+                .lines()
+                .any(|l| l.contains("feishu") && l.contains("check")),
+        "{table}"
+    );
     // VziCloud registers missing users (REPLACE): P002 is delivered there.
     assert_eq!(target(&summary, "vzicloud").delivered, 3);
 
@@ -134,7 +179,27 @@ async fn unknown_users_fail_permanently_without_an_upload_and_are_not_retried() 
     assert_eq!(target(&retried, "feishu").requests, 0);
     assert!(target(&retried, "feishu").checks > 0);
     assert_eq!(emu.stats().refusals_of("feishu.face_upload", 1490101), 0);
+    let store = ws.store().await;
+    assert_eq!(
+        feishu_checks(&store, "P002").await,
+        [AttemptOutcome::NotFound; 2],
+        "checked again by --only-failed, not by the plain run"
+    );
+    assert!(store.attempts("P002", "feishu").await.unwrap().is_empty());
+    store.close().await;
     emu.shutdown().await;
+}
+
+/// The outcomes of a person's `check` attempts at Feishu, oldest first.
+async fn feishu_checks(store: &Store, person: &str) -> Vec<AttemptOutcome> {
+    store
+        .audit_trail(person)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target == "feishu" && e.kind == AttemptKind::Check)
+        .map(|e| e.attempt.outcome)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,9 +121,11 @@ pub enum Command {
     )]
     Fetch(FetchArgs),
 
-    /// Counts per target and state, and the last runs, from the state DB
+    /// Counts per target and state, and the last runs, from the state DB; or one person's
+    /// audit trail (`--person`)
     #[command(after_help = "Examples:\n  facesync status -c config.toml\n  \
-                            facesync status -c config.toml --format json")]
+                            facesync status -c config.toml --format json\n  \
+                            facesync status -c config.toml --person E1001")]
     Status(StatusArgs),
 
     /// Run the Feishu + VziCloud emulator as a server, to try a config or a client against
@@ -253,6 +255,10 @@ pub struct StatusArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// List every request about this person (by roster id), oldest first: uploads, removals,
+    /// checks and downloads, at every target, with how each ended
+    #[arg(long, value_name = "ID")]
+    pub person: Option<String>,
 }
 
 /// Runs a parsed command line; the value is the process exit code.

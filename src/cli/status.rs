@@ -1,10 +1,11 @@
-//! `facesync status`: counts per target and state, and the last runs.
+//! `facesync status`: counts per target and state, and the last runs; with `--person`, one
+//! person's audit trail (every attempt of every kind).
 
 use serde_json::json;
 
 use super::table::Table;
 use super::{EXIT_OK, Format, StatusArgs, load_config};
-use crate::store::{State, Store};
+use crate::store::{AttemptEntry, State, Store};
 
 pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config.config)?;
@@ -16,6 +17,12 @@ pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
         );
     }
     let store = Store::open(&config.state.database).await?;
+    if let Some(person) = &args.person {
+        let trail = store.audit_trail(person).await;
+        store.close().await;
+        print_trail(person, &trail?, args.format);
+        return Ok(EXIT_OK);
+    }
     let counts = store.status_counts().await?;
     let runs = store.last_runs(10).await?;
     store.close().await;
@@ -56,4 +63,63 @@ pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// One person's attempts, oldest first, each with its kind (upload, remove, check, download).
+fn print_trail(person: &str, trail: &[AttemptEntry], format: Format) {
+    match format {
+        Format::Json => {
+            let attempts: Vec<_> = trail
+                .iter()
+                .map(|e| {
+                    json!({
+                        "target": e.target,
+                        "kind": e.kind,
+                        "run": e.run_id,
+                        "started_at": e.started_at,
+                        "finished_at": e.finished_at,
+                        "outcome": e.attempt.outcome,
+                        "http_status": e.attempt.http_status,
+                        "code": e.attempt.code,
+                        "message": e.attempt.message,
+                        "request_id": e.attempt.request_id,
+                        "remote_id": e.attempt.remote_id,
+                        "duration_ms": e.attempt.duration_ms,
+                    })
+                })
+                .collect();
+            println!("{}", json!({ "person": person, "attempts": attempts }));
+        }
+        Format::Table if trail.is_empty() => {
+            println!("no request about `{person}` is recorded in the state database");
+        }
+        Format::Table => {
+            let mut t = Table::new([
+                "STARTED",
+                "RUN",
+                "TARGET",
+                "KIND",
+                "OUTCOME",
+                "HTTP",
+                "CODE",
+                "REQUEST ID",
+                "MESSAGE",
+            ]);
+            for e in trail {
+                let a = &e.attempt;
+                t.row([
+                    e.started_at.clone(),
+                    e.run_id.to_string(),
+                    e.target.clone(),
+                    e.kind.as_str().to_string(),
+                    a.outcome.as_str().to_string(),
+                    a.http_status.map(|s| s.to_string()).unwrap_or_default(),
+                    a.code.clone().unwrap_or_default(),
+                    a.request_id.clone().unwrap_or_default(),
+                    a.message.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{}", t.render());
+        }
+    }
 }

@@ -143,11 +143,16 @@ pub async fn sync(
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let abandoned = store.close_abandoned_runs().await?;
+    // A read left in flight (a check, a download) is closed as interrupted and changes
+    // nobody's state; an upload or removal left in flight is done again where the plan says so.
     let in_flight = store.recover_in_flight().await?;
     if abandoned > 0 || !in_flight.is_empty() {
+        let changes = in_flight.iter().filter(|a| a.kind.is_change()).count();
         tracing::warn!(
-            "a previous run stopped without finishing ({} request(s) in flight): their people are sent again",
-            in_flight.len()
+            "a previous run stopped without finishing: {changes} upload(s) or removal(s) in \
+             flight are tried again, {} check(s) or download(s) in flight are closed as \
+             interrupted",
+            in_flight.len() - changes
         );
     }
     let run_id = store.begin_run("sync").await?;
@@ -217,7 +222,7 @@ async fn run_recorded(
         };
         let mut plan = plan::build(config, store, run_id, &plan_options).await?;
         for lane in lanes {
-            preflight::run(config, store, lane, &mut plan, stop_new_work).await?;
+            preflight::run(config, store, run_id, lane, &mut plan, stop_new_work).await?;
         }
         record_unresolved(config, store, lanes, &plan, &unresolved).await?;
         let plan = plan;

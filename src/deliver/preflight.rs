@@ -1,7 +1,8 @@
 //! The pre-flight: before uploading to a target that gates who may hold a face (Feishu: only
 //! users in an access-control group), list its users once, then
 //! - hold back the people it would refuse: not in the list, and a check of that one user
-//!   confirms it. They become `failed_permanent` with the target's reason, without an upload;
+//!   (recorded as the person's `check` attempt) confirms it. They become `failed_permanent`
+//!   with the target's reason, without an upload;
 //! - queue again the people the state DB says are delivered but whose face the target no longer
 //!   holds (removed on the target's side);
 //! - reopen the people held back (or refused as unknown) earlier who are in the list now.
@@ -9,18 +10,18 @@
 //! Which targets gate, and with what reason, is theirs to say
 //! ([`crate::targets::Abilities::preflight`]); nothing here names one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::remote;
 use crate::config::Config;
-use crate::delivery::About;
+use crate::delivery::{About, Attempt, Subject, record_attempt};
 use crate::lane::{Lane, Purpose, Retried};
 use crate::plan::{self, Action, Plan};
 use crate::reason::{Finding, ReasonCode};
-use crate::store::{DeliveryRecord, Store, StoreError};
+use crate::store::{AttemptKind, DeliveryRecord, Store, StoreError};
 
 /// Whether a target may hold a user's face: `Some(has_face)` when it lists them (or a check
 /// found them), `None` when it confirmed it does not know them. Users missing from the map are
@@ -91,6 +92,7 @@ pub(crate) fn apply(
 pub(crate) async fn run(
     config: &Config,
     store: &Store,
+    run_id: i64,
     lane: &Lane,
     plan: &mut Plan,
     stop: &CancellationToken,
@@ -106,11 +108,11 @@ pub(crate) async fn run(
         }
         Action::Invalid => false,
     };
-    let wanted: Vec<(String, Action)> = plan
+    let wanted: Vec<(String, Action, &str)> = plan
         .items
         .iter()
         .filter(|i| i.target == name && concerned(i.action, i.finding.as_ref()))
-        .filter_map(|i| Some((i.target_user_id.clone()?, i.action)))
+        .filter_map(|i| Some((i.target_user_id.clone()?, i.action, i.id.as_str())))
         .collect();
     if wanted.is_empty() || lane.stopped.is_cancelled() {
         return Ok(());
@@ -132,18 +134,27 @@ pub(crate) async fn run(
         .collect();
 
     // A list can lag behind the target (a user added while it was paged): check each missing
-    // user once before holding them back. People held back before are not checked again.
-    let mut unlisted: Vec<String> = wanted
-        .into_iter()
-        .filter(|(uid, action)| *action != Action::Skip && !presence.contains_key(uid))
-        .map(|(uid, _)| uid)
-        .collect();
-    unlisted.sort();
-    unlisted.dedup();
-    let checks = unlisted.into_iter().map(|uid| async move {
+    // user once before holding them back. People held back before are not checked again. Each
+    // check is recorded as the person's `check` attempt (the first person the id maps to).
+    let mut unlisted: BTreeMap<String, String> = BTreeMap::new();
+    for (uid, action, person) in wanted {
+        if action != Action::Skip && !presence.contains_key(&uid) {
+            unlisted.entry(uid).or_insert_with(|| person.to_string());
+        }
+    }
+    let checks = unlisted.into_iter().map(|(uid, person)| async move {
         let found = lane
-            .with_retries_for(Purpose::Check, stop, || async {
-                Ok(lane.target.find_user(&uid).await)
+            .with_retries_for(Purpose::Check, stop, || {
+                let attempt = Attempt {
+                    run_id,
+                    kind: AttemptKind::Check,
+                    sent_hash: None,
+                    subject: Subject::Read {
+                        person_id: &person,
+                        target: name,
+                    },
+                };
+                record_attempt(store, attempt, lane.target.find_user(&uid))
             })
             .await;
         (uid, found)

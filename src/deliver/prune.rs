@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::remote;
 use crate::config::Config;
-use crate::delivery::{Attempt, record_attempt};
+use crate::delivery::{Attempt, Subject, record_attempt};
 use crate::lane::{Lane, Retried};
 use crate::plan::{Action, Plan};
 use crate::reason::ReasonCode;
-use crate::store::{AttemptOutcome, DeliveryRecord, Store, StoreError};
+use crate::store::{AttemptKind, DeliveryRecord, Store, StoreError};
 use crate::targets::{Failure, Receipt};
 
 /// What pruning did at one target.
@@ -229,20 +229,22 @@ async fn remove_one(
     let name = lane.name();
     let attempt = Attempt {
         run_id,
-        row,
+        kind: AttemptKind::Remove,
         sent_hash: None,
-        success: AttemptOutcome::Removed,
-        on_success: |r: &mut DeliveryRecord, receipt: &Receipt| {
-            r.mark_removed(
-                receipt,
-                format!("no longer in the roster: user `{uid}` removed from {name}"),
-            );
-        },
-        on_failure: &|f: &Failure| {
-            format!(
-                "not in the roster, but user `{uid}` could not be removed from {name}: {}",
-                f.message
-            )
+        subject: Subject::Change {
+            row,
+            on_success: &|r: &mut DeliveryRecord, receipt: &Receipt| {
+                r.mark_removed(
+                    receipt,
+                    format!("no longer in the roster: user `{uid}` removed from {name}"),
+                );
+            },
+            on_failure: &|f: &Failure| {
+                format!(
+                    "not in the roster, but user `{uid}` could not be removed from {name}: {}",
+                    f.message
+                )
+            },
         },
     };
     let result = record_attempt(store, attempt, lane.target.remove_user(uid)).await?;

@@ -16,12 +16,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 pub use records::{
-    AttemptOutcome, AttemptRecord, DeliveryRecord, IdStatus, IdentityRecord, PersonRecord,
-    RunRecord, State, StatusCount,
+    AttemptEntry, AttemptKind, AttemptOutcome, AttemptRecord, DeliveryRecord, IdStatus,
+    IdentityRecord, InFlight, PersonRecord, RunRecord, State, StatusCount,
 };
 
 /// Rows written per transaction in bulk operations.
 const BATCH: usize = 2000;
+
+/// The kinds of [`AttemptKind::CHANGES`] as SQL (`kind IN ...`): the attempts that count for a
+/// person. Reads are in the audit trail but in no count.
+const CHANGES: &str = "('upload', 'remove')";
 
 /// The state DB could not be opened, migrated, read or written.
 ///
@@ -391,22 +395,24 @@ impl Store {
 
     // ---- attempts ----
 
-    /// Records that a request is about to go out. Written before the request, so a crash
-    /// mid-request leaves a trace that the next run finds.
+    /// Records that a request of `kind` about a person is about to go out. Written before the
+    /// request, so a crash mid-request leaves a trace that the next run finds.
     pub async fn begin_attempt(
         &self,
         run_id: i64,
         person_id: &str,
         target: &str,
+        kind: AttemptKind,
         sent_hash: Option<&str>,
     ) -> Result<i64, StoreError> {
         let id = sqlx::query(
-            "INSERT INTO attempts (run_id, person_id, target, sent_hash, started_at, outcome)
-             VALUES (?, ?, ?, ?, ?, 'in_flight') RETURNING id",
+            "INSERT INTO attempts (run_id, person_id, target, kind, sent_hash, started_at, outcome)
+             VALUES (?, ?, ?, ?, ?, ?, 'in_flight') RETURNING id",
         )
         .bind(run_id)
         .bind(person_id)
         .bind(target)
+        .bind(kind.as_str())
         .bind(sent_hash)
         .bind(now())
         .fetch_one(&self.pool)
@@ -415,11 +421,12 @@ impl Store {
         Ok(id)
     }
 
-    /// Completes an attempt and, in the same transaction, writes the delivery row it led to.
+    /// Completes an attempt and, in the same transaction, writes the delivery row it led to:
+    /// a change's row, or none for a read (which leaves the row to its caller).
     pub async fn finish_attempt(
         &self,
         attempt: &AttemptRecord,
-        delivery: &DeliveryRecord,
+        delivery: Option<&DeliveryRecord>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -438,43 +445,64 @@ impl Store {
         .bind(attempt.id)
         .execute(&mut *tx)
         .await?;
-        upsert_delivery(delivery).execute(&mut *tx).await?;
+        if let Some(delivery) = delivery {
+            upsert_delivery(delivery).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Attempts a killed run left in flight: marked `interrupted`, and returned so the caller
-    /// can decide what each person's state should be.
-    pub async fn recover_in_flight(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Attempts of every kind a killed run left in flight: marked `interrupted`, and returned
+    /// so the caller can decide what each person's state should be (a read changes nothing).
+    pub async fn recover_in_flight(&self) -> Result<Vec<InFlight>, StoreError> {
         let rows = sqlx::query(
             "UPDATE attempts SET outcome = 'interrupted', finished_at = ?,
                  message = 'the run stopped before the answer was recorded'
-             WHERE outcome = 'in_flight' RETURNING person_id, target",
+             WHERE outcome = 'in_flight' RETURNING person_id, target, kind",
         )
         .bind(now())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .map(|r| InFlight {
+                person_id: r.get(0),
+                target: r.get(1),
+                kind: AttemptKind::parse(&r.get::<String, _>(2)).unwrap_or(AttemptKind::Upload),
+            })
             .collect())
     }
 
-    /// Attempts of one person and target, oldest first.
+    /// The uploads and removals of one person at one target, oldest first: the attempts that
+    /// count for a person. Reads (checks, downloads) are in [`Store::audit_trail`].
     pub async fn attempts(
         &self,
         person_id: &str,
         target: &str,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, outcome, http_status, code, message, request_id, remote_id, duration_ms
-             FROM attempts WHERE person_id = ? AND target = ? ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM attempts
+             WHERE person_id = ? AND target = ? AND kind IN {CHANGES} ORDER BY id",
+            AttemptRecord::COLUMNS
+        ))
         .bind(person_id)
         .bind(target)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(AttemptRecord::from_row).collect())
+    }
+
+    /// Every attempt about one person, of every kind and at every target, oldest first.
+    pub async fn audit_trail(&self, person_id: &str) -> Result<Vec<AttemptEntry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, target, kind, run_id, started_at, finished_at FROM attempts
+             WHERE person_id = ? ORDER BY id",
+            AttemptRecord::COLUMNS
+        ))
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(AttemptEntry::from_row).collect())
     }
 
     // ---- identities looked up by e-mail or mobile ----
@@ -544,11 +572,14 @@ impl Store {
             .collect())
     }
 
-    /// Counts of attempts per (person, target), for reports.
+    /// Counts of uploads and removals per (person, target), for reports; reads do not count.
     pub async fn attempt_counts(&self) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let rows = sqlx::query("SELECT person_id, target, COUNT(*) FROM attempts GROUP BY 1, 2")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT person_id, target, COUNT(*) FROM attempts
+             WHERE kind IN {CHANGES} GROUP BY 1, 2"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| ((r.get(0), r.get(1)), r.get(2)))

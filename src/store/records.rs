@@ -175,8 +175,52 @@ impl DeliveryRecord {
     }
 }
 
+/// What a request to a target was for: a change of what the target holds (an upload, a
+/// removal) or a read about one person (a check of the user, a download of their face).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// A face sent to the target.
+    Upload,
+    /// A user deleted from the target (`sync --prune`).
+    Remove,
+    /// One user looked up before uploading (the pre-flight).
+    Check,
+    /// A face read back from the target (`fetch`).
+    Download,
+}
+
+impl AttemptKind {
+    /// Every kind, changes first.
+    pub const ALL: [AttemptKind; 4] = [Self::Upload, Self::Remove, Self::Check, Self::Download];
+
+    /// The kinds that change what the target holds: what a person's attempt counts count.
+    pub const CHANGES: [AttemptKind; 2] = [Self::Upload, Self::Remove];
+
+    /// The name stored in `attempts.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upload => "upload",
+            Self::Remove => "remove",
+            Self::Check => "check",
+            Self::Download => "download",
+        }
+    }
+
+    /// The kind stored as `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// True for an upload or a removal, false for a read.
+    pub fn is_change(self) -> bool {
+        Self::CHANGES.contains(&self)
+    }
+}
+
 /// How one request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     InFlight,
     Delivered,
@@ -186,9 +230,25 @@ pub enum AttemptOutcome {
     Interrupted,
     /// A user deleted from the target (`sync --prune`).
     Removed,
+    /// A read answered: the target knows the user (a check), or holds their face (a download).
+    Found,
+    /// A read answered: the target does not know the user, or holds no face for them.
+    NotFound,
 }
 
 impl AttemptOutcome {
+    const ALL: [AttemptOutcome; 9] = [
+        Self::InFlight,
+        Self::Delivered,
+        Self::Transient,
+        Self::Permanent,
+        Self::Fatal,
+        Self::Interrupted,
+        Self::Removed,
+        Self::Found,
+        Self::NotFound,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InFlight => "in_flight",
@@ -198,26 +258,18 @@ impl AttemptOutcome {
             Self::Fatal => "fatal",
             Self::Interrupted => "interrupted",
             Self::Removed => "removed",
+            Self::Found => "found",
+            Self::NotFound => "not_found",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::InFlight,
-            Self::Delivered,
-            Self::Transient,
-            Self::Permanent,
-            Self::Fatal,
-            Self::Interrupted,
-            Self::Removed,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
 /// One request to a target, as the audit trail keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttemptRecord {
     pub id: i64,
     pub outcome: AttemptOutcome,
@@ -230,6 +282,9 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
+    pub(super) const COLUMNS: &'static str =
+        "id, outcome, http_status, code, message, request_id, remote_id, duration_ms";
+
     pub(super) fn from_row(r: &SqliteRow) -> Self {
         Self {
             id: r.get("id"),
@@ -243,6 +298,41 @@ impl AttemptRecord {
             duration_ms: r.get("duration_ms"),
         }
     }
+}
+
+/// One entry of a person's audit trail, of any kind: what the request was, where, when, and
+/// how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptEntry {
+    pub target: String,
+    pub kind: AttemptKind,
+    pub run_id: i64,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub attempt: AttemptRecord,
+}
+
+impl AttemptEntry {
+    pub(super) fn from_row(r: &SqliteRow) -> Self {
+        Self {
+            target: r.get("target"),
+            kind: AttemptKind::parse(&r.get::<String, _>("kind")).unwrap_or(AttemptKind::Upload),
+            run_id: r.get("run_id"),
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
+            attempt: AttemptRecord::from_row(r),
+        }
+    }
+}
+
+/// An attempt a killed run left in flight, closed as `interrupted` by
+/// [`super::Store::recover_in_flight`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub person_id: String,
+    pub target: String,
+    pub kind: AttemptKind,
 }
 
 /// A run, as `status` lists it.

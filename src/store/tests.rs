@@ -97,16 +97,42 @@ async fn an_attempt_left_in_flight_is_found_by_the_next_run() {
     let (_dir, store) = open().await;
     let run = store.begin_run("sync").await.unwrap();
     let attempt = store
-        .begin_attempt(run, "E1", "feishu", Some("hash"))
+        .begin_attempt(run, "E1", "feishu", AttemptKind::Upload, Some("hash"))
+        .await
+        .unwrap();
+    let check = store
+        .begin_attempt(run, "E2", "feishu", AttemptKind::Check, None)
         .await
         .unwrap();
     // The process dies here. The next run:
     assert_eq!(store.close_abandoned_runs().await.unwrap(), 1);
-    let recovered = store.recover_in_flight().await.unwrap();
-    assert_eq!(recovered, vec![("E1".to_string(), "feishu".to_string())]);
+    let mut recovered = store.recover_in_flight().await.unwrap();
+    recovered.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+    let in_flight = |person: &str, kind| InFlight {
+        person_id: person.into(),
+        target: "feishu".into(),
+        kind,
+    };
+    assert_eq!(
+        recovered,
+        vec![
+            in_flight("E1", AttemptKind::Upload),
+            in_flight("E2", AttemptKind::Check)
+        ]
+    );
     let attempts = store.attempts("E1", "feishu").await.unwrap();
     assert_eq!(attempts[0].id, attempt);
     assert_eq!(attempts[0].outcome, AttemptOutcome::Interrupted);
+    let trail = store.audit_trail("E2").await.unwrap();
+    assert_eq!(
+        (trail[0].attempt.id, trail[0].kind, trail[0].attempt.outcome),
+        (check, AttemptKind::Check, AttemptOutcome::Interrupted)
+    );
+    assert!(trail[0].finished_at.is_some());
+    assert!(
+        store.delivery("E2", "feishu").await.unwrap().is_none(),
+        "closing a read writes no delivery row"
+    );
     assert!(store.recover_in_flight().await.unwrap().is_empty());
 }
 
@@ -115,7 +141,7 @@ async fn finishing_an_attempt_writes_the_delivery_in_the_same_transaction() {
     let (_dir, store) = open().await;
     let run = store.begin_run("sync").await.unwrap();
     let id = store
-        .begin_attempt(run, "E1", "feishu", Some("sent"))
+        .begin_attempt(run, "E1", "feishu", AttemptKind::Upload, Some("sent"))
         .await
         .unwrap();
     let mut d = DeliveryRecord::new("E1", "feishu");
@@ -132,7 +158,7 @@ async fn finishing_an_attempt_writes_the_delivery_in_the_same_transaction() {
         remote_id: None,
         duration_ms: Some(12),
     };
-    store.finish_attempt(&attempt, &d).await.unwrap();
+    store.finish_attempt(&attempt, Some(&d)).await.unwrap();
     assert_eq!(store.attempts("E1", "feishu").await.unwrap(), vec![attempt]);
     assert_eq!(
         store.delivery("E1", "feishu").await.unwrap().unwrap().state,
@@ -142,6 +168,167 @@ async fn finishing_an_attempt_writes_the_delivery_in_the_same_transaction() {
         store.attempt_counts().await.unwrap()[&("E1".to_string(), "feishu".to_string())],
         1
     );
+}
+
+/// The audit row a read's successful answer leaves.
+fn answered(id: i64, outcome: AttemptOutcome) -> AttemptRecord {
+    AttemptRecord {
+        id,
+        outcome,
+        http_status: None,
+        code: None,
+        message: None,
+        request_id: None,
+        remote_id: None,
+        duration_ms: Some(3),
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_attempt_round_trips_and_only_changes_count() {
+    let (_dir, store) = open().await;
+    let run = store.begin_run("sync").await.unwrap();
+    let mut d = DeliveryRecord::new("E1", "feishu");
+    d.state = State::Delivered;
+    // (kind, target, sent hash, outcome, the row written with it)
+    let cases = [
+        (
+            AttemptKind::Check,
+            "feishu",
+            None,
+            AttemptOutcome::NotFound,
+            None,
+        ),
+        (
+            AttemptKind::Upload,
+            "feishu",
+            Some("sent"),
+            AttemptOutcome::Delivered,
+            Some(&d),
+        ),
+        (
+            AttemptKind::Download,
+            "feishu",
+            None,
+            AttemptOutcome::Found,
+            None,
+        ),
+        (
+            AttemptKind::Remove,
+            "vzicloud",
+            None,
+            AttemptOutcome::Removed,
+            None,
+        ),
+        (
+            AttemptKind::Check,
+            "feishu",
+            None,
+            AttemptOutcome::Found,
+            None,
+        ),
+    ];
+    let mut want = Vec::new();
+    for (kind, target, sent, outcome, row) in cases {
+        let id = store
+            .begin_attempt(run, "E1", target, kind, sent)
+            .await
+            .unwrap();
+        let record = answered(id, outcome);
+        store.finish_attempt(&record, row).await.unwrap();
+        want.push((target.to_string(), kind, run, record));
+    }
+    let trail: Vec<_> = store
+        .audit_trail("E1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            assert!(e.finished_at.is_some() && !e.started_at.is_empty());
+            (e.target, e.kind, e.run_id, e.attempt)
+        })
+        .collect();
+    assert_eq!(trail, want, "every kind, oldest first");
+    assert!(store.audit_trail("E2").await.unwrap().is_empty());
+
+    // What counts for a person: uploads and removals, never reads.
+    let feishu = store.attempts("E1", "feishu").await.unwrap();
+    assert_eq!(feishu, vec![want[1].3.clone()]);
+    let vzicloud = store.attempts("E1", "vzicloud").await.unwrap();
+    assert_eq!(vzicloud, vec![want[3].3.clone()]);
+    let counts = store.attempt_counts().await.unwrap();
+    assert_eq!(counts[&("E1".to_string(), "feishu".to_string())], 1);
+    assert_eq!(counts[&("E1".to_string(), "vzicloud".to_string())], 1);
+    // Only the upload wrote a row.
+    assert_eq!(store.deliveries().await.unwrap().len(), 1);
+}
+
+#[test]
+fn the_sql_list_of_changes_is_attempt_kind_changes() {
+    let listed: Vec<String> = AttemptKind::CHANGES
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    assert_eq!(CHANGES, format!("({})", listed.join(", ")));
+    for kind in AttemptKind::ALL {
+        assert_eq!(AttemptKind::parse(kind.as_str()), Some(kind));
+        assert_eq!(kind.is_change(), AttemptKind::CHANGES.contains(&kind));
+    }
+}
+
+#[tokio::test]
+async fn attempts_recorded_before_kinds_existed_are_uploads_or_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("facesync.db");
+    // A state DB as the release before attempt kinds left it.
+    {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("./migrations");
+        let released: Vec<_> = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 20261202000001)
+            .cloned()
+            .collect();
+        assert_eq!(released.len(), 2);
+        before.migrations = released.into();
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO runs (kind, started_at, status) VALUES ('sync', 'then', 'completed');
+             INSERT INTO attempts (run_id, person_id, target, sent_hash, started_at, outcome)
+             VALUES (1, 'E1', 'feishu', 'h1', 'then', 'delivered'),
+                    (1, 'E2', 'vzicloud', NULL, 'then', 'removed'),
+                    (1, 'E3', 'vzicloud', NULL, 'then', 'transient'),
+                    (1, 'E4', 'feishu', 'h4', 'then', 'interrupted');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Store::open(&path).await.unwrap();
+    for (person, kind) in [
+        ("E1", AttemptKind::Upload),
+        ("E2", AttemptKind::Remove),
+        ("E3", AttemptKind::Remove),
+        ("E4", AttemptKind::Upload),
+    ] {
+        let trail = store.audit_trail(person).await.unwrap();
+        assert_eq!(
+            trail.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [kind],
+            "{person}"
+        );
+    }
+    // Every old row still counts.
+    assert_eq!(store.attempt_counts().await.unwrap().len(), 4);
 }
 
 #[tokio::test]
