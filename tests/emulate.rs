@@ -399,3 +399,86 @@ accesskey_secret_env = "FACESYNC_EMULATE_TEST_VZICLOUD"
         "the demo app id",
     );
 }
+
+#[tokio::test]
+async fn emulate_with_a_config_serves_one_terminal_per_hikvision_target() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("roster.csv"), "employee_id\nE1001\n").unwrap();
+    let section = |name: &str, password_env: &str| {
+        format!(
+            "[targets.{name}]\nkind = \"hikvision\"\nbase_url = \"http://10.0.0.21\"\n\
+             username = \"installer\"\npassword_env = \"{password_env}\"\n"
+        )
+    };
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[roster]\npath = \"roster.csv\"\n{}{}",
+            section("lobby", "FACESYNC_EMULATE_TEST_HIK"),
+            section("gate2", "FACESYNC_EMULATE_TEST_HIK")
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let server = tokio::task::spawn_blocking(move || {
+        Server::spawn(
+            &["--listen", "127.0.0.1:0", "--config", &config_arg],
+            &[("FACESYNC_EMULATE_TEST_HIK", "real-terminal-password")],
+        )
+    })
+    .await
+    .unwrap();
+    let banner = server.lines.concat();
+    assert!(!banner.contains("real-terminal-password"), "{banner}");
+    assert!(!banner.contains("/hikvision/door1"), "{banner}");
+    let url = server.url();
+    for name in ["lobby", "gate2"] {
+        assert!(
+            banner.contains(&format!("{url}/hikvision/{name}")),
+            "{banner}"
+        );
+        // The product's own client logs in with the config's account (written in a copy).
+        let copy = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("http://10.0.0.21", &format!("{url}/hikvision/{name}"))
+            .replace(
+                "password_env = \"FACESYNC_EMULATE_TEST_HIK\"",
+                "password = \"real-terminal-password\"",
+            );
+        let copied = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&copied, copy).unwrap();
+        let loaded = facesync::config::Config::load(&copied).unwrap();
+        let target = facesync::targets::build(&loaded, name).unwrap();
+        target
+            .prepare()
+            .await
+            .unwrap_or_else(|f| panic!("{name}: {f}"));
+    }
+    drop(server);
+
+    // Two terminals with different accounts cannot be emulated by one.
+    let mixed = dir.path().join("mixed.toml");
+    std::fs::write(
+        &mixed,
+        std::fs::read_to_string(&config).unwrap().replacen(
+            "password_env = \"FACESYNC_EMULATE_TEST_HIK\"",
+            "password = \"another\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_facesync"))
+        .args(["emulate", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&mixed)
+        .env("FACESYNC_EMULATE_TEST_HIK", "real-terminal-password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("targets.gate2 and targets.lobby log in with different accounts")
+            || stderr.contains("targets.lobby and targets.gate2 log in with different accounts"),
+        "{stderr}"
+    );
+}

@@ -13,6 +13,7 @@ use clap::Args;
 use crate::config::{Columns, Encoding, RosterConfig};
 use crate::reason::ReasonCode;
 use crate::targets::feishu::FeishuConfig;
+use crate::targets::hikvision::HikvisionConfig;
 use crate::targets::vzicloud::VziCloudConfig;
 use facesync_emulator::{self as emulator, Emulator, EmulatorConfig};
 
@@ -21,8 +22,10 @@ Examples:
   facesync emulate
       both clouds on http://127.0.0.1:8900, accepting the demo credentials it prints
   facesync emulate --config /etc/facesync/config.toml --listen 127.0.0.1:9000
-      accept exactly the credentials that config names; then set base_url =
-      \"http://127.0.0.1:9000\" under [targets.feishu] and [targets.vzicloud] in a copy of it
+      accept exactly the credentials that config names, with one terminal per hikvision
+      target under its name; then set base_url = \"http://127.0.0.1:9000\" under
+      [targets.feishu] and [targets.vzicloud], and \"http://127.0.0.1:9000/hikvision/NAME\"
+      under each terminal's [targets.NAME], in a copy of it
   facesync emulate --users E1001,E1002 --absent-users E1002
       only E1001 exists in Feishu
   facesync emulate --users-roster roster.csv --users-column employee_id
@@ -197,7 +200,7 @@ pub(super) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
             config.hikvision.username
         )?;
     }
-    if args.hikvision_password.is_some() {
+    if args.hikvision_password.is_some() || args.config.is_some() {
         writeln!(out, "  Hikvision password: as given (not shown)")?;
     } else if !config.hikvision.terminals.is_empty() {
         writeln!(
@@ -303,11 +306,42 @@ fn accept_credentials_of(config: &mut EmulatorConfig, path: &Path) -> anyhow::Re
     let facesync = super::load_config(path)?;
     let first = |kind: &str| facesync.targets.iter().find(|t| t.kind == kind);
     let (feishu, vzicloud) = (first("feishu"), first("vzicloud"));
-    if feishu.is_none() && vzicloud.is_none() {
+    let terminals: Vec<_> = facesync
+        .targets
+        .iter()
+        .filter_map(|t| Some((t, facesync.settings::<HikvisionConfig>(&t.name)?)))
+        .collect();
+    if feishu.is_none() && vzicloud.is_none() && terminals.is_empty() {
         anyhow::bail!(
-            "{} configures no target the emulator serves: add [targets.feishu] or [targets.vzicloud]",
+            "{} configures no target the emulator serves: add [targets.feishu], \
+             [targets.vzicloud] or a target of kind \"hikvision\"",
             path.display()
         );
+    }
+    // One terminal per hikvision target, under the target's name, with its account: the
+    // emulated terminals share one account, so the targets must too.
+    if let Some(((first, account), others)) = terminals.split_first() {
+        let password = |t: &crate::config::TargetConfig, h: &HikvisionConfig| {
+            h.password
+                .resolve(&format!("targets.{}.password", t.name))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
+        let secret = password(first, account)?;
+        for (t, h) in others {
+            if h.username != account.username || password(t, h)?.expose() != secret.expose() {
+                anyhow::bail!(
+                    "{}: targets.{} and targets.{} log in with different accounts, and the \
+                     emulated terminals share one: give them the same username and password \
+                     in a copy of the config for the emulator",
+                    path.display(),
+                    first.name,
+                    t.name
+                );
+            }
+        }
+        config.hikvision.terminals = terminals.iter().map(|(t, _)| t.name.clone()).collect();
+        config.hikvision.username = account.username.clone();
+        config.hikvision.password = emulator::Secret::new(secret.expose());
     }
     if let Some(t) = feishu
         && let Some(feishu) = facesync.settings::<FeishuConfig>(&t.name)

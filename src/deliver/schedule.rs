@@ -171,7 +171,11 @@ impl Ctx<'_> {
                 deferred[l].push(w);
             }
             let targets: Vec<usize> = permits.iter().map(|(l, _)| *l).collect();
-            match self.prepare(person, &targets).await {
+            let prepared = self.prepare(person, &targets).await;
+            // Each person's photo counts once, however often it is prepared again for one
+            // target (a finding of one target's profile, a deferred lane's catch-up).
+            self.progress.photo_done();
+            match prepared {
                 Ok(mut photos) => {
                     for (l, permit) in permits {
                         if let Some(job) = self.job_for(person, lanes[l].name(), &mut photos) {
@@ -226,7 +230,8 @@ impl Ctx<'_> {
             .collect()
     }
 
-    /// Prepares one person's photo for the given lanes' profiles (one decode).
+    /// Prepares one person's photo for the given lanes' profiles (one decode); the caller
+    /// counts it in the progress.
     async fn prepare(
         &self,
         person: &Work<'_>,
@@ -241,9 +246,7 @@ impl Ctx<'_> {
                     .map(|d| (name.to_string(), d.profile.clone()))
             })
             .collect();
-        let prepared = self.stage.prepare_file(person.path.clone(), profiles).await;
-        self.progress.photo_done();
-        prepared
+        self.stage.prepare_file(person.path.clone(), profiles).await
     }
 
     fn job_for(
