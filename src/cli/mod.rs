@@ -2,7 +2,9 @@
 //! and maps the outcome to the documented exit codes. `main` only parses, sets up logging and
 //! calls [`run`].
 
+#[cfg(feature = "emulator")]
 mod demo;
+#[cfg(feature = "emulator")]
 mod emulate;
 mod fetch;
 mod init;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[cfg(feature = "emulator")]
 pub use emulate::EmulateArgs;
 pub use sync::render_summary;
 
@@ -66,6 +69,7 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the whole job on the bundled fixtures, with a state DB in a temporary folder
     #[command(after_help = "Example:\n  facesync demo")]
+    #[cfg(feature = "emulator")]
     Demo,
 
     /// Write a commented config.toml to start from
@@ -128,7 +132,9 @@ pub enum Command {
                             facesync status -c config.toml --person E1001")]
     Status(StatusArgs),
 
-    /// Run the Feishu + VziCloud emulator as a server, to try a config or a client against
+    /// Run the Feishu + VziCloud + Hikvision terminal emulator as a server, to try a config or a
+    /// client against
+    #[cfg(feature = "emulator")]
     Emulate(Box<EmulateArgs>),
 }
 
@@ -264,6 +270,7 @@ pub struct StatusArgs {
 /// Runs a parsed command line; the value is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        #[cfg(feature = "emulator")]
         Command::Demo => demo::run(&cli.global).await,
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args).await,
@@ -272,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
         Command::Fetch(args) => fetch::run(&args, &cli.global).await,
+        #[cfg(feature = "emulator")]
         Command::Emulate(args) => emulate::run(&args).await,
     }
 }
