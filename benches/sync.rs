@@ -11,6 +11,14 @@
 //!    roster sizes: the peak RSS must not grow with the number of people (`-- --fetch` runs
 //!    only this one).
 //!
+//! 5. Scale (`-- --scale [N]`, default 100,000, run only when asked): N people with small
+//!    photos, two VziCloud targets. The real binary does the first sync (time, peak RSS), then,
+//!    with nothing changed: `sync` of one target and of both, `plan`, `report --format html`
+//!    (with a few hundred people made to need attention), `status` and `verify`, each with its
+//!    time and peak RSS. `FACESYNC_BENCH_SCALE_DIR=PATH` keeps the generated folder and the
+//!    state DB there and reuses them on the next run (the first sync is then skipped): for
+//!    profiling one command again and again.
+//!
 //! Data is generated into a temp dir (under target/ by default), never committed.
 
 use std::path::{Path, PathBuf};
@@ -29,8 +37,17 @@ fn main() {
             "facesync sync benchmarks ({} cores)\n",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
-        if std::env::args().any(|a| a == "--fetch") {
+        let args: Vec<String> = std::env::args().collect();
+        if args.iter().any(|a| a == "--fetch") {
             fetch(&[1_000, 5_000]).await;
+            return;
+        }
+        if let Some(i) = args.iter().position(|a| a == "--scale") {
+            let n = args
+                .get(i + 1)
+                .and_then(|n| n.replace(['_', ','], "").parse().ok())
+                .unwrap_or(100_000);
+            scale(n).await;
             return;
         }
         throughput().await;
@@ -252,7 +269,11 @@ fn run_command(dir: &Path, args: &[&str]) -> (Duration, u64) {
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = started.elapsed();
-    assert!(status.success(), "{args:?} failed: {status}");
+    // 2: people need attention, which the scale bench makes on purpose.
+    assert!(
+        matches!(status.code(), Some(0 | 2)),
+        "{args:?} failed: {status}"
+    );
     (elapsed, peak_kib)
 }
 
@@ -331,4 +352,151 @@ async fn fetch(sizes: &[usize]) {
         );
         emu.shutdown().await;
     }
+}
+
+/// N people with distinct small photos (240x320 JPEGs), made on every core.
+fn make_photos_parallel(dir: &Path, n: usize) {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let threads = std::thread::available_parallelism().map_or(1, |c| c.get());
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let photos = &photos;
+            scope.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let img = image::RgbImage::from_fn(240, 320, |x, y| {
+                        image::Rgb([
+                            (x as usize + i) as u8,
+                            (y as usize * 3 + i / 256) as u8,
+                            (i % 251) as u8,
+                        ])
+                    });
+                    img.save(photos.join(format!("P{i:06}.jpg"))).unwrap();
+                }
+            });
+        }
+    });
+    let mut roster = String::from("employee_id,name\n");
+    for i in 0..n {
+        roster.push_str(&format!("P{i:06},Person {i}\n"));
+    }
+    std::fs::write(dir.join("roster.csv"), roster).unwrap();
+}
+
+/// Two VziCloud targets (`staff`, `staff2`) at the emulator, no limits; `only`: the targets
+/// enabled.
+fn write_scale_config(dir: &Path, emu: &Emulator, only: &[&str]) {
+    let e = emu.config();
+    let url = emu.base_url();
+    let mut text = String::from(
+        "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\nface_check = false\n\
+         [state]\ndatabase = \"facesync.db\"\n[report]\nhtml = \"facesync-report.html\"\n",
+    );
+    for name in ["staff", "staff2"] {
+        text.push_str(&format!(
+            "[targets.{name}]\nkind = \"vzicloud\"\nenabled = {enabled}\nbase_url = \"{url}\"\n\
+             app_id = {app}\ngroup_id = \"{name}\"\naccesskey_id = \"{key}\"\n\
+             accesskey_secret = \"{secret}\"\nrate_per_second = 10000\nconcurrency = 8\n",
+            enabled = only.contains(&name),
+            app = e.vzicloud_app_id,
+            key = e.vzicloud_accesskey_id,
+            secret = e.vzicloud_accesskey_secret.expose(),
+        ));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+fn report_line(what: &str, (elapsed, rss): (Duration, u64)) {
+    println!(
+        "scale: {what}: {:.2} s, peak RSS {} MiB",
+        elapsed.as_secs_f64(),
+        rss / 1024
+    );
+}
+
+async fn scale(n: usize) {
+    let kept = std::env::var_os("FACESYNC_BENCH_SCALE_DIR").map(PathBuf::from);
+    let temp;
+    let dir = match &kept {
+        Some(path) => {
+            std::fs::create_dir_all(path).unwrap();
+            path.clone()
+        }
+        None => {
+            temp = work_dir();
+            temp.path().to_path_buf()
+        }
+    };
+    let fresh = !dir.join("facesync.db").exists();
+    let emu = emulator(EmulatorConfig::default()).await;
+    let run = |args: &'static [&'static str]| {
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || run_command(&d, args))
+    };
+    if fresh {
+        let started = Instant::now();
+        make_photos_parallel(&dir, n);
+        println!(
+            "scale: generated {n} photos in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        write_scale_config(&dir, &emu, &["staff", "staff2"]);
+        let first = run(&["sync"]).await.unwrap();
+        report_line(
+            &format!(
+                "first sync of {n} people to two targets ({} uploads)",
+                2 * n
+            ),
+            first,
+        );
+        // A few hundred people need attention: their photos are damaged now.
+        for i in (0..n).step_by((n / 300).max(1)) {
+            std::fs::write(dir.join(format!("photos/P{i:06}.jpg")), b"not a photo").unwrap();
+        }
+    } else {
+        println!("scale: reusing {} (no first sync)", dir.display());
+    }
+    write_scale_config(&dir, &emu, &["staff"]);
+    report_line(
+        &format!("unchanged sync, {n} people, one target"),
+        run(&["sync"]).await.unwrap(),
+    );
+    write_scale_config(&dir, &emu, &["staff", "staff2"]);
+    report_line(
+        &format!("unchanged sync, {n} people, two targets"),
+        run(&["sync"]).await.unwrap(),
+    );
+    report_line(
+        &format!("plan, {n} people, two targets"),
+        run(&["plan"]).await.unwrap(),
+    );
+    report_line(
+        &format!("status, {n} people"),
+        run(&["status"]).await.unwrap(),
+    );
+    let html = dir.join("bench-report.html");
+    report_line(
+        &format!("report --format html, {n} people"),
+        run(&["report", "--format", "html", "-o", "bench-report.html"])
+            .await
+            .unwrap(),
+    );
+    println!(
+        "scale: the HTML report is {:.1} MiB",
+        std::fs::metadata(&html).map_or(0, |m| m.len()) as f64 / 1_048_576.0
+    );
+    if fresh {
+        // The emulator holds what the first sync sent only in this process.
+        report_line(
+            &format!("verify, {n} people, two targets"),
+            run(&["verify"]).await.unwrap(),
+        );
+    }
+    emu.shutdown().await;
 }

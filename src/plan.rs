@@ -289,7 +289,13 @@ pub async fn build(
             }
         }
     }
-    store.save_people(&people, run_id).await?;
+    // Only people whose row changed are written; the others are marked seen in one statement.
+    let (changed, same): (Vec<PersonRecord>, Vec<PersonRecord>) = people
+        .into_iter()
+        .partition(|p| known_people.get(&p.person_id) != Some(p));
+    store.save_people(&changed, run_id).await?;
+    let same: Vec<&str> = same.iter().map(|p| p.person_id.as_str()).collect();
+    store.mark_seen(&same, run_id).await?;
     store.save_deliveries(&deliveries).await?;
     Ok(plan)
 }

@@ -77,7 +77,14 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
         "removed",
     ];
     let targets: Vec<&str> = totals.keys().copied().collect();
+    // Only the people who need attention are listed: on a large roster everyone else would make
+    // the page tens of megabytes. The CSV and JSON reports list everyone.
     let attention: Vec<&ReportRow> = rows.iter().filter(|r| needs_attention(&r.state)).collect();
+    let listed_states: Vec<&str> = states
+        .iter()
+        .copied()
+        .filter(|s| needs_attention(s) && attention.iter().any(|r| r.state == *s))
+        .collect();
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -105,20 +112,21 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
                         }
                     }
                 }
-                h2 { "People" }
+                h2 { "People who need attention" }
+                p.others { (rows.len() - attention.len()) " rows need nothing (delivered, or removed on purpose) and are not listed here: "
+                    code { "facesync report -c CONFIG --format csv" } " (or " code { "json" } ") lists everyone." }
                 div.filters {
                     label { "Target " select #target { option value="" { "all" } @for t in &targets { option value=(t) { (t) } } } }
                     label { "State " select #state {
-                        option value="attention" selected { "needs attention" }
-                        option value="" { "all" }
-                        @for s in &states { option value=(s) { (s) } }
+                        option value="" selected { "all listed" }
+                        @for s in &listed_states { option value=(s) { (s) } }
                     } }
                     span #shown {}
                 }
                 table #people {
                     thead { tr { th { "photo" } th { "id" } th { "name" } th { "target" } th { "state" } th { "why" } th { "what to do" } th { "attempts" } } }
                     tbody {
-                        @for r in rows {
+                        @for r in &attention {
                             (row(r, thumbs))
                         }
                     }
@@ -179,7 +187,7 @@ fn thumbnail(path: &Path, photos: &PhotoConfig) -> Option<String> {
 const CSS: &str = r#"
 body { font: 14px/1.4 system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-.generated { color: #666; }
+.generated, .others { color: #666; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
 th { background: #f4f4f4; }
@@ -208,9 +216,7 @@ const JS: &str = r#"
     rows.forEach(function (r) {
       var okT = !target.value || r.dataset.target === target.value;
       var s = r.dataset.state;
-      var okS = state.value === '' ? true
-              : state.value === 'attention' ? (s !== 'delivered' && s !== 'removed')
-              : s === state.value;
+      var okS = state.value === '' || s === state.value;
       var show = okT && okS;
       r.style.display = show ? '' : 'none';
       if (show) n++;
@@ -280,6 +286,14 @@ mod tests {
         );
         assert!(page.contains("retake the photo facing the camera"));
         assert!(page.contains("no preview"));
+        assert!(
+            !page.contains("张伟"),
+            "delivered people are not listed (the CSV and JSON reports have them)"
+        );
+        assert!(
+            page.contains("1 rows need nothing"),
+            "the page says where they are"
+        );
         assert!(
             !page.contains("http://") && !page.contains("https://"),
             "no network assets"

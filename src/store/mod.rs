@@ -336,6 +336,24 @@ impl Store {
         Ok(())
     }
 
+    /// Marks people as seen in `run_id` without rewriting them: one statement for a whole
+    /// roster (the ids go in as one JSON array), where [`Store::save_people`] writes a row each.
+    pub async fn mark_seen(&self, person_ids: &[&str], run_id: i64) -> Result<(), StoreError> {
+        if person_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(person_ids).expect("strings serialize");
+        sqlx::query(
+            "UPDATE people SET last_seen_run = ?
+             WHERE person_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(run_id)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     // ---- deliveries ----
 
     /// Every delivery row, keyed by (person id, target).

@@ -62,6 +62,38 @@ async fn people_round_trip_and_update_in_place() {
 }
 
 #[tokio::test]
+async fn people_are_marked_seen_in_one_statement_without_being_rewritten() {
+    let (_dir, store) = open().await;
+    let first = store.begin_run("sync").await.unwrap();
+    let person = |id: &str| PersonRecord {
+        person_id: id.into(),
+        name: format!("Person {id}"),
+        ..PersonRecord::default()
+    };
+    store
+        .save_people(&[person("E1"), person("E2"), person("E3")], first)
+        .await
+        .unwrap();
+    let second = store.begin_run("sync").await.unwrap();
+    store.mark_seen(&["E1", "E3", "E9"], second).await.unwrap();
+    store.mark_seen(&[], second).await.unwrap();
+    let seen: Vec<(String, i64)> =
+        sqlx::query_as("SELECT person_id, last_seen_run FROM people ORDER BY person_id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("E1".to_string(), second),
+            ("E2".to_string(), first),
+            ("E3".to_string(), second)
+        ]
+    );
+    assert_eq!(store.people().await.unwrap()["E1"], person("E1"));
+}
+
+#[tokio::test]
 async fn deliveries_round_trip_with_every_field() {
     let (_dir, store) = open().await;
     let mut d = DeliveryRecord::new("E1", "vzicloud");
