@@ -51,6 +51,9 @@ pub struct PhotoIndex {
 struct Entry {
     relative: String,
     extension: String,
+    /// A symbolic link (it may point outside the folder). The walk does not follow links, so
+    /// any other entry is inside the folder.
+    link: bool,
 }
 
 impl PhotoIndex {
@@ -101,6 +104,7 @@ impl PhotoIndex {
                 .push(Entry {
                     relative,
                     extension: ext.to_lowercase(),
+                    link: file_type.is_symlink(),
                 });
         }
         Ok(index)
@@ -208,6 +212,8 @@ fn by_name(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
         .filter(|e| SUPPORTED_EXTENSIONS.contains(&e.extension.as_str()))
         .collect();
     match supported.as_slice() {
+        // Found by the walk and not a link: inside the folder, no need to resolve it.
+        [one] if !one.link => photo_file(row, index.dir.join(&one.relative), one.relative.clone()),
         [one] => {
             let path = index.dir.join(&one.relative);
             match path.canonicalize() {

@@ -5,8 +5,9 @@
 //! failed logins, and may answer OK to a face it stores seconds later, or never. So:
 //! - **Auth** ([`digest`]): a nonce is used a few times within a second and a half, then a
 //!   fresh challenge is fetched (nonces live about 3 s on some firmware and are refused after a
-//!   few uses on others); a `stale` answer renews it once. Any other 401 is a refused login: it
-//!   is latched, and no further request goes to that terminal this run.
+//!   few uses on others); a 401 that says `stale`, or answers a reused nonce, is sent once more
+//!   with a fresh one. A 401 to a nonce's first use is a refused login: it is latched, and no
+//!   further request goes to that terminal this run.
 //! - **Enrolment**: the person first (`UserInfo/SetUp` where the terminal lists `setUp`, else
 //!   `Record`, then `Modify` when they exist), then the face (`FDLib/FDSetUp`, else
 //!   `FaceDataRecord`, then `FDModify`), multipart with the JSON part first and an unquoted
@@ -128,22 +129,23 @@ impl Hikvision {
         *self.device.lock().expect("device lock")
     }
 
-    /// The `Authorization` header for one request, with a nonce young enough; `None` when
-    /// a fresh challenge is needed first.
-    fn authorization(&self, method: &str, uri: &str) -> Option<String> {
+    /// The `Authorization` header for one request, with a nonce young enough, and the nonce's
+    /// use count (1: its first use); `None` when a fresh challenge is needed first.
+    fn authorization(&self, method: &str, uri: &str) -> Option<(String, u32)> {
         let mut slot = self.nonce.lock().expect("nonce lock");
         let nonce = slot
             .as_mut()
             .filter(|n| n.since.elapsed() < NONCE_MAX_AGE && n.uses < NONCE_MAX_USES)?;
         nonce.uses += 1;
         let cnonce = format!("{:016x}", rand::rng().random::<u64>());
-        Some(nonce.challenge.authorization(
+        let header = nonce.challenge.authorization(
             (&self.username, self.password.expose()),
             method,
             uri,
             nonce.uses,
             &cnonce,
-        ))
+        );
+        Some((header, nonce.uses))
     }
 
     fn keep_challenge(&self, challenge: Challenge) {
@@ -215,8 +217,11 @@ impl Hikvision {
         })
     }
 
-    /// One ISAPI request: authenticated, its body read whatever the status. A stale nonce
-    /// is renewed once; any other 401 latches the refusal.
+    /// One ISAPI request: authenticated, its body read whatever the status. A 401 is sent
+    /// again once with a fresh nonce when it may be about the nonce, not the password: when it
+    /// says `stale`, or when the nonce had been used before (some firmware answers an expired
+    /// nonce with a bare 401). A 401 to a nonce's first use is a refused login: latched, so no
+    /// further request goes to this terminal in the run.
     async fn call(
         &self,
         what: &str,
@@ -242,13 +247,21 @@ impl Hikvision {
             })?;
         let mut renewed = false;
         loop {
-            let header = match self.authorization(method.as_str(), &uri) {
-                Some(h) => h,
-                None => {
-                    self.fetch_challenge().await?;
-                    self.authorization(method.as_str(), &uri)
-                        .expect("a fresh challenge has uses left")
+            let mut fetched = 0;
+            let (header, use_count) = loop {
+                if let Some(h) = self.authorization(method.as_str(), &uri) {
+                    break h;
                 }
+                // Concurrent requests may use up a fresh nonce before this one gets to it.
+                fetched += 1;
+                if fetched > 4 {
+                    return Err(Failure::new(
+                        Class::Transient,
+                        ReasonCode::ServerError,
+                        format!("{}: could not get a usable Digest nonce", self.name),
+                    ));
+                }
+                self.fetch_challenge().await?;
             };
             let mut request = self
                 .client
@@ -273,12 +286,14 @@ impl Hikvision {
             let status = resp.status().as_u16();
             if status == 401 {
                 let challenge = self.challenge_of(&resp).ok().flatten();
-                if let Some(c) = challenge.filter(|c| c.stale)
-                    && !renewed
-                {
-                    tracing::debug!(target = %self.name, "nonce stale: renewed");
+                let about_the_nonce = challenge.as_ref().is_some_and(|c| c.stale) || use_count > 1;
+                if about_the_nonce && !renewed {
+                    tracing::debug!(target = %self.name, "nonce refused: renewed");
                     renewed = true;
-                    self.keep_challenge(c);
+                    match challenge {
+                        Some(c) => self.keep_challenge(c),
+                        None => *self.nonce.lock().expect("nonce lock") = None,
+                    }
                     continue;
                 }
                 let text = resp.text().await.unwrap_or_default();
