@@ -24,6 +24,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use crate::config::{Config, DeliveryConfig, OutputFormat};
+use crate::doctor::{Check, Probe};
 use crate::reason::ReasonCode;
 use crate::roster::Person;
 
@@ -370,6 +371,14 @@ pub trait Target: Send + Sync {
     /// not fit, before anything is sent. The default: no limit.
     async fn check_room(&self, _arriving: &[&str]) -> Result<(), Failure> {
         Ok(())
+    }
+
+    /// `facesync doctor`'s checks of this target, every request through `probe`, changing
+    /// nothing: that it is reachable, accepts the credentials, and whatever else the kind
+    /// knows tonight's run needs (scopes, a group, room, the clock). The default: the
+    /// preparation, as `reachable` and `credentials`.
+    async fn doctor(&self, probe: &Probe<'_>) -> Vec<Check> {
+        crate::doctor::prepared(self, probe).await
     }
 
     /// Delivers one face. Signs (or authenticates) at send time, so a retry is a fresh request.
