@@ -168,7 +168,10 @@ pub fn first_contact<T>(result: &Result<T, Failure>, accepted: &str) -> Vec<Chec
 
 /// The `reachable` check of a target that answered.
 pub fn reached() -> Check {
-    Check::ok("reachable", "the target answers (DNS, TCP and TLS are fine)")
+    Check::ok(
+        "reachable",
+        "the target answers (DNS, TCP and TLS are fine)",
+    )
 }
 
 /// A response's `Date` header as a time.
@@ -226,7 +229,7 @@ pub async fn run(path: &Path, wanted: &[String]) -> Report {
     for w in &config.warnings {
         report
             .checks
-            .push(Check::warning("config", w.clone(), "see the warning"));
+            .push(Check::warning("config", w.clone(), "as the warning says"));
     }
     let unknown: Vec<&String> = wanted
         .iter()
@@ -268,7 +271,9 @@ pub async fn run(path: &Path, wanted: &[String]) -> Report {
     let people = roster_and_photos(&config, &names, &mut report.checks);
     state(&config, &mut report.checks).await;
     if !names.is_empty() {
-        report.checks.extend(target_checks(&config, &names, &people).await);
+        report
+            .checks
+            .extend(target_checks(&config, &names, &people).await);
     }
     report
 }
@@ -416,7 +421,10 @@ async fn state(config: &Config, checks: &mut Vec<Check>) {
         Ok(Health::Ready { pending_migrations }) => {
             let mut detail = format!("{} opens and is writable", database.display());
             if held {
-                detail = format!("{} opens (not written to: a sync holds it)", database.display());
+                detail = format!(
+                    "{} opens (not written to: a sync holds it)",
+                    database.display()
+                );
             }
             if pending_migrations > 0 {
                 detail.push_str(&format!(

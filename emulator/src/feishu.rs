@@ -220,7 +220,12 @@ pub(super) fn authorize(
     scope: &str,
 ) -> Result<(), FeishuError> {
     authenticate(shared, headers)?;
-    if shared.config.feishu_missing_scopes.iter().any(|s| s == scope) {
+    if shared
+        .config
+        .feishu_missing_scopes
+        .iter()
+        .any(|s| s == scope)
+    {
         return Err(FeishuError::bad_request(
             SCOPE_MISSING,
             format!(

@@ -241,7 +241,13 @@ impl Store {
                 .ancestors()
                 .skip(1)
                 .find(|a| a.as_os_str().is_empty() || a.exists())
-                .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
                 .unwrap_or(Path::new("."));
             let not_writable = |detail: String| {
                 StoreError::Open(OpenError {

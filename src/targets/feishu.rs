@@ -519,7 +519,10 @@ impl Target for Feishu {
             ),
             Err(f) if scope_missing(&f) => Check::failed(
                 "scope_acs_users",
-                format!("the app may not read or write access-control users: {}", f.message),
+                format!(
+                    "the app may not read or write access-control users: {}",
+                    f.message
+                ),
                 format!(
                     "grant acs:users{needs_employee_id} to app {} in the Feishu developer \
                      console, then publish a new version of the app",

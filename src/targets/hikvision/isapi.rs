@@ -386,15 +386,32 @@ mod tests {
     fn terminal_times_are_read_with_their_offset() {
         let at = |secs: u64| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         let xml = |local: &str, zone: &str| {
-            format!("<Time><timeMode>NTP</timeMode><localTime>{local}</localTime><timeZone>{zone}</timeZone></Time>")
+            format!(
+                "<Time><timeMode>NTP</timeMode><localTime>{local}</localTime><timeZone>{zone}</timeZone></Time>"
+            )
         };
         // 2024-02-29T13:14:15Z is 1709212455.
-        assert_eq!(terminal_time(&xml("2024-02-29T13:14:15Z", "")), at(1_709_212_455));
-        assert_eq!(terminal_time(&xml("2024-02-29T21:14:15+08:00", "CST-8:00:00")), at(1_709_212_455));
-        assert_eq!(terminal_time(&xml("2024-02-29T08:14:15-05:00", "")), at(1_709_212_455));
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T13:14:15Z", "")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T21:14:15+08:00", "CST-8:00:00")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T08:14:15-05:00", "")),
+            at(1_709_212_455)
+        );
         // No offset in localTime: the POSIX zone's (its sign inverted).
-        assert_eq!(terminal_time(&xml("2024-02-29T21:14:15", "CST-8:00:00")), at(1_709_212_455));
-        assert_eq!(terminal_time(&xml("2024-02-29T18:44:15", "IST-5:30")), at(1_709_212_455));
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T21:14:15", "CST-8:00:00")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T18:44:15", "IST-5:30")),
+            at(1_709_212_455)
+        );
         assert_eq!(terminal_time(&xml("2024-02-29T21:14:15", "")), None);
         assert_eq!(terminal_time(&xml("yesterday", "CST-8:00:00")), None);
         assert_eq!(terminal_time("<Time/>"), None);

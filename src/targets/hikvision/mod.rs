@@ -669,9 +669,16 @@ const CLOCK_WARNING: i64 = 60;
 
 impl Hikvision {
     /// The terminal's clock (`System/time`, XML), and ours when the answer came.
-    async fn terminal_time(&self) -> Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure> {
+    async fn terminal_time(
+        &self,
+    ) -> Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure> {
         let (status, text) = self
-            .call("the clock", reqwest::Method::GET, "/ISAPI/System/time", &Body::Empty)
+            .call(
+                "the clock",
+                reqwest::Method::GET,
+                "/ISAPI/System/time",
+                &Body::Empty,
+            )
             .await?;
         if !(200..300).contains(&status)
             || ResponseStatus::from_body(&text).is_some_and(|rs| !rs.ok())
@@ -700,7 +707,10 @@ impl Hikvision {
     }
 
     /// The `clock` check: the terminal's time against ours.
-    fn clock_check(&self, result: Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure>) -> Check {
+    fn clock_check(
+        &self,
+        result: Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure>,
+    ) -> Check {
         let advice = "set the terminal's time by NTP (its web page, Configuration > System > \
                       Time Settings): validity windows and access schedules run on its clock";
         match result {

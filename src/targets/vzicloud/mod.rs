@@ -379,7 +379,10 @@ impl Target for VziCloud {
         let key_ok = || {
             Check::ok(
                 "credentials",
-                format!("access key {} and its signatures are accepted", self.accesskey_id),
+                format!(
+                    "access key {} and its signatures are accepted",
+                    self.accesskey_id
+                ),
             )
         };
         let app_ok = || Check::ok("app", format!("face application {} exists", self.app_id));
