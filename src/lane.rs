@@ -50,6 +50,9 @@ pub(crate) enum Purpose {
     Change,
     /// A read: an id lookup, a page of the user list, a check of one user, a download.
     Check,
+    /// A read of `facesync doctor`, counted as a check: a fatal answer is that check's
+    /// finding and does not stop the lane, so the target's other checks still run.
+    Probe,
 }
 
 /// Holds every request of a target while the target is told to back off (429, QPS limit).
@@ -215,7 +218,9 @@ impl Lane {
             }
             match purpose {
                 Purpose::Change => self.counts.requests.fetch_add(1, Ordering::Relaxed),
-                Purpose::Check => self.counts.checks.fetch_add(1, Ordering::Relaxed),
+                Purpose::Check | Purpose::Probe => {
+                    self.counts.checks.fetch_add(1, Ordering::Relaxed)
+                }
             };
             let failure = match op().await? {
                 Ok(value) => return Ok(Retried::Done(value)),
@@ -249,6 +254,7 @@ impl Lane {
                         _ = self.stopped.cancelled() => {}
                     }
                 }
+                Class::Fatal if purpose == Purpose::Probe => return Ok(Retried::Failed(failure)),
                 Class::Fatal => {
                     self.stop(failure.clone());
                     return Ok(Retried::Failed(failure));

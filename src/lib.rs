@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod delivery;
+pub mod doctor;
 pub mod fetch;
 pub mod identity;
 pub(crate) mod lane;

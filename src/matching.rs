@@ -111,6 +111,11 @@ impl PhotoIndex {
     }
 
     /// The photo folder as configured.
+    /// How many files the folder holds (hidden ones and those without an extension aside).
+    pub fn file_count(&self) -> usize {
+        self.by_stem.values().map(Vec::len).sum()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

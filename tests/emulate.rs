@@ -213,6 +213,8 @@ fn emulate_help_documents_every_knob() {
         "--quota",
         "--seed",
         "--no-face-check",
+        "--clock-offset",
+        "--feishu-missing-scopes",
         "--hikvision-terminals",
         "--hikvision-password",
         "--hikvision-busy-time",

@@ -23,6 +23,9 @@ use super::state::Shared;
 
 pub(super) const BATCH_GET_ID_PATH: &str = "/open-apis/contact/v3/users/batch_get_id";
 
+/// The scope `batch_get_id` needs.
+const CONTACT_SCOPE: &str = "contact:user.id:readonly";
+
 /// E-mail addresses, and mobile numbers, one request may ask about.
 const MAX_PER_KIND: usize = 50;
 
@@ -44,7 +47,7 @@ fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, FeishuError> {
-    authorize(shared, headers)?;
+    authorize(shared, headers, CONTACT_SCOPE)?;
     let kind = id_type(&query(raw))?;
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         return Err(FeishuError::field("body", "not a JSON object"));

@@ -39,6 +39,8 @@ const FACE_NOT_FOUND: i64 = 1490107;
 const FACE_CROP_FAIL: i64 = 1490108;
 const TOKEN_MISSING: i64 = 99991661;
 const TOKEN_INVALID: i64 = 99991663;
+/// The app lacks a scope the API needs.
+const SCOPE_MISSING: i64 = 99991672;
 const RATE_LIMITED: i64 = 99991400;
 const FIELD_VALIDATION: i64 = 99992402;
 const INVALID_PARAM: i64 = 10003;
@@ -85,7 +87,7 @@ impl FeishuError {
         }
     }
 
-    fn bad_request(code: i64, msg: &str) -> Self {
+    fn bad_request(code: i64, msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, msg)
     }
 
@@ -207,7 +209,36 @@ fn issue_token(shared: &Shared, body: &[u8]) -> Result<(String, u64), FeishuErro
 }
 
 /// Checks `Authorization: Bearer <tenant_access_token>`.
-pub(super) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), FeishuError> {
+/// The scope every ACS call needs.
+pub(super) const ACS_SCOPE: &str = "acs:users";
+
+/// Checks `Authorization: Bearer <tenant_access_token>`, then that the app was granted
+/// `scope` (99991672 when the `feishu_missing_scopes` knob withholds it).
+pub(super) fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<(), FeishuError> {
+    authenticate(shared, headers)?;
+    if shared
+        .config
+        .feishu_missing_scopes
+        .iter()
+        .any(|s| s == scope)
+    {
+        return Err(FeishuError::bad_request(
+            SCOPE_MISSING,
+            format!(
+                "Access denied. One of the following scopes is required: [{scope}]. The app \
+                 has not been granted it: apply for it in the developer console"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `Authorization: Bearer <tenant_access_token>`.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), FeishuError> {
     let missing = || {
         FeishuError::bad_request(
             TOKEN_MISSING,
@@ -446,7 +477,7 @@ async fn store_face(
     headers: &HeaderMap,
     parts: Result<Vec<Part>, FeishuError>,
 ) -> Result<(), FeishuError> {
-    authorize(shared, headers)?;
+    authorize(shared, headers, ACS_SCOPE)?;
     let query = query(raw);
     let kind = id_type(&query)?;
     let upload = check_parts(parts?)?;
@@ -529,7 +560,7 @@ async fn face_bytes(
     raw: Option<String>,
     headers: &HeaderMap,
 ) -> Result<(Vec<u8>, &'static str, String), FeishuError> {
-    authorize(shared, headers)?;
+    authorize(shared, headers, ACS_SCOPE)?;
     let query = query(raw);
     let kind = id_type(&query)?;
     let cropped = match param(&query, "is_cropped") {
@@ -592,7 +623,7 @@ fn user_page(
     raw: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Value, FeishuError> {
-    authorize(shared, headers)?;
+    authorize(shared, headers, ACS_SCOPE)?;
     let query = query(raw);
     let kind = id_type(&query)?;
     let page_size = match param(&query, "page_size") {
@@ -643,7 +674,7 @@ async fn get_user(
     headers: HeaderMap,
 ) -> Response {
     let found = (|| {
-        authorize(&shared, &headers)?;
+        authorize(&shared, &headers, ACS_SCOPE)?;
         let kind = id_type(&query(raw))?;
         let user_id = resolve_user(&shared, &path_id, kind)?;
         Ok::<_, FeishuError>(json!({"user": user_json(&shared, &user_id, kind)}))

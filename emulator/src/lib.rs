@@ -123,6 +123,12 @@ pub struct EmulatorConfig {
     /// Detect faces in uploads (1490108 / 3002 when there is none; a terminal's
     /// `SubpicAnalysisModelingError`). Off: any image decodes (any decodable JPEG models).
     pub face_check: bool,
+    /// Feishu scopes the app was not granted (`acs:users`, `contact:user.id:readonly`): the
+    /// APIs needing one answer 99991672.
+    pub feishu_missing_scopes: Vec<String>,
+    /// Seconds (signed) added to the emulator's clock: the `Date` header of every answer,
+    /// VziCloud's signature expiry check, and the terminals' `System/time`. A skewed server.
+    pub clock_offset: i64,
     /// The Hikvision terminals and their knobs. `latency`, `error_rate` (HTTP 500, no body),
     /// `drop_rate`, `seed` and `face_check` apply to them too.
     pub hikvision: HikvisionConfig,
@@ -151,6 +157,8 @@ impl Default for EmulatorConfig {
             quota: None,
             seed: 0,
             face_check: true,
+            feishu_missing_scopes: Vec::new(),
+            clock_offset: 0,
             hikvision: HikvisionConfig::default(),
         }
     }

@@ -36,6 +36,7 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), log_id))
+        .layer(middleware::from_fn_with_state(shared.clone(), date))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(unreserved_as_is))
         .with_state(shared)
@@ -98,6 +99,16 @@ async fn log_id(State(shared): State<Arc<Shared>>, request: Request, next: Next)
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-tt-logid", v);
         }
+    }
+    response
+}
+
+/// Every answer carries a `Date` header from the emulator's clock (the `clock_offset` knob), as
+/// the real servers send theirs; hyper adds none when one is there.
+async fn date(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(shared.now())) {
+        response.headers_mut().insert(axum::http::header::DATE, v);
     }
     response
 }

@@ -151,18 +151,41 @@ impl Stats {
     }
 }
 
-/// Seconds since the Unix epoch, as VziCloud's `create_time` and `expires` count them.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
+/// Now on a clock `offset` seconds off the machine's: the emulator's own notion of now (the
+/// `clock_offset` knob).
+pub(crate) fn skewed(offset: i64) -> std::time::SystemTime {
+    let now = std::time::SystemTime::now();
+    let by = std::time::Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 {
+        now + by
+    } else {
+        now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH)
+    }
+}
+
+/// Seconds since the Unix epoch on a clock `offset` seconds off the machine's, as VziCloud's
+/// `create_time` and `expires` count them.
+pub(crate) fn unix_now(offset: i64) -> u64 {
+    skewed(offset)
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
 impl Shared {
+    /// Now, on the emulator's clock (`clock_offset` off the machine's).
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        skewed(self.config.clock_offset)
+    }
+
+    /// [`Shared::now`] in Unix seconds.
+    pub(crate) fn unix_now(&self) -> u64 {
+        unix_now(self.config.clock_offset)
+    }
+
     pub(crate) fn new(config: EmulatorConfig) -> Self {
         let mut vzicloud = VziCloudState::default();
-        let now = unix_now();
+        let now = unix_now(config.clock_offset);
         for g in &config.vzicloud_groups {
             vzicloud.groups.insert(
                 g.clone(),

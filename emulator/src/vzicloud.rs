@@ -26,7 +26,7 @@ use super::EmulatorConfig;
 use super::faces::{self, FaceLocation, Problem};
 use super::faults::{Api, Refusal, guard};
 use super::server::MAX_BODY;
-use super::state::{Group, Shared, VziCloudFace, VziUser, lock, unix_now};
+use super::state::{Group, Shared, VziCloudFace, VziUser, lock};
 use crate::signature;
 
 /// The largest image VziCloud takes: 2 MB, at most 1920 wide and 1080 high.
@@ -232,7 +232,7 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     };
-    if let Err(e) = verify(&shared.config, &signed, unix_now()) {
+    if let Err(e) = verify(&shared.config, &signed, shared.unix_now()) {
         return e.into_response();
     }
     let config = &shared.config;
@@ -492,7 +492,7 @@ async fn upsert(
             height: inspected.height,
             top: 0,
         });
-    let now = unix_now();
+    let now = shared.unix_now();
     let face = VziCloudFace {
         face_id: shared.next_id("face"),
         format,
@@ -655,7 +655,7 @@ async fn group_create(
         let group = Group {
             name: fields.optional("group_name")?.unwrap_or("").to_string(),
             remark: fields.optional("remark")?.unwrap_or("").to_string(),
-            create_time: unix_now(),
+            create_time: shared.unix_now(),
             users: Default::default(),
         };
         let mut state = lock(&shared.vzicloud);

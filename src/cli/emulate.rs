@@ -43,6 +43,10 @@ Examples:
       a token asked for in its last 4 minutes is a new one (the real service: 30m of 2h)
   facesync emulate --feishu-rate-limit 100 --rate-window 1m --no-face-check
       100 requests per minute per Feishu API; any decodable image is taken, face or not
+  facesync emulate --clock-offset 300 --feishu-missing-scopes contact:user.id:readonly
+      the emulator's clock runs 5 minutes ahead (its Date headers, VziCloud's signature
+      expiry: 1002, the terminals' System/time); Feishu's batch_get_id answers 99991672
+      (try `facesync doctor` against it)
   facesync emulate --directory directory.csv --users E1001,E1002
       batch_get_id finds the people of directory.csv (user_id,email,mobile,resigned) by
       e-mail or mobile; only E1001 and E1002 are in an access-control group
@@ -138,6 +142,21 @@ pub struct EmulateArgs {
     /// Seed of faults, tokens and ids: the same requests in the same order meet the same fate
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    /// Seconds (negative: behind) the emulator's clock is off: its Date headers, VziCloud's
+    /// signature expiry (1002) and the terminals' System/time
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_offset: i64,
+
+    /// Feishu scopes the app lacks (comma-separated: acs:users, contact:user.id:readonly):
+    /// the APIs needing one answer 99991672
+    #[arg(long, value_name = "SCOPES", value_delimiter = ',')]
+    pub feishu_missing_scopes: Vec<String>,
 
     /// Accept any decodable image, face or not (no 1490108 / 3002 / SubpicAnalysisModelingError
     /// for a missing face)
@@ -254,6 +273,8 @@ fn emulator_config(args: &EmulateArgs) -> anyhow::Result<EmulatorConfig> {
         quota: args.quota,
         seed: args.seed,
         face_check: !args.no_face_check,
+        clock_offset: args.clock_offset,
+        feishu_missing_scopes: args.feishu_missing_scopes.clone(),
         hikvision: hikvision_config(args),
         users: users(args)?,
         directory: match &args.directory {

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "emulator")]
 mod demo;
+mod doctor;
 #[cfg(feature = "emulator")]
 mod emulate;
 mod fetch;
@@ -105,6 +106,15 @@ pub enum Command {
                             in its admin console). Nothing is changed at the targets.\n\n\
                             Exit codes: 0 no drift; 2 drift found; 1 a target could not be read.")]
     Verify(VerifyArgs),
+
+    /// Will tonight's run work? Checks the config, roster, photos, state DB and every target
+    /// (reachable, credentials, permissions, room, clock) without changing anything
+    #[command(after_help = "Examples:\n  facesync doctor -c config.toml\n  \
+                            facesync doctor -c config.toml --target vzicloud --format json\n\n\
+                            Each check is ok, warning or failed, with what to do. Nothing is \
+                            uploaded, created or deleted anywhere.\n\n\
+                            Exit codes: 0 all ok; 2 warnings only; 1 a check failed.")]
+    Doctor(DoctorArgs),
 
     /// Every person's outcome per target, as CSV, JSON or a self-contained HTML page
     #[command(
@@ -217,6 +227,19 @@ pub struct VerifyArgs {
     pub targets: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output: a table, one line per check, or a JSON array of {check, target, status,
+    /// detail, advice}
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Check only this target (repeatable); default: every enabled target
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     Csv,
@@ -278,6 +301,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) => sync::run(&args, &cli.global).await,
         Command::Verify(args) => verify::run(&args, &cli.global).await,
         Command::Report(args) => report::run(&args).await,
+        Command::Doctor(args) => doctor::run(&args).await,
         Command::Fetch(args) => fetch::run(&args, &cli.global).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(args) => emulate::run(&args).await,

@@ -107,10 +107,33 @@ pub enum LockError {
 }
 
 impl RunLock {
-    pub fn take(database: &std::path::Path) -> Result<RunLock, LockError> {
+    /// The lock file of the state DB at `database`.
+    fn path(database: &std::path::Path) -> std::path::PathBuf {
         let mut name = database.as_os_str().to_owned();
         name.push(".lock");
-        let lock = std::path::PathBuf::from(name);
+        std::path::PathBuf::from(name)
+    }
+
+    /// True when a sync holds the lock now. The lock is tried and let go at once; nothing is
+    /// created (no lock file: nobody holds it).
+    pub fn is_held(database: &std::path::Path) -> Result<bool, LockError> {
+        let lock = Self::path(database);
+        let file = match std::fs::OpenOptions::new().write(true).open(&lock) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(LockError::Io { lock, source }),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { lock, source }),
+        }
+    }
+
+    /// Takes the lock of the state DB at `database` (creating its folder and lock file), or
+    /// says who holds it.
+    pub fn take(database: &std::path::Path) -> Result<RunLock, LockError> {
+        let lock = Self::path(database);
         crate::store::create_folder(database)?;
         let file = std::fs::OpenOptions::new()
             .create(true)

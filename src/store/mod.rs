@@ -190,6 +190,16 @@ pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// What [`Store::probe`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// There is no database yet; its folder can hold one (the first run creates it).
+    Missing,
+    /// The database opens; the write lock was taken and let go (when asked for); this many
+    /// migrations are still to apply (the next run applies them).
+    Ready { pending_migrations: usize },
+}
+
 /// A handle on the state database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -218,6 +228,95 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open(OpenError::migrate(path, &e)))?;
         Ok(Store { pool })
+    }
+
+    /// Checks, without changing anything, that the database at `path` can be used by a run:
+    /// it opens, its schema is not newer than this build's, and (with `try_write`) its write
+    /// lock can be taken (then let go, nothing written). A database not there yet is
+    /// [`Health::Missing`] when its folder (or the nearest one that exists) is a folder that
+    /// takes a file: a temporary file is made there and removed at once.
+    pub async fn probe(path: &Path, try_write: bool) -> Result<Health, StoreError> {
+        if !path.exists() {
+            let folder = path
+                .ancestors()
+                .skip(1)
+                .find(|a| a.as_os_str().is_empty() || a.exists())
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
+                .unwrap_or(Path::new("."));
+            let not_writable = |detail: String| {
+                StoreError::Open(OpenError {
+                    path: path.to_path_buf(),
+                    problem: OpenProblem::NotWritable,
+                    detail,
+                })
+            };
+            if !folder.is_dir() {
+                return Err(not_writable(format!(
+                    "{} is a file, not a folder",
+                    folder.display()
+                )));
+            }
+            tempfile::Builder::new()
+                .prefix(".facesync-probe")
+                .tempfile_in(folder)
+                .map_err(|e| not_writable(format!("{}: {e}", folder.display())))?;
+            return Ok(Health::Missing);
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| StoreError::Open(OpenError::sql(path, &e)))?
+            .filename(path)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open(OpenError::sql(path, &e)))?;
+        let result = async {
+            let has_table: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            let applied: Vec<i64> = if has_table > 0 {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                    .fetch_all(&pool)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let migrator = sqlx::migrate!("./migrations");
+            let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+            if let Some(v) = applied.iter().find(|v| !known.contains(v)) {
+                return Ok(Err(OpenError {
+                    path: path.to_path_buf(),
+                    problem: OpenProblem::NewerSchema,
+                    detail: format!("migration {v} is not one this version knows"),
+                }));
+            }
+            if try_write {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            }
+            let pending = known.iter().filter(|v| !applied.contains(v)).count();
+            Ok::<_, sqlx::Error>(Ok(Health::Ready {
+                pending_migrations: pending,
+            }))
+        }
+        .await;
+        pool.close().await;
+        match result {
+            Ok(Ok(health)) => Ok(health),
+            Ok(Err(open)) => Err(StoreError::Open(open)),
+            Err(e) => Err(StoreError::Open(OpenError::sql(path, &e))),
+        }
     }
 
     /// Closes the pool, checkpointing the WAL.

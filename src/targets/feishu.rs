@@ -20,6 +20,7 @@ use super::{
     header, http_client, path_segment,
 };
 use crate::config::OutputFormat;
+use crate::doctor::{self, Check, Probe};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -487,6 +488,79 @@ impl Target for Feishu {
                 }
             }
         }
+    }
+
+    /// The token (the app's credentials), an ACS read (`acs:users`), and, when the roster
+    /// has people known by e-mail or mobile only, a lookup of one of them
+    /// (`contact:user.id:readonly`).
+    async fn doctor(&self, probe: &Probe<'_>) -> Vec<Check> {
+        let token = probe.run(|| self.token()).await;
+        let mut checks = doctor::first_contact(
+            &token,
+            "the app id and secret are accepted (a tenant access token was issued)",
+        );
+        if token.is_err() {
+            return checks;
+        }
+        let scope_missing = |f: &Failure| f.code.as_deref() == Some(&SCOPE_MISSING.to_string());
+        let needs_employee_id = if self.user_id_type == "user_id" {
+            " (with user_id_type = \"user_id\", also contact:user.employee_id:readonly)"
+        } else {
+            ""
+        };
+        checks.push(match probe.run(|| self.list_users(None)).await {
+            Ok(page) => Check::ok(
+                "scope_acs_users",
+                format!(
+                    "acs:users is granted: the access-control user list reads ({} user(s) on \
+                     its first page)",
+                    page.users.len()
+                ),
+            ),
+            Err(f) if scope_missing(&f) => Check::failed(
+                "scope_acs_users",
+                format!(
+                    "the app may not read or write access-control users: {}",
+                    f.message
+                ),
+                format!(
+                    "grant acs:users{needs_employee_id} to app {} in the Feishu developer \
+                     console, then publish a new version of the app",
+                    self.app_id
+                ),
+            ),
+            Err(f) => Check::from_failure("scope_acs_users", &f),
+        });
+        if let Some(first) = probe.contacts.first() {
+            let asked = std::slice::from_ref(first);
+            checks.push(match probe.run(|| self.lookup_ids(asked)).await {
+                Ok(_) => Check::ok(
+                    "scope_contact_user_id",
+                    format!(
+                        "contact:user.id:readonly is granted: the {} people known by e-mail or \
+                         mobile only can be looked up",
+                        probe.contacts.len()
+                    ),
+                ),
+                Err(f) if scope_missing(&f) => Check::failed(
+                    "scope_contact_user_id",
+                    format!(
+                        "{} people are known by e-mail or mobile only, and the app may not look \
+                         them up: {}",
+                        probe.contacts.len(),
+                        f.message
+                    ),
+                    format!(
+                        "grant contact:user.id:readonly to app {} in the Feishu developer \
+                         console and publish a new version, or give those people their id in \
+                         the roster column roster.columns.{}_user_id names",
+                        self.app_id, self.name
+                    ),
+                ),
+                Err(f) => Check::from_failure("scope_contact_user_id", &f),
+            });
+        }
+        checks
     }
 
     fn abilities(&self) -> Abilities {

@@ -24,6 +24,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use crate::config::{Config, DeliveryConfig, OutputFormat};
+use crate::doctor::{Check, Probe};
 use crate::reason::ReasonCode;
 use crate::roster::Person;
 
@@ -220,20 +221,31 @@ impl Failure {
                 ),
             );
         }
-        let what = if err.is_timeout() {
-            "timed out"
-        } else if err.is_connect() {
-            "cannot connect"
-        } else {
-            "connection failed"
-        };
+        let host = err.url().and_then(|u| u.host_str()).unwrap_or("the server");
+        let port = err
+            .url()
+            .and_then(|u| u.port_or_known_default())
+            .map_or(String::new(), |p| format!(":{p}"));
         // reqwest's messages name the URL, whose query may hold a signature: keep it out.
         let detail = err.without_url_message();
-        Self::new(
-            Class::Transient,
-            ReasonCode::NetworkError,
-            format!("{what}: {detail}"),
-        )
+        let message = match Unreachable::of(err) {
+            Unreachable::Dns => format!(
+                "cannot resolve {host} (DNS: {detail}): check base_url under [targets.{target}] \
+                 and the machine's DNS settings"
+            ),
+            Unreachable::Refused => format!(
+                "{host}{port} refused the connection (TCP: {detail}): check the port in base_url \
+                 under [targets.{target}], that the service is up, and any firewall between"
+            ),
+            Unreachable::Timeout => format!("timed out: {detail}"),
+            Unreachable::Tls => format!(
+                "the TLS handshake with {host}{port} failed ({detail}): check that base_url under \
+                 [targets.{target}] has the right scheme (https or http) and port"
+            ),
+            Unreachable::Other if err.is_connect() => format!("cannot connect: {detail}"),
+            Unreachable::Other => format!("connection failed: {detail}"),
+        };
+        Self::new(Class::Transient, ReasonCode::NetworkError, message)
     }
 
     pub fn with_http(
@@ -249,15 +261,69 @@ impl Failure {
     }
 }
 
-/// The TLS certificate error behind a failed request, if that is what it is. rustls's error
-/// reaches reqwest inside `io::Error`s (two, nested), whose `source()` skips what they wrap,
-/// so every `io::Error` met is opened too.
+/// The TLS certificate error behind a failed request, if that is what it is.
 fn certificate_error(err: &reqwest::Error) -> Option<rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
+    let mut found = None;
+    walk(err, |e| {
         if let Some(tls @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>()
         {
-            return Some(tls.clone());
+            found = Some(tls.clone());
+        }
+        found.is_some()
+    });
+    found
+}
+
+/// Which layer kept a request from getting an answer, as far as the error chain tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreachable {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens on the port (or a firewall says so).
+    Refused,
+    Timeout,
+    /// TLS failed for another reason than the certificate (a plain-HTTP port, a proxy).
+    Tls,
+    Other,
+}
+
+impl Unreachable {
+    fn of(err: &reqwest::Error) -> Unreachable {
+        if err.is_timeout() {
+            return Unreachable::Timeout;
+        }
+        let mut found = Unreachable::Other;
+        walk(err, |e| {
+            if e.downcast_ref::<rustls::Error>().is_some() {
+                found = Unreachable::Tls;
+            } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    found = Unreachable::Refused;
+                } else if io.kind() == std::io::ErrorKind::TimedOut {
+                    found = Unreachable::Timeout;
+                }
+            }
+            // hyper-util's resolver error says "dns error"; getaddrinfo's, "failed to lookup".
+            let text = e.to_string();
+            if found == Unreachable::Other
+                && (text.starts_with("dns error") || text.contains("failed to lookup address"))
+            {
+                found = Unreachable::Dns;
+            }
+            found != Unreachable::Other
+        });
+        found
+    }
+}
+
+/// Calls `visit` on every error in `err`'s chain until it returns true. rustls's error reaches
+/// reqwest inside `io::Error`s (two, nested), whose `source()` skips what they wrap, so every
+/// `io::Error` met is opened too.
+fn walk(err: &reqwest::Error, mut visit: impl FnMut(&(dyn std::error::Error + 'static)) -> bool) {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if visit(e) {
+            return;
         }
         next = match e
             .downcast_ref::<std::io::Error>()
@@ -267,7 +333,6 @@ fn certificate_error(err: &reqwest::Error) -> Option<rustls::Error> {
             None => e.source(),
         };
     }
-    None
 }
 
 /// reqwest's error text without the URL (which may carry a signature).
@@ -306,6 +371,14 @@ pub trait Target: Send + Sync {
     /// not fit, before anything is sent. The default: no limit.
     async fn check_room(&self, _arriving: &[&str]) -> Result<(), Failure> {
         Ok(())
+    }
+
+    /// `facesync doctor`'s checks of this target, every request through `probe`, changing
+    /// nothing: that it is reachable, accepts the credentials, and whatever else the kind
+    /// knows tonight's run needs (scopes, a group, room, the clock). The default: the
+    /// preparation, as `reachable` and `credentials`.
+    async fn doctor(&self, probe: &Probe<'_>) -> Vec<Check> {
+        crate::doctor::prepared(self, probe).await
     }
 
     /// Delivers one face. Signs (or authenticates) at send time, so a retry is a fresh request.

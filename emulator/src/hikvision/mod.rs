@@ -371,6 +371,7 @@ impl Shared {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     DeviceInfo,
+    SystemTime,
     AccessCapabilities,
     UserCapabilities,
     UserCount,
@@ -386,12 +387,19 @@ enum Op {
 
 /// The ISAPI paths a terminal serves: path, method, what it does, its api key, and whether
 /// it answers JSON (and so needs `?format=json`).
-const ENDPOINTS: [(&str, Method, Op, Api, bool); 16] = [
+const ENDPOINTS: [(&str, Method, Op, Api, bool); 17] = [
     (
         "/ISAPI/System/deviceInfo",
         Method::GET,
         Op::DeviceInfo,
         Api::HikDeviceInfo,
+        false,
+    ),
+    (
+        "/ISAPI/System/time",
+        Method::GET,
+        Op::SystemTime,
+        Api::HikSystemTime,
         false,
     ),
     (
@@ -665,6 +673,7 @@ async fn serve(at: &Call<'_>, op: Op, json: bool, request: Request) -> Result<Re
     let config = at.config();
     match op {
         Op::DeviceInfo => Ok(xml(device_info(at.terminal))),
+        Op::SystemTime => Ok(xml(system_time(at.shared.now()))),
         Op::AccessCapabilities => Ok(xml(ACCESS_CAPABILITIES.to_string())),
         Op::UserCapabilities => Ok(axum::Json(persons::capabilities(config)).into_response()),
         Op::UserCount => {
@@ -700,6 +709,40 @@ async fn serve(at: &Call<'_>, op: Op, json: bool, request: Request) -> Result<Re
 
 fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, XML)], body).into_response()
+}
+
+/// `System/time` as the terminals answer it (XML even on current firmware): the local time
+/// with its offset. The emulator's terminals keep UTC, on the emulator's clock.
+fn system_time(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Time version=\"2.0\" xmlns=\"http://www.isapi.org/ver20/XMLSchema\">\n\
+         <timeMode>manual</timeMode>\n\
+         <localTime>{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00</localTime>\n\
+         <timeZone>CST+0:00:00</timeZone>\n</Time>\n",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+    )
+}
+
+/// The calendar date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 fn device_info(terminal: &str) -> String {
@@ -973,6 +1016,15 @@ mod tests {
             ..HikvisionConfig::default()
         };
         assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn system_time_is_the_local_time_with_its_offset() {
+        let at = |secs: u64| system_time(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        assert!(at(0).contains("<localTime>1970-01-01T00:00:00+00:00</localTime>"));
+        // 2024-02-29 (a leap day) 13:14:15 UTC.
+        assert!(at(1_709_212_455).contains("<localTime>2024-02-29T13:14:15+00:00</localTime>"));
+        assert!(at(4_102_444_799).contains("<localTime>2099-12-31T23:59:59+00:00</localTime>"));
     }
 
     #[test]

@@ -304,8 +304,118 @@ fn face_advice(sub: &str, msg: &str) -> &'static str {
     }
 }
 
+/// The time a `System/time` answer (XML) gives: `localTime`, with its offset, or else the
+/// offset of a POSIX `timeZone` (`CST-8:00:00` is UTC+8); `None` when it says no offset.
+pub(crate) fn terminal_time(xml: &str) -> Option<std::time::SystemTime> {
+    let local = element(xml, "localTime")?;
+    let (clock, offset) = split_offset(local);
+    let offset = match offset {
+        Some(o) => o,
+        None => posix_offset(element(xml, "timeZone")?)?,
+    };
+    let secs = local_seconds(clock)? - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// The text of the first `<name>` element.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find('<')? + start;
+    Some(xml[start..end].trim())
+}
+
+/// `2026-03-01T02:00:00+08:00` as the clock part and the offset in seconds (`Z` is 0).
+fn split_offset(text: &str) -> (&str, Option<i64>) {
+    if let Some(clock) = text.strip_suffix('Z') {
+        return (clock, Some(0));
+    }
+    let tail = text.len().saturating_sub(6);
+    match text.get(tail..) {
+        Some(off) if off.len() == 6 && (off.starts_with('+') || off.starts_with('-')) => {
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let h: Option<i64> = off.get(1..3).and_then(|h| h.parse().ok());
+            let m: Option<i64> = off.get(4..6).and_then(|m| m.parse().ok());
+            match (h, m) {
+                (Some(h), Some(m)) => (&text[..tail], Some(sign * (h * 3600 + m * 60))),
+                _ => (text, None),
+            }
+        }
+        _ => (text, None),
+    }
+}
+
+/// A POSIX zone (`CST-8:00:00`, `UTC+5:30`) as seconds east of UTC: the sign is inverted.
+fn posix_offset(zone: &str) -> Option<i64> {
+    let at = zone.find(['+', '-'])?;
+    let sign = if zone[at..].starts_with('-') { 1 } else { -1 };
+    let mut parts = zone[at + 1..].split(':').map(|p| p.trim().parse::<i64>());
+    let h = parts.next()?.ok()?;
+    let m = parts.next().and_then(Result::ok).unwrap_or(0);
+    let s = parts.next().and_then(Result::ok).unwrap_or(0);
+    Some(sign * (h * 3600 + m * 60 + s))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (fractions ignored) as seconds since the epoch, as if UTC.
+fn local_seconds(clock: &str) -> Option<i64> {
+    let (date, time) = clock.split_once(['T', ' '])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, mo, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>());
+    let (h, mi, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn terminal_times_are_read_with_their_offset() {
+        let at = |secs: u64| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let xml = |local: &str, zone: &str| {
+            format!(
+                "<Time><timeMode>NTP</timeMode><localTime>{local}</localTime><timeZone>{zone}</timeZone></Time>"
+            )
+        };
+        // 2024-02-29T13:14:15Z is 1709212455.
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T13:14:15Z", "")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T21:14:15+08:00", "CST-8:00:00")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T08:14:15-05:00", "")),
+            at(1_709_212_455)
+        );
+        // No offset in localTime: the POSIX zone's (its sign inverted).
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T21:14:15", "CST-8:00:00")),
+            at(1_709_212_455)
+        );
+        assert_eq!(
+            terminal_time(&xml("2024-02-29T18:44:15", "IST-5:30")),
+            at(1_709_212_455)
+        );
+        assert_eq!(terminal_time(&xml("2024-02-29T21:14:15", "")), None);
+        assert_eq!(terminal_time(&xml("yesterday", "CST-8:00:00")), None);
+        assert_eq!(terminal_time("<Time/>"), None);
+    }
     use super::*;
 
     fn status(sc: i64, sub: &str, code: i64, msg: &str) -> String {

@@ -38,6 +38,7 @@ use self::isapi::ResponseStatus;
 use super::{
     Abilities, Class, Failure, Receipt, RemotePage, RemoteUser, Target, Upload, http_client,
 };
+use crate::doctor::{self, Check, Probe};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -678,6 +679,79 @@ impl Hikvision {
     }
 }
 
+/// A terminal's clock further off than this is a warning: validity windows are in its time.
+const CLOCK_WARNING: i64 = 60;
+
+impl Hikvision {
+    /// The terminal's clock (`System/time`, XML), and ours when the answer came.
+    async fn terminal_time(
+        &self,
+    ) -> Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure> {
+        let (status, text) = self
+            .call(
+                "the clock",
+                reqwest::Method::GET,
+                "/ISAPI/System/time",
+                &Body::Empty,
+            )
+            .await?;
+        if !(200..300).contains(&status)
+            || ResponseStatus::from_body(&text).is_some_and(|rs| !rs.ok())
+        {
+            return Err(isapi::classify(&self.name, "the clock", status, &text));
+        }
+        Ok((isapi::terminal_time(&text), std::time::SystemTime::now()))
+    }
+
+    /// The `capacity` check: what the terminal holds of what it can.
+    fn capacity_check(device: Device, persons: Option<u64>, faces: Option<u64>) -> Check {
+        let part = |what: &str, held: Option<u64>, max: Option<u64>| match (held, max) {
+            (Some(h), Some(m)) => format!("{h} of {m} {what}"),
+            (Some(h), None) => format!("{h} {what} (no limit announced)"),
+            (None, Some(m)) => format!("? of {m} {what}"),
+            (None, None) => format!("an unknown number of {what}"),
+        };
+        Check::ok(
+            "capacity",
+            format!(
+                "the terminal holds {} and {}",
+                part("persons", persons, device.max_persons),
+                part("faces", faces, device.max_faces)
+            ),
+        )
+    }
+
+    /// The `clock` check: the terminal's time against ours.
+    fn clock_check(
+        &self,
+        result: Result<(Option<std::time::SystemTime>, std::time::SystemTime), Failure>,
+    ) -> Check {
+        let advice = "set the terminal's time by NTP (its web page, Configuration > System > \
+                      Time Settings): validity windows and access schedules run on its clock";
+        match result {
+            Ok((Some(terminal), local)) => {
+                let skew = doctor::skew(terminal, local);
+                let said = format!("the terminal's clock is {}", doctor::describe_skew(skew));
+                if skew.abs() > CLOCK_WARNING {
+                    Check::warning("clock", said, advice)
+                } else {
+                    Check::ok("clock", said)
+                }
+            }
+            Ok((None, _)) => Check::warning(
+                "clock",
+                "the terminal's time gives no offset from UTC: not compared",
+                advice,
+            ),
+            Err(f) => Check::warning(
+                "clock",
+                format!("the terminal's clock could not be read: {}", f.message),
+                advice,
+            ),
+        }
+    }
+}
+
 /// A write's refusal, with the sub-status the enrolment flow branches on.
 struct ResponseFailure {
     sub: String,
@@ -801,6 +875,36 @@ impl Target for Hikvision {
             remote_id: None,
             request_id: None,
         })
+    }
+
+    /// The login and capabilities (reachable, credentials), what the terminal holds of what
+    /// it can, whether the roster fits (the same reads as [`Target::check_room`]), and its
+    /// clock.
+    async fn doctor(&self, probe: &Probe<'_>) -> Vec<Check> {
+        let prepared = probe.run(|| self.prepare()).await;
+        let mut checks = doctor::first_contact(
+            &prepared,
+            format!("the terminal accepts user `{}`", self.username).as_str(),
+        );
+        if prepared.is_err() {
+            return checks;
+        }
+        match probe.run(|| self.counts()).await {
+            Ok((persons, faces)) => {
+                checks.push(Self::capacity_check(self.device(), persons, faces));
+            }
+            Err(f) => checks.push(Check::from_failure("capacity", &f)),
+        }
+        let arriving: Vec<&str> = probe.ids.iter().map(String::as_str).collect();
+        checks.push(match probe.run(|| self.check_room(&arriving)).await {
+            Ok(()) => Check::ok(
+                "room",
+                format!("the roster's {} people fit", arriving.len()),
+            ),
+            Err(f) => Check::from_failure("room", &f),
+        });
+        checks.push(self.clock_check(probe.run(|| self.terminal_time()).await));
+        checks
     }
 
     fn abilities(&self) -> Abilities {

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::{
     Abilities, Class, Failure, Receipt, RemotePage, Target, Upload, http_client, path_segment,
 };
+use crate::doctor::{self, Check, Probe};
 use crate::reason::ReasonCode;
 use crate::secret::Secret;
 
@@ -114,6 +115,87 @@ impl VziCloud {
             self.app_id,
             path_segment("vzicloud group id", &self.group_id)?
         ))
+    }
+}
+
+/// Whether the group exists (`doctor`'s read).
+enum GroupState {
+    Exists,
+    /// 3201: the group is not there yet (`sync` creates it).
+    Missing,
+}
+
+/// A server clock ahead of ours by more than this is a warning: near the signature window.
+const SKEW_WARNING: i64 = 30;
+
+impl VziCloud {
+    /// An unsigned request, for the server's `Date` (and whether it answers at all): the
+    /// server's time, if it said, and ours when the answer came.
+    async fn server_time(&self) -> Result<(Option<SystemTime>, SystemTime), Failure> {
+        let url = format!("{}/v2/frs/user/apps/{}/groups", self.base_url, self.app_id);
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Failure::network(&self.name, &e))?;
+        Ok((doctor::http_date(resp.headers()), SystemTime::now()))
+    }
+
+    /// Reads one user of the group: signed, so it checks the key, the app and the group.
+    async fn read_group(&self) -> Result<GroupState, Failure> {
+        let (status, text) = self
+            .send(
+                reqwest::Method::GET,
+                &self.users_path()?,
+                &[("offset", "0"), ("limit", "1")],
+                Vec::new(),
+            )
+            .await?;
+        if status == 200 {
+            return Ok(GroupState::Exists);
+        }
+        let f = classify(status, &text);
+        match f.code.as_deref() {
+            Some("3201") => Ok(GroupState::Missing),
+            _ => Err(f),
+        }
+    }
+
+    /// The `clock` check from the server's time: a server ahead by the signature's lifetime
+    /// or more refuses every signed request as expired.
+    fn clock_check(&self, server: Option<SystemTime>, local: SystemTime) -> Check {
+        let Some(server) = server else {
+            return Check::warning(
+                "clock",
+                "the server sent no Date header: the clock was not compared",
+                "make sure this machine's clock is set by NTP: VziCloud refuses signatures \
+                 that expired by its clock",
+            );
+        };
+        let skew = doctor::skew(server, local);
+        let lifetime = SIGNATURE_LIFETIME.as_secs() as i64;
+        let said = format!("the server's clock is {}", doctor::describe_skew(skew));
+        let advice = "set this machine's clock by NTP (timedatectl set-ntp true, or chrony)";
+        if skew >= lifetime {
+            Check::failed(
+                "clock",
+                format!(
+                    "{said}: every signed request expires ({}s window) before the server \
+                     receives it and is refused (1002)",
+                    lifetime
+                ),
+                advice,
+            )
+        } else if skew.abs() > SKEW_WARNING {
+            Check::warning(
+                "clock",
+                format!("{said}: signatures are valid for {lifetime}s by the server's clock"),
+                advice,
+            )
+        } else {
+            Check::ok("clock", said)
+        }
     }
 }
 
@@ -278,6 +360,62 @@ impl Target for VziCloud {
             remote_id: face.and_then(|f| f.face_id),
             request_id: None,
         })
+    }
+
+    /// Reachable and the clock (an unsigned request's `Date`), then a signed read of the
+    /// group: the access key, the app and the group (a missing one is a warning: `sync`
+    /// creates it). Unlike `prepare`, nothing is created.
+    async fn doctor(&self, probe: &Probe<'_>) -> Vec<Check> {
+        let (server, local) = match probe.run(|| self.server_time()).await {
+            Ok(times) => times,
+            Err(f) => return vec![Check::from_failure("reachable", &f)],
+        };
+        let clock = self.clock_check(server, local);
+        let clock_failed = clock.status == doctor::Status::Failed;
+        let mut checks = vec![doctor::reached(), clock];
+        if clock_failed {
+            return checks;
+        }
+        let key_ok = || {
+            Check::ok(
+                "credentials",
+                format!(
+                    "access key {} and its signatures are accepted",
+                    self.accesskey_id
+                ),
+            )
+        };
+        let app_ok = || Check::ok("app", format!("face application {} exists", self.app_id));
+        match probe.run(|| self.read_group()).await {
+            Ok(state) => {
+                checks.extend([key_ok(), app_ok()]);
+                checks.push(match state {
+                    GroupState::Exists => {
+                        Check::ok("group", format!("group `{}` exists", self.group_id))
+                    }
+                    GroupState::Missing => Check::warning(
+                        "group",
+                        format!("group `{}` does not exist yet", self.group_id),
+                        "nothing to do: the next sync creates it (check group_id if it should \
+                         exist already)",
+                    ),
+                });
+            }
+            Err(f) if f.code.as_deref() == Some("3101") => {
+                checks.push(key_ok());
+                checks.push(Check::failed(
+                    "app",
+                    f.message.clone(),
+                    format!(
+                        "set app_id under [targets.{}] to the id of an application of this \
+                         account (VziCloud console, face recognition service)",
+                        self.name
+                    ),
+                ));
+            }
+            Err(f) => checks.push(Check::from_failure("credentials", &f)),
+        }
+        checks
     }
 
     fn abilities(&self) -> Abilities {
