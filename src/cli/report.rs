@@ -16,23 +16,33 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         );
     }
     let store = Store::open(&config.state.database).await?;
-    let rows = report::rows(&store).await?;
-    store.close().await;
     let mut buffer = Vec::new();
-    match args.format {
-        ReportFormat::Csv => report::write_csv(&rows, &mut buffer)?,
-        ReportFormat::Json => report::write_json(&rows, &mut buffer)?,
+    // The HTML page lists only who needs attention: it reads only those rows.
+    let rows = match args.format {
+        ReportFormat::Csv => {
+            let rows = report::rows(&store).await?;
+            report::write_csv(&rows, &mut buffer)?;
+            rows.len()
+        }
+        ReportFormat::Json => {
+            let rows = report::rows(&store).await?;
+            report::write_json(&rows, &mut buffer)?;
+            rows.len()
+        }
         ReportFormat::Html => {
+            let (totals, rows) = report::attention(&store).await?;
             let thumbs = report::html::thumbnails(&rows, &config.photos).await;
             buffer.extend_from_slice(
-                report::html::render(&rows, &thumbs, "facesync report").as_bytes(),
+                report::html::render(&totals, &rows, &thumbs, "facesync report").as_bytes(),
             );
+            totals.values().flat_map(|t| t.values()).sum()
         }
-    }
+    };
+    store.close().await;
     match &args.output {
         Some(path) => {
             report::write_atomically(path, &buffer)?;
-            eprintln!("wrote {} ({} rows)", path.display(), rows.len());
+            eprintln!("wrote {} ({rows} rows)", path.display());
         }
         None => std::io::stdout().lock().write_all(&buffer)?,
     }

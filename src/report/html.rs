@@ -3,7 +3,7 @@
 //! state, and for each person who needs attention a thumbnail of the photo, the reason in
 //! plain words and what to do.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -57,16 +57,15 @@ pub async fn thumbnails(rows: &[ReportRow], photos: &PhotoConfig) -> Thumbnails 
         .await
 }
 
-/// Renders the report, with the `thumbs` made by [`thumbnails`].
-pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
-    let mut totals: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for r in rows {
-        *totals
-            .entry(&r.target)
-            .or_default()
-            .entry(&r.state)
-            .or_default() += 1;
-    }
+/// Renders the report: the `totals` of every target and state, and the `rows` that need
+/// attention (others given are left out), with the `thumbs` made by [`thumbnails`].
+pub fn render(
+    totals: &super::Totals,
+    rows: &[ReportRow],
+    thumbs: &Thumbnails,
+    title: &str,
+) -> String {
+    let all: usize = totals.values().flat_map(|t| t.values()).sum();
     let states = [
         "delivered",
         "pending",
@@ -76,7 +75,7 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
         "skipped",
         "removed",
     ];
-    let targets: Vec<&str> = totals.keys().copied().collect();
+    let targets: Vec<&str> = totals.keys().map(String::as_str).collect();
     // Only the people who need attention are listed: on a large roster everyone else would make
     // the page tens of megabytes. The CSV and JSON reports list everyone.
     let attention: Vec<&ReportRow> = rows.iter().filter(|r| needs_attention(&r.state)).collect();
@@ -97,7 +96,7 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
             body {
                 h1 { (title) }
                 p.generated { "Generated " (crate::store::now()) " from the state database. "
-                    (rows.len()) " person-target rows; " (attention.len()) " need attention." }
+                    (all) " person-target rows; " (attention.len()) " need attention." }
                 h2 { "Totals" }
                 table.totals {
                     thead { tr { th { "target" } @for s in &states { th { (s) } } } }
@@ -106,14 +105,14 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
                             tr {
                                 td { (t) }
                                 @for s in &states {
-                                    td.num { (totals[t].get(s).copied().unwrap_or(0)) }
+                                    td.num { (totals[*t].get(*s).copied().unwrap_or(0)) }
                                 }
                             }
                         }
                     }
                 }
                 h2 { "People who need attention" }
-                p.others { (rows.len() - attention.len()) " rows need nothing (delivered, or removed on purpose) and are not listed here: "
+                p.others { (all.saturating_sub(attention.len())) " rows need nothing (delivered, or removed on purpose) and are not listed here: "
                     code { "facesync report -c CONFIG --format csv" } " (or " code { "json" } ") lists everyone." }
                 div.filters {
                     label { "Target " select #target { option value="" { "all" } @for t in &targets { option value=(t) { (t) } } } }
@@ -276,7 +275,12 @@ mod tests {
             row("E3", "Gone", "invalid", Some("missing.jpg")),
         ];
         let thumbs = thumbnails(&rows, &photos).await;
-        let page = render(&rows, &thumbs, "facesync report");
+        let page = render(
+            &super::super::totals_of(&rows),
+            &rows,
+            &thumbs,
+            "facesync report",
+        );
         assert!(!page.contains("<script>alert(1)"), "names must be escaped");
         assert!(page.contains("&lt;script&gt;alert(1)"));
         assert_eq!(

@@ -37,39 +37,90 @@ pub async fn rows(store: &Store) -> Result<Vec<ReportRow>, StoreError> {
         .into_values()
         .map(|d| {
             let person = people.get(&d.person_id);
-            ReportRow {
-                name: person.map(|p| p.name.clone()).unwrap_or_default(),
-                photo: person.and_then(|p| p.photo_path.clone()),
-                attempts: attempts
-                    .get(&(d.person_id.clone(), d.target.clone()))
-                    .copied()
-                    .unwrap_or(0),
-                state: d.state.as_str().to_string(),
-                reason_code: d.reason_code.map(|c| c.as_str().to_string()),
-                advice: d.reason_code.map(|c| c.advice().to_string()),
-                reason: d.reason,
-                remote_id: d.remote_id,
-                request_id: d.request_id,
-                updated_at: d.updated_at,
-                id: d.person_id,
-                target: d.target,
-            }
+            let n = attempts
+                .get(&(d.person_id.clone(), d.target.clone()))
+                .copied()
+                .unwrap_or(0);
+            report_row(
+                d,
+                person.map(|p| p.name.clone()),
+                person.and_then(|p| p.photo_path.clone()),
+                n,
+            )
         })
         .collect();
     rows.sort_by(|a, b| (&a.id, &a.target).cmp(&(&b.id, &b.target)));
     Ok(rows)
 }
 
-/// Writes the HTML report of everything in the store to `path`, as `sync` does after a run.
+/// Rows by target and state.
+pub type Totals = std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>;
+
+/// What the HTML report shows: the totals of every target and state (counted by the DB), and
+/// only the rows that need attention, so that its cost follows those, not the roster's size.
+pub async fn attention(store: &Store) -> Result<(Totals, Vec<ReportRow>), StoreError> {
+    let mut totals = Totals::new();
+    for c in store.status_counts().await? {
+        *totals
+            .entry(c.target)
+            .or_default()
+            .entry(c.state.as_str().to_string())
+            .or_default() += c.count as usize;
+    }
+    let rows = store
+        .needing_attention()
+        .await?
+        .into_iter()
+        .map(|a| report_row(a.delivery, a.name, a.photo, a.attempts))
+        .collect();
+    Ok((totals, rows))
+}
+
+/// The totals of `rows` (for a caller that has every row already).
+pub fn totals_of(rows: &[ReportRow]) -> Totals {
+    let mut totals = Totals::new();
+    for r in rows {
+        *totals
+            .entry(r.target.clone())
+            .or_default()
+            .entry(r.state.clone())
+            .or_default() += 1;
+    }
+    totals
+}
+
+/// Writes the HTML report to `path`, as `sync` does after a run.
 pub async fn write_html_file(
     store: &Store,
     config: &crate::config::Config,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let rows = rows(store).await?;
+    let (totals, rows) = attention(store).await?;
     let thumbs = html::thumbnails(&rows, &config.photos).await;
-    let page = html::render(&rows, &thumbs, "facesync report");
+    let page = html::render(&totals, &rows, &thumbs, "facesync report");
     write_atomically(path, page.as_bytes())
+}
+
+fn report_row(
+    d: crate::store::DeliveryRecord,
+    name: Option<String>,
+    photo: Option<String>,
+    attempts: i64,
+) -> ReportRow {
+    ReportRow {
+        name: name.unwrap_or_default(),
+        photo,
+        attempts,
+        state: d.state.as_str().to_string(),
+        reason_code: d.reason_code.map(|c| c.as_str().to_string()),
+        advice: d.reason_code.map(|c| c.advice().to_string()),
+        reason: d.reason,
+        remote_id: d.remote_id,
+        request_id: d.request_id,
+        updated_at: d.updated_at,
+        id: d.person_id,
+        target: d.target,
+    }
 }
 
 /// Writes beside the destination and renames, so a reader never sees half a report.

@@ -689,6 +689,35 @@ impl Store {
             .collect())
     }
 
+    /// The rows that need an admin's attention (neither delivered nor removed), each with the
+    /// person's name and photo and their count of uploads and removals, by id and target: what
+    /// the HTML report lists. One query that reads only those rows, however large the roster.
+    pub async fn needing_attention(&self) -> Result<Vec<AttentionRow>, StoreError> {
+        let columns: Vec<String> = DeliveryRecord::COLUMNS
+            .split(',')
+            .map(|c| format!("d.{}", c.trim()))
+            .collect();
+        let sql = format!(
+            "SELECT {}, p.name AS person_name, p.photo_path AS person_photo,
+                 (SELECT COUNT(*) FROM attempts a WHERE a.person_id = d.person_id
+                      AND a.target = d.target AND a.kind IN {CHANGES}) AS changes
+             FROM deliveries d LEFT JOIN people p ON p.person_id = d.person_id
+             WHERE d.state NOT IN ('delivered', 'removed')
+             ORDER BY d.person_id, d.target",
+            columns.join(", ")
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| AttentionRow {
+                delivery: DeliveryRecord::from_row(r),
+                name: r.get("person_name"),
+                photo: r.get("person_photo"),
+                attempts: r.get("changes"),
+            })
+            .collect())
+    }
+
     /// Counts of uploads and removals per (person, target), for reports; reads do not count.
     pub async fn attempt_counts(&self) -> Result<HashMap<(String, String), i64>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -702,6 +731,16 @@ impl Store {
             .map(|r| ((r.get(0), r.get(1)), r.get(2)))
             .collect())
     }
+}
+
+/// A delivery row that needs attention, with what the report shows beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionRow {
+    pub delivery: DeliveryRecord,
+    pub name: Option<String>,
+    pub photo: Option<String>,
+    /// Uploads and removals (reads do not count).
+    pub attempts: i64,
 }
 
 fn upsert_delivery(
