@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{EXIT_OK, ReportArgs, ReportFormat, load_config};
-use crate::report;
+use crate::report::{self, trend, trend::Trend};
 use crate::store::Store;
 
 pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
@@ -17,6 +17,10 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     }
     let store = Store::open(&config.state.database).await?;
     let rows = report::rows(&store).await?;
+    let trend = match args.format {
+        ReportFormat::Html => Trend::load(&store, trend::MAX_RUNS).await?,
+        ReportFormat::Csv | ReportFormat::Json => Trend::default(),
+    };
     store.close().await;
     let mut buffer = Vec::new();
     match args.format {
@@ -25,7 +29,7 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         ReportFormat::Html => {
             let thumbs = report::html::thumbnails(&rows, &config.photos).await;
             buffer.extend_from_slice(
-                report::html::render(&rows, &thumbs, "facesync report").as_bytes(),
+                report::html::render(&rows, &thumbs, &trend, "facesync report").as_bytes(),
             );
         }
     }

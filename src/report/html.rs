@@ -1,7 +1,8 @@
 //! The HTML report: one self-contained file (inline CSS, JS and thumbnails; no network
 //! assets) an admin opens in the morning. Totals per target and state, filters by target and
-//! state, and for each person who needs attention a thumbnail of the photo, the reason in
-//! plain words and what to do.
+//! state, the trend over the last sync runs (an inline SVG chart, [`super::trend`]), and for
+//! each person who needs attention a thumbnail of the photo, the reason in plain words and what
+//! to do.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -13,6 +14,7 @@ use futures::StreamExt as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::ReportRow;
+use super::trend::{self, Trend};
 use crate::config::PhotoConfig;
 
 /// At most this many thumbnails are embedded; later rows show without one (the file stays
@@ -57,8 +59,9 @@ pub async fn thumbnails(rows: &[ReportRow], photos: &PhotoConfig) -> Thumbnails 
         .await
 }
 
-/// Renders the report, with the `thumbs` made by [`thumbnails`].
-pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
+/// Renders the report, with the `thumbs` made by [`thumbnails`] and the `trend` of the last
+/// sync runs ([`Trend::load`], at most [`trend::MAX_RUNS`]).
+pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, trend: &Trend, title: &str) -> String {
     let mut totals: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for r in rows {
         *totals
@@ -104,6 +107,13 @@ pub fn render(rows: &[ReportRow], thumbs: &Thumbnails, title: &str) -> String {
                             }
                         }
                     }
+                }
+                h2 { "Last runs" }
+                @if let Some(chart) = trend::chart(trend) {
+                    p.caption { (trend_caption(trend)) }
+                    div.trend { (chart) }
+                } @else {
+                    p.caption { "No sync run is recorded yet." }
                 }
                 h2 { "People" }
                 div.filters {
@@ -158,6 +168,23 @@ fn row(r: &ReportRow, thumbs: &Thumbnails) -> Markup {
     }
 }
 
+/// What the chart shows, in words: how many runs, from when to when.
+fn trend_caption(trend: &Trend) -> String {
+    let (Some(first), Some(last)) = (trend.runs.first(), trend.runs.last()) else {
+        return String::new();
+    };
+    let n = trend.runs.len();
+    if n == 1 {
+        format!("The one sync run recorded, started {}.", first.started_at)
+    } else {
+        format!(
+            "The last {n} sync runs, oldest on the left: from {} to {}. Each panel has its own \
+             scale; a grey bar is a run that recorded no counts. Hover over a bar for its run.",
+            first.started_at, last.started_at
+        )
+    }
+}
+
 /// Delivered people and leavers removed on purpose need nothing from an admin.
 fn needs_attention(state: &str) -> bool {
     !matches!(state, "delivered" | "removed")
@@ -179,7 +206,9 @@ fn thumbnail(path: &Path, photos: &PhotoConfig) -> Option<String> {
 const CSS: &str = r#"
 body { font: 14px/1.4 system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-.generated { color: #666; }
+.generated, .caption { color: #666; }
+div.trend { overflow-x: auto; }
+svg.trend text { font-family: inherit; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
 th { background: #f4f4f4; }
@@ -270,7 +299,8 @@ mod tests {
             row("E3", "Gone", "invalid", Some("missing.jpg")),
         ];
         let thumbs = thumbnails(&rows, &photos).await;
-        let page = render(&rows, &thumbs, "facesync report");
+        let page = render(&rows, &thumbs, &Trend::default(), "facesync report");
+        assert!(page.contains("No sync run is recorded yet."));
         assert!(!page.contains("<script>alert(1)"), "names must be escaped");
         assert!(page.contains("&lt;script&gt;alert(1)"));
         assert_eq!(
