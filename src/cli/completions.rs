@@ -20,7 +20,9 @@ pub(super) fn completions(args: &CompletionsArgs) -> anyhow::Result<u8> {
 
 pub(super) fn man() -> anyhow::Result<u8> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    clap_mangen::Man::new(Cli::command())
+        .title("FACESYNC")
+        .render(&mut out)?;
     std::io::stdout().lock().write_all(&out)?;
     Ok(EXIT_OK)
 }
