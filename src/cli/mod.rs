@@ -147,9 +147,19 @@ pub enum Command {
                             The Debian package installs the bash, zsh and fish scripts.")]
     Completions(CompletionsArgs),
 
-    /// Print the man page (roff), made from these same definitions
-    #[command(after_help = "Example:\n  facesync man | man -l -")]
-    Man,
+    /// Print the man page (roff) of facesync, or of one of its commands, made from these same
+    /// definitions
+    #[command(
+        after_help = "Examples:\n  facesync man | man -l -\n  facesync man sync > facesync-sync.1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`facesync-<command>(1)`); default: facesync(1)
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -308,7 +318,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         #[cfg(feature = "emulator")]
         Command::Emulate(args) => emulate::run(&args).await,
         Command::Completions(args) => completions::completions(&args),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(&args),
     }
 }
 
