@@ -275,7 +275,18 @@ fn a_gbk_roster_from_excel_plans_with_its_chinese_names() {
 fn every_command_has_help_with_an_example() {
     let dir = tempfile::tempdir().unwrap();
     for cmd in [
-        "demo", "init", "plan", "sync", "report", "fetch", "status", "verify", "emulate",
+        "demo",
+        "init",
+        "plan",
+        "sync",
+        "report",
+        "fetch",
+        "status",
+        "verify",
+        "emulate",
+        "doctor",
+        "completions",
+        "man",
     ] {
         let out = facesync(&[cmd, "--help"], dir.path());
         assert!(out.status.success());
@@ -527,4 +538,48 @@ fn report_thumbnails_are_upright_and_none_is_made_over_the_pixel_limit() {
         "no thumbnail over max_pixels"
     );
     assert!(page.contains("image_too_large") && page.contains("no preview"));
+}
+
+#[test]
+fn completions_are_printed_for_every_shell_and_know_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = facesync(&["completions", "bash"], dir.path());
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    let script = text(&bash.stdout);
+    assert!(script.contains("complete -F _facesync"), "{script}");
+    for word in [
+        "sync",
+        "report",
+        "status",
+        "--max-duration",
+        "--only-failed",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    for (shell, mark) in [
+        ("zsh", "#compdef facesync"),
+        ("fish", "complete -c facesync"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = facesync(&["completions", shell], dir.path());
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(mark), "{shell}: {script}");
+        assert!(script.contains("sync"), "{shell} completion lacks sync");
+    }
+    let bad = facesync(&["completions", "tcsh"], dir.path());
+    assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown shell");
+}
+
+#[test]
+fn the_man_page_is_roff_naming_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = facesync(&["man"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH FACESYNC 1"), "{page}");
+    assert!(page.contains(".SH NAME") && page.contains(".SH SYNOPSIS"));
+    for command in ["sync", "plan", "status", "completions"] {
+        assert!(page.contains(command), "the man page lacks {command}");
+    }
 }

@@ -1,5 +1,6 @@
-//! The HTML report in a real headless browser: after a sync with trouble, the page renders, its
-//! script runs (the filter counts the rows it shows), and a screenshot is taken. Needs Debian's
+//! The HTML report in a real headless browser: after two syncs with trouble, the page renders,
+//! its script runs (the filter counts the rows it shows), the trend chart is parsed as SVG with a
+//! bar per run, target and count, and a screenshot is taken. Needs Debian's
 //! chromium (`.ci/test` installs it): without it the test fails, unless the developer opted out
 //! with `FACESYNC_SKIP_TOOLS=chromium` (never in CI), which compiles it as ignored.
 
@@ -82,17 +83,19 @@ async fn the_html_report_renders_and_filters_in_a_real_browser() {
     )
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_facesync");
-    let sync = Command::new(bin)
-        .args(["-q", "sync", "-c", "config.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        sync.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&sync.stderr)
-    );
+    for _ in 0..2 {
+        let sync = Command::new(bin)
+            .args(["-q", "sync", "-c", "config.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            sync.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&sync.stderr)
+        );
+    }
     let report = Command::new(bin)
         .args([
             "report",
@@ -124,6 +127,22 @@ async fn the_html_report_renders_and_filters_in_a_real_browser() {
     );
     assert!(dom.contains("retake the photo facing the camera"));
     assert!(dom.contains("data:image/jpeg;base64,"));
+    // The trend: parsed as inline SVG, each bar an element of its own (none swallowed its
+    // neighbours), two runs of the one target's four counts and two durations.
+    assert!(dom.contains("<svg class=\"trend\""), "no chart: {dom}");
+    assert_eq!(
+        dom.matches("<rect class=\"bar\"").count(),
+        2 * 4 + 2,
+        "{dom}"
+    );
+    assert!(!dom.contains("</title><rect"), "bars nested in bars: {dom}");
+    assert!(dom.contains("The last 2 sync runs"));
+    // The second run found E1003 (no face) and E1004 (no photo) invalid again: its bar holds
+    // the count.
+    assert!(
+        dom.contains("data-metric=\"invalid\" data-run=\"2\" data-value=\"2\""),
+        "{dom}"
+    );
 
     let shot = std::env::var_os("FACESYNC_REPORT_SCREENSHOT")
         .map(PathBuf::from)

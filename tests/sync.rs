@@ -58,6 +58,50 @@ async fn happy_path_delivers_to_both_targets_and_a_second_run_sends_nothing() {
         uploads_after, uploads_before,
         "an unchanged run must upload nothing"
     );
+
+    // The trend of both runs: the report's chart and status, from the runs' summaries.
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        page.contains("<svg class=\"trend\""),
+        "no chart in the report"
+    );
+    assert_eq!(
+        page.matches("data-metric=\"delivered\" data-run=").count(),
+        4
+    );
+    let status = ws.facesync(&["status", "-c", "config.toml", "--format", "json"]);
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let trend = json["trend"].as_array().unwrap();
+    assert_eq!(trend.len(), 2, "{json}");
+    assert!(
+        trend[0]["run"].as_i64() < trend[1]["run"].as_i64(),
+        "oldest first"
+    );
+    let counts = |run: usize, t: &str| {
+        trend[run]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["target"] == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(counts(0, "feishu")["delivered"], 6);
+    assert_eq!(counts(1, "vzicloud")["unchanged"], 6);
+    assert_eq!(counts(1, "vzicloud")["failed"], 0);
+    assert!(trend[1]["duration_seconds"].as_f64().unwrap() >= 0.0);
+    let table = ws.facesync(&["status", "-c", "config.toml", "--runs", "1"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("SYNC RUN") && table.contains("UNCHANGED"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().filter(|l| l.contains("completed")).count(),
+        2 + 2,
+        "the last two runs, then the trend's one run with its two targets: {table}"
+    );
     emu.shutdown().await;
 }
 

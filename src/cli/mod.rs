@@ -2,6 +2,7 @@
 //! and maps the outcome to the documented exit codes. `main` only parses, sets up logging and
 //! calls [`run`].
 
+mod completions;
 #[cfg(feature = "emulator")]
 mod demo;
 mod doctor;
@@ -146,6 +147,36 @@ pub enum Command {
     /// client against
     #[cfg(feature = "emulator")]
     Emulate(Box<EmulateArgs>),
+
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish
+    #[command(after_help = "Examples:\n  \
+                            facesync completions bash > /etc/bash_completion.d/facesync\n  \
+                            facesync completions zsh > \"${fpath[1]}/_facesync\"\n  \
+                            facesync completions fish > ~/.config/fish/completions/facesync.fish\n  \
+                            facesync completions powershell >> $PROFILE\n\n\
+                            The Debian package installs the bash, zsh and fish scripts.")]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff) of facesync, or of one of its commands, made from these same
+    /// definitions
+    #[command(
+        after_help = "Examples:\n  facesync man | man -l -\n  facesync man sync > facesync-sync.1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`facesync-<command>(1)`); default: facesync(1)
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +319,11 @@ pub struct StatusArgs {
     /// checks and downloads, at every target, with how each ended
     #[arg(long, value_name = "ID")]
     pub person: Option<String>,
+    /// How many of the last sync runs the trend lists (per run and target: delivered,
+    /// unchanged, failed, invalid, and the run's duration); at most 30
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=30))]
+    pub runs: u16,
 }
 
 /// Runs a parsed command line; the value is the process exit code.
@@ -305,6 +341,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Fetch(args) => fetch::run(&args, &cli.global).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(args) => emulate::run(&args).await,
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }
 

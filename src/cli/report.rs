@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{EXIT_OK, ReportArgs, ReportFormat, load_config};
-use crate::report;
+use crate::report::{self, trend, trend::Trend};
 use crate::store::Store;
 
 pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
@@ -16,6 +16,10 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         );
     }
     let store = Store::open(&config.state.database).await?;
+    let trend = match args.format {
+        ReportFormat::Html => Trend::load(&store, trend::MAX_RUNS).await?,
+        ReportFormat::Csv | ReportFormat::Json => Trend::default(),
+    };
     let mut buffer = Vec::new();
     // The HTML page lists only who needs attention: it reads only those rows.
     let rows = match args.format {
@@ -33,7 +37,7 @@ pub(super) async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
             let (totals, rows) = report::attention(&store).await?;
             let thumbs = report::html::thumbnails(&rows, &config.photos).await;
             buffer.extend_from_slice(
-                report::html::render(&totals, &rows, &thumbs, "facesync report").as_bytes(),
+                report::html::render(&totals, &rows, &thumbs, &trend, "facesync report").as_bytes(),
             );
             totals.values().flat_map(|t| t.values()).sum()
         }

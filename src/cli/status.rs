@@ -1,10 +1,12 @@
-//! `facesync status`: counts per target and state, and the last runs; with `--person`, one
-//! person's audit trail (every attempt of every kind).
+//! `facesync status`: counts per target and state, the last runs, and the trend of the last
+//! sync runs (the HTML report's chart as a table); with `--person`, one person's audit trail
+//! (every attempt of every kind).
 
 use serde_json::json;
 
 use super::table::Table;
 use super::{EXIT_OK, Format, StatusArgs, load_config};
+use crate::report::trend::{METRICS, Trend, format_duration};
 use crate::store::{AttemptEntry, State, Store};
 
 pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
@@ -25,10 +27,14 @@ pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     }
     let counts = store.status_counts().await?;
     let runs = store.last_runs(10).await?;
+    let trend = Trend::load(&store, args.runs.into()).await?;
     store.close().await;
     match args.format {
         Format::Json => {
-            println!("{}", json!({ "counts": counts, "runs": runs }));
+            println!(
+                "{}",
+                json!({ "counts": counts, "runs": runs, "trend": trend.runs })
+            );
         }
         Format::Table => {
             let mut targets: Vec<&str> = counts.iter().map(|c| c.target.as_str()).collect();
@@ -60,9 +66,52 @@ pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
                 ]);
             }
             println!("{}", r.render());
+            if !trend.runs.is_empty() {
+                println!("{}", trend_table(&trend).render());
+            }
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The trend as the report's chart shows it, oldest run first: one line per run and target, a
+/// run that recorded no counts on one line of its own.
+fn trend_table(trend: &Trend) -> Table {
+    let mut t = Table::new(
+        ["SYNC RUN", "STARTED", "STATUS", "DURATION", "TARGET"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(METRICS.iter().map(|m| m.as_str().to_uppercase())),
+    );
+    for run in &trend.runs {
+        let head = [
+            run.run.to_string(),
+            run.started_at.clone(),
+            run.status.clone(),
+            run.duration_seconds
+                .map(format_duration)
+                .unwrap_or_default(),
+        ];
+        match run.targets.as_deref() {
+            Some(targets) if !targets.is_empty() => {
+                for c in targets {
+                    t.row(
+                        head.iter()
+                            .cloned()
+                            .chain([c.target.clone()])
+                            .chain(METRICS.iter().map(|&m| c.get(m).to_string())),
+                    );
+                }
+            }
+            _ => t.row(
+                head.iter()
+                    .cloned()
+                    .chain(["(no counts)".to_string()])
+                    .chain(METRICS.iter().map(|_| String::new())),
+            ),
+        }
+    }
+    t
 }
 
 /// One person's attempts, oldest first, each with its kind (upload, remove, check, download).

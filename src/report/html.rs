@@ -1,7 +1,8 @@
 //! The HTML report: one self-contained file (inline CSS, JS and thumbnails; no network
 //! assets) an admin opens in the morning. Totals per target and state, filters by target and
-//! state, and for each person who needs attention a thumbnail of the photo, the reason in
-//! plain words and what to do.
+//! state, the trend over the last sync runs (an inline SVG chart, [`super::trend`]), and for
+//! each person who needs attention a thumbnail of the photo, the reason in plain words and what
+//! to do.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -13,6 +14,7 @@ use futures::StreamExt as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::ReportRow;
+use super::trend::{self, Trend};
 use crate::config::PhotoConfig;
 
 /// At most this many thumbnails are embedded; later rows show without one (the file stays
@@ -57,12 +59,14 @@ pub async fn thumbnails(rows: &[ReportRow], photos: &PhotoConfig) -> Thumbnails 
         .await
 }
 
-/// Renders the report: the `totals` of every target and state, and the `rows` that need
-/// attention (others given are left out), with the `thumbs` made by [`thumbnails`].
+/// Renders the report: the `totals` of every target and state, the `rows` that need
+/// attention (others given are left out), with the `thumbs` made by [`thumbnails`], and the
+/// `trend` of the last sync runs ([`Trend::load`], at most [`trend::MAX_RUNS`]).
 pub fn render(
     totals: &super::Totals,
     rows: &[ReportRow],
     thumbs: &Thumbnails,
+    trend: &Trend,
     title: &str,
 ) -> String {
     let all: usize = totals.values().flat_map(|t| t.values()).sum();
@@ -110,6 +114,13 @@ pub fn render(
                             }
                         }
                     }
+                }
+                h2 { "Last runs" }
+                @if let Some(chart) = trend::chart(trend) {
+                    p.caption { (trend_caption(trend)) }
+                    div.trend { (chart) }
+                } @else {
+                    p.caption { "No sync run is recorded yet." }
                 }
                 h2 { "People who need attention" }
                 p.others { (all.saturating_sub(attention.len())) " rows need nothing (delivered, or removed on purpose) and are not listed here: "
@@ -165,6 +176,23 @@ fn row(r: &ReportRow, thumbs: &Thumbnails) -> Markup {
     }
 }
 
+/// What the chart shows, in words: how many runs, from when to when.
+fn trend_caption(trend: &Trend) -> String {
+    let (Some(first), Some(last)) = (trend.runs.first(), trend.runs.last()) else {
+        return String::new();
+    };
+    let n = trend.runs.len();
+    if n == 1 {
+        format!("The one sync run recorded, started {}.", first.started_at)
+    } else {
+        format!(
+            "The last {n} sync runs, oldest on the left: from {} to {}. Each panel has its own \
+             scale; a grey bar is a run that recorded no counts. Hover over a bar for its run.",
+            first.started_at, last.started_at
+        )
+    }
+}
+
 /// Delivered people and leavers removed on purpose need nothing from an admin.
 fn needs_attention(state: &str) -> bool {
     !matches!(state, "delivered" | "removed")
@@ -186,7 +214,9 @@ fn thumbnail(path: &Path, photos: &PhotoConfig) -> Option<String> {
 const CSS: &str = r#"
 body { font: 14px/1.4 system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-.generated, .others { color: #666; }
+.generated, .caption, .others { color: #666; }
+div.trend { overflow-x: auto; }
+svg.trend text { font-family: inherit; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
 th { background: #f4f4f4; }
@@ -279,8 +309,10 @@ mod tests {
             &super::super::totals_of(&rows),
             &rows,
             &thumbs,
+            &Trend::default(),
             "facesync report",
         );
+        assert!(page.contains("No sync run is recorded yet."));
         assert!(!page.contains("<script>alert(1)"), "names must be escaped");
         assert!(page.contains("&lt;script&gt;alert(1)"));
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Reports of every person's outcome per target, read from the state DB: CSV, JSON, and a
-//! self-contained HTML page ([`html`]).
+//! self-contained HTML page ([`html`]) with the trend of the last sync runs ([`trend`]).
 
 pub mod html;
+pub mod trend;
 
 use std::io::Write;
 
@@ -97,7 +98,8 @@ pub async fn write_html_file(
 ) -> anyhow::Result<()> {
     let (totals, rows) = attention(store).await?;
     let thumbs = html::thumbnails(&rows, &config.photos).await;
-    let page = html::render(&totals, &rows, &thumbs, "facesync report");
+    let trend = trend::Trend::load(store, trend::MAX_RUNS).await?;
+    let page = html::render(&totals, &rows, &thumbs, &trend, "facesync report");
     write_atomically(path, page.as_bytes())
 }
 

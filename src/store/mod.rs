@@ -369,6 +369,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// The last `n` runs of one `kind` (`sync`, `plan`, `verify`, `fetch`), newest first.
+    pub async fn last_runs_of(&self, kind: &str, n: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, started_at, finished_at, status, exit_code, summary
+             FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(kind)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(RunRecord::from_row).collect())
+    }
+
     pub async fn last_runs(&self, n: i64) -> Result<Vec<RunRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, started_at, finished_at, status, exit_code, summary

@@ -419,3 +419,25 @@ async fn identities_round_trip_and_a_newer_answer_replaces_the_old() {
     assert_eq!(cached["mobile:138"], missing);
     assert!(store.identities("vzicloud").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_last_runs_of_a_kind_are_the_newest_of_that_kind_only() {
+    let (_dir, store) = open().await;
+    for kind in ["sync", "plan", "sync", "verify", "sync"] {
+        let run = store.begin_run(kind).await.unwrap();
+        store
+            .finish_run(run, "completed", 0, &serde_json::json!({ "kind": kind }))
+            .await
+            .unwrap();
+    }
+    let ids = |runs: Vec<RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.last_runs_of("sync", 2).await.unwrap()), [5, 3]);
+    assert_eq!(
+        ids(store.last_runs_of("sync", 10).await.unwrap()),
+        [5, 3, 1]
+    );
+    assert_eq!(
+        ids(store.last_runs_of("fetch", 10).await.unwrap()),
+        Vec::<i64>::new()
+    );
+}
