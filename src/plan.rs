@@ -204,7 +204,9 @@ pub async fn build(
     let matches = matching::match_rows(&roster.rows, &index);
     let known_people = store.people().await?;
     let hashes = hash_photos(&roster.rows, &matches.photos, &known_people).await;
-    let previous = store.deliveries().await?;
+    // By target, then person: looked up with borrowed ids, without building a key per lookup.
+    let previous = store.deliveries_by_target(&targets).await?;
+    let previous_of = |person: &str, target: &str| previous.get(target)?.get(person);
     let directory = Directory::load(store, config, &targets).await?;
 
     let mut plan = Plan {
@@ -248,7 +250,7 @@ pub async fn build(
             let user_id = directory
                 .user_id(config, target, &row.person)
                 .map_err(|f| Finding::new(f.code, format!("row {}: {}", row.row, f.message)));
-            let prev = previous.get(&(row.person.id.clone(), target.clone()));
+            let prev = previous_of(&row.person.id, target);
             let (action, finding) = match (&matches.photos[i], hash, &user_id) {
                 (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
                 (_, _, Err(f)) => (Action::Invalid, Some(f.clone())),
@@ -279,11 +281,11 @@ pub async fn build(
     }
 
     let mut deliveries = Vec::new();
-    let mut recorded = std::collections::HashSet::new();
+    let mut recorded: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
     for item in &plan.items {
         // Duplicate ids share one delivery row: the first copy's finding is recorded.
-        if recorded.insert((item.id.clone(), item.target.clone())) {
-            let prev = previous.get(&(item.id.clone(), item.target.clone()));
+        if recorded.insert((item.id.as_str(), item.target.as_str())) {
+            let prev = previous_of(&item.id, &item.target);
             if let Some(record) = record_for(prev, item, &fingerprints[&item.target]) {
                 deliveries.push(record);
             }
@@ -403,9 +405,11 @@ pub fn record_for(
     item: &PlanItem,
     fingerprint: &str,
 ) -> Option<DeliveryRecord> {
-    let mut d = prev
-        .cloned()
-        .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target));
+    // Decided before the row is copied: on a nightly run nearly every row stays as it is.
+    let fresh = || {
+        prev.cloned()
+            .unwrap_or_else(|| DeliveryRecord::new(&item.id, &item.target))
+    };
     let about_now = |d: &mut DeliveryRecord| {
         d.set_about(About {
             source_hash: item.source_hash.as_deref(),
@@ -424,15 +428,19 @@ pub fn record_for(
             }) {
                 return None;
             }
+            let mut d = fresh();
             about_now(&mut d);
             d.mark_invalid(f);
+            Some(d)
         }
         Action::Unchanged => {
             if prev.is_some_and(|p| p.state == State::Delivered) {
                 return None;
             }
+            let mut d = fresh();
             about_now(&mut d);
             d.mark_unchanged();
+            Some(d)
         }
         Action::Upload => {
             let same = prev.is_some_and(|p| {
@@ -445,12 +453,13 @@ pub fn record_for(
             {
                 return None; // already pending or failed with this photo: keep its history
             }
+            let mut d = fresh();
             about_now(&mut d);
             d.mark_pending(!same);
+            Some(d)
         }
-        Action::Skip => return None,
+        Action::Skip => None,
     }
-    Some(d)
 }
 
 /// Hashes each matched photo, reusing the stored hash when path, size and mtime are unchanged.

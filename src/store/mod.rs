@@ -482,6 +482,33 @@ impl Store {
         Ok(deliveries)
     }
 
+    /// The delivery rows of these targets, by target and then person: what a plan compares
+    /// with. One scan of the table (an index lookup per row would be slower), each row of
+    /// these targets inserted once; other targets' rows are skipped before they are decoded.
+    pub async fn deliveries_by_target(
+        &self,
+        targets: &[String],
+    ) -> Result<HashMap<String, HashMap<String, DeliveryRecord>>, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM people")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut by_target: HashMap<String, HashMap<String, DeliveryRecord>> = targets
+            .iter()
+            .map(|t| (t.clone(), HashMap::with_capacity(n as usize)))
+            .collect();
+        let sql = format!("SELECT {} FROM deliveries", DeliveryRecord::COLUMNS);
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let target: &str = row.get("target");
+            let Some(people) = by_target.get_mut(target) else {
+                continue;
+            };
+            let d = DeliveryRecord::from_row(&row);
+            people.insert(d.person_id.clone(), d);
+        }
+        Ok(by_target)
+    }
+
     /// One delivery row.
     pub async fn delivery(
         &self,
