@@ -77,8 +77,9 @@ struct Nonce {
     uses: u32,
 }
 
-/// What the capability calls said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the capability calls said; until read (the default), only the calls every firmware
+/// has are used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Device {
     person_setup: bool,
     face_setup: bool,
@@ -86,19 +87,6 @@ struct Device {
     max_faces: Option<u64>,
     /// The person name's byte limit the terminal announces.
     name_max: Option<usize>,
-}
-
-impl Default for Device {
-    /// Until read: the calls every firmware has.
-    fn default() -> Self {
-        Self {
-            person_setup: false,
-            face_setup: false,
-            max_persons: None,
-            max_faces: None,
-            name_max: None,
-        }
-    }
 }
 
 /// A request body, kept whole so the request can be sent again with a fresh nonce.
@@ -259,7 +247,11 @@ impl Hikvision {
                     return Err(Failure::new(
                         Class::Transient,
                         ReasonCode::ServerError,
-                        format!("{}: could not get a usable Digest nonce", self.name),
+                        format!(
+                            "{}: could not get a usable Digest nonce: concurrent requests used \
+                             each fresh one up first; lower concurrency under [targets.{}]",
+                            self.name, self.name
+                        ),
                     ));
                 }
                 self.fetch_challenge().await?;
