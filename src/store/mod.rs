@@ -33,19 +33,20 @@ const READ_CHUNK: i64 = 20_000;
 
 /// The people after rowid ?1, at most ?2 of them: how many, the last rowid, and the people as
 /// a JSON array of arrays (the fields of [`StoredPerson`] in order).
-const PEOPLE_CHUNK_SQL: &str = "SELECT count(*), max(r), json_group_array(json(p)) FROM (
-        SELECT rowid AS r, json_array(person_id, name, roster_row, photo_path, photo_size,
-            photo_mtime_ns, photo_hash) AS p
-        FROM people WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
+const PEOPLE_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(json_array(
+        person_id, name, roster_row, photo_path, photo_size, photo_mtime_ns, photo_hash))
+    FROM (SELECT rowid, * FROM people WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
 
 /// The rows of target ?1 after rowid ?3, at most ?4 of them: how many, the last rowid, and a
 /// JSON array with `[person]` for each, or `[person, source hash, user id]` for a row that
 /// says the target holds that photo for that user under fingerprint ?2. A scan in rowid order:
 /// for most of a table, reading it in order beats an index lookup per row.
-const HOLDINGS_CHUNK_SQL: &str = "SELECT count(*), max(r), json_group_array(json(h)) FROM (
-        SELECT rowid AS r, CASE WHEN state = 'delivered' AND delivered_fingerprint IS ?2
+const HOLDINGS_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(
+        CASE WHEN state = 'delivered' AND delivered_fingerprint IS ?2
             THEN json_array(person_id, delivered_source_hash, delivered_user_id)
-            ELSE json_array(person_id) END AS h
+            ELSE json_array(person_id) END)
+    FROM (SELECT rowid, person_id, state, delivered_fingerprint, delivered_source_hash,
+            delivered_user_id
         FROM deliveries NOT INDEXED WHERE rowid > ?3 AND target = ?1
         ORDER BY rowid LIMIT ?4)";
 

@@ -478,7 +478,8 @@ async fn people_are_read_whole_with_odd_text_and_missing_values() {
 #[tokio::test]
 async fn only_rows_that_are_not_settled_are_read_for_a_plan() {
     let (_dir, store) = open().await;
-    let n = JSON_CHUNK + 3;
+    // More rows than one chunk read, so the second chunk's people are compared too.
+    let n = READ_CHUNK as usize + 3;
     let ids: Vec<String> = (0..n).map(|i| format!("P{i:05}")).collect();
     let held = |id: &str| {
         let mut d = DeliveryRecord::new(id, "t");
@@ -559,4 +560,31 @@ async fn the_rows_a_plan_reads_whole_are_looked_up_by_primary_key() {
         steps[1].starts_with("SEARCH d USING INDEX sqlite_autoindex_deliveries_1"),
         "{steps:?}"
     );
+}
+
+#[tokio::test]
+async fn people_are_read_in_chunks_each_once() {
+    let (_dir, store) = open().await;
+    let run = store.begin_run("plan").await.unwrap();
+    let n = READ_CHUNK as usize * 2 + 1;
+    let people: Vec<PersonRecord> = (0..n)
+        .map(|i| PersonRecord {
+            person_id: format!("P{i:06}"),
+            name: format!("Person {i}"),
+            roster_row: Some(i as i64 + 2),
+            ..PersonRecord::default()
+        })
+        .collect();
+    store.save_people(&people, run).await.unwrap();
+    let mut seen = Vec::new();
+    store
+        .each_person(|p| seen.push((p.person_id.to_string(), p.roster_row)))
+        .await
+        .unwrap();
+    seen.sort();
+    let want: Vec<(String, Option<i64>)> = people
+        .iter()
+        .map(|p| (p.person_id.clone(), p.roster_row))
+        .collect();
+    assert_eq!(seen, want);
 }
