@@ -285,10 +285,10 @@ pub async fn build(
         // is not. Only people whose row changed are written; the others are marked seen.
         let mut to_save = Vec::new();
         for (i, row) in roster.rows.iter().enumerate() {
-            if !row
+            if row
                 .finding
                 .as_ref()
-                .is_none_or(|f| f.code == ReasonCode::DuplicateId)
+                .is_some_and(|f| f.code != ReasonCode::DuplicateId)
             {
                 continue;
             }
