@@ -202,6 +202,7 @@ fn profile(max_width: u32, max_height: u32, max_bytes: u64) -> Profile {
         max_bytes,
         min_quality: 60,
         min_short_side: 0,
+        requirements: facesync::config::Requirements::DEFAULT,
     }
 }
 
@@ -299,6 +300,7 @@ fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)]) {
     for (name, d) in [
         ("decode (DCT-scaled to 1512x2016)", times.decode),
         ("face check", times.face_check),
+        ("quality gate (landmarks, measures)", times.quality),
         ("resize (Lanczos3 to 810x1080)", times.resize),
         ("encode (JPEG, quality search)", times.encode),
         ("whole prepare()", whole),

@@ -83,6 +83,9 @@ pub struct PlanItem {
     pub target_user_id: Option<String>,
     /// The source photo's hash (blake3, hex), when there is a photo.
     pub source_hash: Option<String>,
+    /// What the quality gate measured on the face for this target, when the photo was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<photo::Quality>,
 }
 
 /// The plan for a whole roster.
@@ -271,6 +274,7 @@ pub async fn build(
                 photo: photo.map(|p| p.relative.clone()),
                 target_user_id: user_id.ok().flatten(),
                 source_hash: hash.as_ref().ok().cloned(),
+                quality: None,
             });
         }
         row_items.push(indices);
@@ -360,6 +364,7 @@ async fn check_photos(
             let item = &mut plan.items[k];
             match result {
                 Ok(outs) => {
+                    item.quality = outs.first().and_then(|o| o.quality.clone());
                     if let Some(dir) = &options.preview {
                         for out in outs {
                             write_preview(dir, &item.id, &out)?;
@@ -369,6 +374,7 @@ async fn check_photos(
                 Err(f) => {
                     let file = item.photo.as_deref().unwrap_or("photo");
                     item.action = Action::Invalid;
+                    item.quality = f.quality.map(|q| *q);
                     item.finding = Some(Finding::new(f.code, format!("{file}: {}", f.message)));
                 }
             }

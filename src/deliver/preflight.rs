@@ -247,6 +247,7 @@ mod tests {
             photo: Some(format!("{id}.jpg")),
             target_user_id: Some(id.into()),
             source_hash: Some("h".into()),
+            quality: None,
         }
     }
 
