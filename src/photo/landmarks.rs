@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use image::RgbImage;
+use ndarray::{ArrayView1, ArrayView2};
 use prost::Message as _;
 
 static MODEL_BYTES: &[u8] = include_bytes!("../../models/mtcnn_onet.onnx");
@@ -130,39 +131,37 @@ struct Conv {
 }
 
 impl Conv {
+    /// As one matrix product: the weights (`outputs` x `inputs`·k·k) times the input's patches
+    /// (`inputs`·k·k x rows·cols), which is the output in planes.
     fn forward(&self, x: &Tensor) -> Tensor {
         debug_assert_eq!(x.channels, self.inputs);
         let (rows, cols) = (x.rows - self.k + 1, x.cols - self.k + 1);
         let plane = rows * cols;
-        let mut data = vec![0.0f32; self.outputs * plane];
-        for (o, out) in data.chunks_exact_mut(plane).enumerate() {
-            out.fill(self.bias[o]);
-            for i in 0..self.inputs {
-                let src = &x.data[i * x.rows * x.cols..(i + 1) * x.rows * x.cols];
-                for ky in 0..self.k {
-                    for kx in 0..self.k {
-                        let w = self.weights[((o * self.inputs + i) * self.k + ky) * self.k + kx];
-                        for r in 0..rows {
-                            let row = &src[(r + ky) * x.cols + kx..][..cols];
-                            for (d, s) in out[r * cols..][..cols].iter_mut().zip(row) {
-                                *d += w * s;
-                            }
-                        }
-                    }
-                }
+        let depth = self.inputs * self.k * self.k;
+        let mut patches = vec![0.0f32; depth * plane];
+        for (r, patch) in patches.chunks_exact_mut(plane).enumerate() {
+            let (i, ky, kx) = (r / (self.k * self.k), r / self.k % self.k, r % self.k);
+            let src = &x.data[i * x.rows * x.cols..];
+            for (y, row) in patch.chunks_exact_mut(cols).enumerate() {
+                row.copy_from_slice(&src[(y + ky) * x.cols + kx..][..cols]);
             }
-            let a = self.slope[o];
-            for v in out.iter_mut() {
-                if *v < 0.0 {
-                    *v *= a;
-                }
-            }
+        }
+        let weights = ArrayView2::from_shape((self.outputs, depth), &self.weights)
+            .expect("the weights' shape was checked when read");
+        let patches = ArrayView2::from_shape((depth, plane), &patches).expect("sized above");
+        let mut out = weights.dot(&patches);
+        for (o, mut row) in out.outer_iter_mut().enumerate() {
+            let (b, a) = (self.bias[o], self.slope[o]);
+            row.mapv_inplace(|v| {
+                let v = v + b;
+                if v < 0.0 { v * a } else { v }
+            });
         }
         Tensor {
             channels: self.outputs,
             rows,
             cols,
-            data,
+            data: out.into_raw_vec_and_offset().0,
         }
     }
 }
@@ -212,14 +211,11 @@ struct Dense {
 
 impl Dense {
     fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut out = self.bias.clone();
-        for (i, &v) in x.iter().enumerate() {
-            let row = &self.weights[i * self.outputs..(i + 1) * self.outputs];
-            for (o, w) in out.iter_mut().zip(row) {
-                *o += v * w;
-            }
-        }
-        out
+        let weights = ArrayView2::from_shape((x.len(), self.outputs), &self.weights)
+            .expect("the weights' shape was checked when read");
+        let mut out = ArrayView1::from(x).dot(&weights);
+        out += &ArrayView1::from(&self.bias[..]);
+        out.to_vec()
     }
 }
 

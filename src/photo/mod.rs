@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use quality::Quality;
 pub use stage::PhotoStage;
-pub use thumbnail::thumbnail;
+pub use thumbnail::{thumbnail, thumbnail_marked};
 
 use crate::config::{Crop, OutputFormat, PhotoConfig, Profile, QualityGate};
 use crate::reason::{Finding, ReasonCode};

@@ -310,3 +310,26 @@ fn requirements_are_per_target() {
     assert!(f.code.may_be_one_targets());
     assert!(prepare(&bytes, &gated(), &defaults()).is_ok());
 }
+
+#[test]
+fn a_refused_faces_thumbnail_marks_its_landmarks() {
+    let bytes = jpeg_of(&face("obama"));
+    let marks = |jpeg: Vec<u8>| {
+        let image = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+        assert_eq!(image.width().max(image.height()), 160);
+        image
+            .pixels()
+            .filter(|p| p.0[0] > 200 && p.0[1] < 110 && (40..150).contains(&p.0[2]))
+            .count()
+    };
+    let plain = marks(thumbnail(&bytes, &gated(), 160).unwrap());
+    let marked = marks(thumbnail_marked(&bytes, &gated(), 160).unwrap());
+    // Five 5x5 dots and the eye line, give or take what JPEG does to a red dot.
+    assert!(marked >= plain + 40, "plain {plain}, marked {marked}");
+    // Without a face, the plain thumbnail.
+    let cat = read("cat.jpg");
+    assert_eq!(
+        thumbnail_marked(&cat, &gated(), 160).unwrap(),
+        thumbnail(&cat, &gated(), 160).unwrap()
+    );
+}
