@@ -27,8 +27,9 @@ const WHITE: u8 = 247;
 /// More than this share of the face clipped is too dark (or too bright) whatever the mean.
 const MAX_CLIPPED: f32 = 0.5;
 
-/// A roll below this many degrees is left as it is: levelling would only soften the photo.
-pub(crate) const LEVEL_FROM: f32 = 1.5;
+/// A roll below this many degrees is left as it is: the landmarks place the eye line to a
+/// degree or two, and levelling would soften the photo and cost a pass over it for nothing.
+pub(crate) const LEVEL_FROM: f32 = 3.0;
 
 /// What was measured on a photo's face, for one target (the eye distance is at the size that
 /// target receives). Angles are in degrees.
@@ -484,4 +485,212 @@ fn round1(v: f32) -> f32 {
 
 fn round3(v: f32) -> f32 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(eyes: [(f32, f32); 2], nose: (f32, f32), mouth: [(f32, f32); 2]) -> Landmarks {
+        Landmarks {
+            left_eye: eyes[0],
+            right_eye: eyes[1],
+            nose,
+            mouth_left: mouth[0],
+            mouth_right: mouth[1],
+            score: 1.0,
+        }
+    }
+
+    /// A frontal face: eyes 60 px apart, the mouth 64 px below them, the nose between the eyes
+    /// 55% of the way down to it.
+    fn frontal() -> Landmarks {
+        face(
+            [(70.0, 100.0), (130.0, 100.0)],
+            (100.0, 135.2),
+            [(78.0, 164.0), (122.0, 164.0)],
+        )
+    }
+
+    /// `l` turned by `degrees` about (100, 100).
+    fn turned(l: &Landmarks, degrees: f32) -> Landmarks {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let r = |(x, y): (f32, f32)| {
+            let (dx, dy) = (x - 100.0, y - 100.0);
+            (100.0 + dx * cos - dy * sin, 100.0 + dx * sin + dy * cos)
+        };
+        face(
+            [r(l.left_eye), r(l.right_eye)],
+            r(l.nose),
+            [r(l.mouth_left), r(l.mouth_right)],
+        )
+    }
+
+    #[test]
+    fn geometry_of_the_landmarks() {
+        let check = |l: Landmarks, eyes: f32, roll: f32, yaw: f32| {
+            let g = Geometry::of(&l);
+            assert!(
+                (g.eye_distance - eyes).abs() < 0.01,
+                "eyes {}",
+                g.eye_distance
+            );
+            assert!((g.roll - roll).abs() < 0.01, "roll {}", g.roll);
+            assert!((g.yaw - yaw).abs() < 0.1, "yaw {}", g.yaw);
+        };
+        check(frontal(), 60.0, 0.0, 0.0);
+        // Leaning 10 degrees towards the person's left shoulder (the picture's right).
+        check(turned(&frontal(), 10.0), 60.0, 10.0, 0.0);
+        check(turned(&frontal(), -20.0), 60.0, -20.0, 0.0);
+        // The nose a quarter of the eye distance to the picture's right: turned to the
+        // person's left by atan(0.5).
+        let mut left = frontal();
+        left.nose.0 += 15.0;
+        check(left, 60.0, 0.0, 26.57);
+        // A turn measured the same whatever the lean.
+        check(turned(&left, 15.0), 60.0, 15.0, 26.57);
+        // The nose half way to the mouth's level: the chin is raised.
+        let mut up = frontal();
+        up.nose.1 = 120.0;
+        assert!(Geometry::of(&up).pitch > 15.0);
+        assert!(Geometry::of(&frontal()).pitch.abs() < 1.0);
+    }
+
+    #[test]
+    fn sharpness_is_relative_to_size_and_contrast() {
+        let n = PROBE as usize;
+        let flat = vec![128u8; n * n];
+        assert_eq!(sharpness(&flat, n), 0.0);
+        let checker: Vec<u8> = (0..n * n)
+            .map(|i| {
+                if (i % n / 4 + i / n / 4).is_multiple_of(2) {
+                    60
+                } else {
+                    180
+                }
+            })
+            .collect();
+        // The same pattern at a third of the contrast is as sharp.
+        let faint: Vec<u8> = checker.iter().map(|&v| 100 + (v - 60) / 3).collect();
+        let (a, b) = (sharpness(&checker, n), sharpness(&faint, n));
+        assert!(a > 50.0, "{a}");
+        assert!((a - b).abs() / a < 0.05, "{a} against {b}");
+        // A smooth ramp has edges nowhere.
+        let ramp: Vec<u8> = (0..n * n).map(|i| (i % n * 3) as u8).collect();
+        assert!(sharpness(&ramp, n) < 1.0);
+    }
+
+    #[test]
+    fn exposure_counts_the_clipped_shares() {
+        let mut luma = vec![100u8; 50];
+        luma.extend([0u8; 25]);
+        luma.extend([255u8; 25]);
+        let (mean, dark, bright) = exposure(&luma);
+        assert!((mean - (100.0 * 50.0 + 255.0 * 25.0) / 100.0).abs() < 0.01);
+        assert_eq!((dark, bright), (0.25, 0.25));
+        assert_eq!(exposure(&[]), (0.0, 0.0, 0.0));
+    }
+
+    fn measures(roll: f32, yaw: f32) -> Measures {
+        Measures {
+            landmarks: frontal(),
+            eye_distance: 60.0,
+            roll,
+            yaw,
+            pitch: 0.0,
+            sharpness: 40.0,
+            face_luma: 120.0,
+            dark_share: 0.0,
+            bright_share: 0.0,
+            face_fill: 0.1,
+            face_centre: [0.5, 0.4],
+        }
+    }
+
+    #[test]
+    fn each_requirement_is_its_own_reason_with_value_limit_and_advice() {
+        let r = Requirements::DEFAULT;
+        let check = |m: Measures, scale: f32, code: Option<ReasonCode>, words: &[&str]| {
+            let q = m.for_target(scale, 0.0, &r);
+            let f = finding(&q, &r, "lobby");
+            assert_eq!(f.as_ref().map(|f| f.code), code, "{q:?}");
+            for w in words {
+                let message = &f.as_ref().unwrap().message;
+                assert!(message.contains(w), "{message} lacks {w}");
+            }
+        };
+        check(measures(0.0, 0.0), 1.0, None, &[]);
+        // 60 px in the source, sent at a third of its size.
+        check(
+            measures(0.0, 0.0),
+            1.0 / 3.0,
+            Some(ReasonCode::EyesTooClose),
+            &[
+                "20 pixels apart",
+                "at least 30",
+                "targets.lobby.profile.min_eye_distance",
+            ],
+        );
+        check(
+            measures(0.0, 31.0),
+            1.0,
+            Some(ReasonCode::FaceTurned),
+            &[
+                "face the camera",
+                "about 31 degrees to the left",
+                "at most 25",
+            ],
+        );
+        check(
+            measures(0.0, -40.0),
+            1.0,
+            Some(ReasonCode::FaceTurned),
+            &["40 degrees to the right"],
+        );
+        check(
+            measures(-28.0, 0.0),
+            1.0,
+            Some(ReasonCode::FaceTilted),
+            &["about 28 degrees towards the right shoulder", "at most 25"],
+        );
+        let blurred = Measures {
+            sharpness: 4.0,
+            ..measures(0.0, 0.0)
+        };
+        check(
+            blurred,
+            1.0,
+            Some(ReasonCode::FaceBlurry),
+            &["sharpness 4", "at least 12"],
+        );
+        let dark = Measures {
+            face_luma: 30.0,
+            ..measures(0.0, 0.0)
+        };
+        check(
+            dark,
+            1.0,
+            Some(ReasonCode::FaceTooDark),
+            &["brightness 30", "at least 50"],
+        );
+        let burnt = Measures {
+            face_luma: 180.0,
+            bright_share: 0.6,
+            ..measures(0.0, 0.0)
+        };
+        check(
+            burnt,
+            1.0,
+            Some(ReasonCode::FaceTooBright),
+            &["60% of it white"],
+        );
+        // A lean within level_max_roll is levelled, and what is left is what counts.
+        let q = measures(12.0, 0.0).for_target(1.0, 12.0, &r);
+        assert!(q.failing.is_empty());
+        assert_eq!((q.roll, q.levelled), (12.0, 12.0));
+        let lean = measures(12.0, 0.0);
+        assert!(level(&lean, &r).is_some());
+        assert!(level(&measures(1.0, 0.0), &r).is_none());
+        assert!(level(&measures(20.0, 0.0), &r).is_none());
+    }
 }
