@@ -76,7 +76,6 @@ impl PhotoIndex {
             .min_depth(1)
             .max_depth(if recursive { usize::MAX } else { 1 })
             .follow_links(false)
-            .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
@@ -89,23 +88,33 @@ impl PhotoIndex {
             let Some((stem, ext)) = name.rsplit_once('.') else {
                 continue;
             };
-            let relative = entry
-                .path()
-                .strip_prefix(dir)
-                .unwrap_or(entry.path())
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            index
-                .by_stem
-                .entry(stem.to_lowercase())
-                .or_default()
-                .push(Entry {
-                    relative,
-                    extension: ext.to_lowercase(),
-                    link: file_type.is_symlink(),
-                });
+            let relative = if entry.depth() == 1 {
+                name.to_string()
+            } else {
+                entry
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap_or(entry.path())
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            let stem = lowercase(stem);
+            let entries = match index.by_stem.get_mut(&*stem) {
+                Some(entries) => entries,
+                None => index.by_stem.entry(stem.into_owned()).or_default(),
+            };
+            entries.push(Entry {
+                relative,
+                extension: ext.to_lowercase(),
+                link: file_type.is_symlink(),
+            });
+        }
+        // The walk is not sorted (sorting 100,000 names cost more than the walk): only what
+        // a message lists in order is.
+        for entries in index.by_stem.values_mut().filter(|e| e.len() > 1) {
+            entries.sort_by(|a, b| a.relative.cmp(&b.relative));
         }
         Ok(index)
     }
@@ -121,6 +130,15 @@ impl PhotoIndex {
     }
 }
 
+/// `s` in lower case, borrowed when it has no upper-case letter (ids and file names mostly).
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// The outcome of matching a whole roster.
 #[derive(Debug, Default)]
 pub struct Matches {
@@ -133,14 +151,14 @@ pub struct Matches {
 /// Matches every row to a photo. Rows that already have a finding are not matched, but their
 /// files are not orphans either.
 pub fn match_rows(rows: &[Row], index: &PhotoIndex) -> Matches {
-    let mut claimed: HashSet<String> = HashSet::new();
+    let mut claimed: HashSet<std::borrow::Cow<'_, str>> = HashSet::with_capacity(rows.len());
     let mut photos = Vec::with_capacity(rows.len());
     for row in rows {
         let person = &row.person;
         if let Some(relative) = &person.photo {
-            claimed.insert(relative.replace('\\', "/"));
+            claimed.insert(relative.replace('\\', "/").into());
         } else {
-            claimed.insert(person.id.to_lowercase());
+            claimed.insert(lowercase(&person.id));
         }
         if let Some(f) = &row.finding {
             photos.push(Err(f.clone()));
@@ -159,7 +177,7 @@ pub fn match_rows(rows: &[Row], index: &PhotoIndex) -> Matches {
         .filter(|(stem, e)| {
             SUPPORTED_EXTENSIONS.contains(&e.extension.as_str())
                 && !claimed.contains(stem.as_str())
-                && !claimed.contains(&e.relative)
+                && !claimed.contains(e.relative.as_str())
         })
         .map(|(_, e)| e.relative.clone())
         .collect();
@@ -209,7 +227,7 @@ fn by_column(row: &Row, relative: &str, index: &PhotoIndex) -> Result<PhotoFile,
 fn by_name(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
     let entries = index
         .by_stem
-        .get(&row.person.id.to_lowercase())
+        .get(&*lowercase(&row.person.id))
         .map(Vec::as_slice)
         .unwrap_or_default();
     let supported: Vec<&Entry> = entries

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -22,7 +23,7 @@ use crate::matching::{self, PhotoFile, PhotoIndex};
 use crate::photo::{self, PhotoStage};
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::{self, Row};
-use crate::store::{DeliveryRecord, PersonRecord, State, Store};
+use crate::store::{Compared, DeliveryRecord, PersonRecord, Previous, State, Store};
 
 /// What a run would do for one person at one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -70,22 +71,25 @@ pub struct PlanOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanItem {
     pub row: usize,
-    pub id: String,
-    pub name: String,
-    pub target: String,
+    // The strings are shared: with every item of the same person, and with every item of the
+    // same target (a plan of 100,000 people holds one copy of each id, not one per target).
+    pub id: Arc<str>,
+    pub name: Arc<str>,
+    pub target: Arc<str>,
     pub action: Action,
     /// Why it is invalid or skipped.
     pub finding: Option<Finding>,
     /// The photo's path relative to the photo folder.
-    pub photo: Option<String>,
+    pub photo: Option<Arc<str>>,
     /// The id the target knows the person by; `None` for an upload whose id is still to be
     /// looked up by e-mail or mobile (`sync` does that first).
-    pub target_user_id: Option<String>,
+    pub target_user_id: Option<Arc<str>>,
     /// The source photo's hash (blake3, hex), when there is a photo.
-    pub source_hash: Option<String>,
-    /// What the quality gate measured on the face for this target, when the photo was checked.
+    pub source_hash: Option<Arc<str>>,
+    /// What the quality gate measured on the face for this target, when the photo was checked
+    /// (boxed: a plan holds an item per person and target, and few of them were checked).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub quality: Option<photo::Quality>,
+    pub quality: Option<Box<photo::Quality>>,
 }
 
 /// The plan for a whole roster.
@@ -96,8 +100,11 @@ pub struct Plan {
     pub orphans: Vec<String>,
     /// The targets planned for.
     pub targets: Vec<String>,
-    /// Absolute paths of the photos by their relative path (for the photo stage).
-    pub photo_paths: HashMap<String, std::path::PathBuf>,
+    /// The photo folder: a photo's path is this joined with its relative path...
+    pub photos_dir: PathBuf,
+    /// ...but for the few photos whose path is not (a roster's photo column written with
+    /// `\`): kept here by relative path.
+    pub photo_paths: HashMap<String, PathBuf>,
     /// What an admin must hear about even when nobody fails (an empty roster).
     pub warnings: Vec<String>,
 }
@@ -106,12 +113,21 @@ impl Plan {
     pub fn count(&self, target: &str, action: Action) -> usize {
         self.items
             .iter()
-            .filter(|i| i.target == target && i.action == action)
+            .filter(|i| &*i.target == target && i.action == action)
             .count()
     }
 
     pub fn has_invalid(&self) -> bool {
         self.items.iter().any(|i| i.action == Action::Invalid)
+    }
+
+    /// The absolute path of a photo by its path relative to the photo folder (for the photo
+    /// stage).
+    pub fn photo_path(&self, relative: &str) -> PathBuf {
+        self.photo_paths
+            .get(relative)
+            .cloned()
+            .unwrap_or_else(|| self.photos_dir.join(relative))
     }
 }
 
@@ -184,126 +200,295 @@ fn empty_roster_warning(path: &std::path::Path) -> String {
 /// Reads the roster and the photo folder, hashes what changed, decides every person and
 /// target, and records the outcome in the store (people, and delivery rows for what is
 /// invalid, unchanged or newly pending). `run_id` is the run the people are seen in.
+///
+/// Sized for large rosters (see README, Performance, Scale): the state DB is read in one
+/// message a table or target and only the rows that may change are read whole
+/// ([`Store::previous_deliveries`]); the roster and the stored people are let go before the
+/// items are built; each person's id, name, photo and hash are one allocation shared by all
+/// their items; delivery rows are written a batch at a time.
 pub async fn build(
     config: &Config,
     store: &Store,
     run_id: i64,
     options: &PlanOptions,
 ) -> anyhow::Result<Plan> {
-    let targets: Vec<String> = config
+    let targets: Vec<Arc<str>> = config
         .enabled_targets()
         .into_iter()
         .filter(|t| options.targets.is_empty() || options.targets.iter().any(|o| o == t))
-        .map(str::to_string)
+        .map(Arc::from)
         .collect();
+    let target_names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    let started = std::time::Instant::now();
+    let phase = |what: &str| tracing::debug!("plan: {what} after {:?}", started.elapsed());
     let roster = roster::read(&config.roster)?;
+    phase("roster read");
     let mut warnings = Vec::new();
     if roster.rows.is_empty() {
         let warning = empty_roster_warning(&roster.file);
         tracing::warn!("{warning}");
         warnings.push(warning);
     }
-    let index = PhotoIndex::scan(&config.photos.dir, config.photos.recursive)?;
-    let matches = matching::match_rows(&roster.rows, &index);
-    let known_people = store.people().await?;
-    let hashes = hash_photos(&roster.rows, &matches.photos, &known_people).await;
-    // By target, then person: looked up with borrowed ids, without building a key per lookup.
-    let previous = store.deliveries_by_target(&targets).await?;
-    let previous_of = |person: &str, target: &str| previous.get(target)?.get(person);
-    let directory = Directory::load(store, config, &targets).await?;
-
-    let mut plan = Plan {
-        orphans: matches.orphans,
-        targets: targets.clone(),
-        warnings,
-        ..Plan::default()
+    let matches = {
+        let index = PhotoIndex::scan(&config.photos.dir, config.photos.recursive)?;
+        matching::match_rows(&roster.rows, &index)
     };
-    let mut people = Vec::with_capacity(roster.rows.len());
+    phase("photo folder listed and matched");
+    let directory = Directory::load(store, config, &target_names).await?;
+
+    // The stored people, streamed: the hash cache, who changed, who left.
+    let (hashes, people, to_save, leavers) = {
+        // Each roster id's first row (a later copy of an id is invalid: its row is the first's).
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(roster.rows.len());
+        for (i, row) in roster.rows.iter().enumerate() {
+            index.entry(row.person.id.as_str()).or_insert(i);
+        }
+        let mut known: Vec<Option<Known>> = vec![None; roster.rows.len()];
+        let mut leavers: Vec<String> = Vec::new();
+        store
+            .each_person(|stored| {
+                let Some(&i) = index.get(&*stored.person_id) else {
+                    leavers.push(stored.person_id.to_string());
+                    return;
+                };
+                let row = &roster.rows[i];
+                let photo = matches.photos[i].as_ref().ok();
+                let file_same = photo.is_some_and(|p| {
+                    stored.photo_path.as_deref() == Some(p.relative.as_str())
+                        && stored.photo_size == Some(p.size as i64)
+                        && stored.photo_mtime_ns == Some(p.mtime_ns)
+                });
+                known[i] = Some(Known {
+                    file_same,
+                    row_same: stored.name == row.person.name
+                        && stored.roster_row == Some(row.row as i64)
+                        && stored.photo_path.as_deref() == photo.map(|p| p.relative.as_str())
+                        && stored.photo_size == photo.map(|p| p.size as i64)
+                        && stored.photo_mtime_ns == photo.map(|p| p.mtime_ns),
+                    hash: stored.photo_hash.as_deref().map(Arc::from),
+                });
+            })
+            .await?;
+        phase("stored people read");
+        let hashes = hash_photos(&roster.rows, &matches.photos, &known).await;
+        phase("photos hashed");
+        let people: Vec<Shared> = roster
+            .rows
+            .iter()
+            .zip(&matches.photos)
+            .zip(&hashes)
+            .map(|((row, photo), hash)| Shared {
+                row: row.row,
+                id: Arc::from(row.person.id.as_str()),
+                name: Arc::from(row.person.name.as_str()),
+                photo: photo.as_ref().ok().map(|p| Arc::from(p.relative.as_str())),
+                hash: hash.as_ref().ok().cloned(),
+            })
+            .collect();
+        // A duplicated id is still a person (reports show their name); a row without an id
+        // is not. Only people whose row changed are written; the others are marked seen.
+        let mut to_save = Vec::new();
+        for (i, row) in roster.rows.iter().enumerate() {
+            if !row
+                .finding
+                .as_ref()
+                .is_none_or(|f| f.code == ReasonCode::DuplicateId)
+            {
+                continue;
+            }
+            let hash = hashes[i].as_deref().ok();
+            let same = known[i]
+                .as_ref()
+                .is_some_and(|k| k.row_same && k.hash.as_deref() == hash);
+            if !same {
+                let photo = matches.photos[i].as_ref().ok();
+                to_save.push(PersonRecord {
+                    person_id: row.person.id.clone(),
+                    name: row.person.name.clone(),
+                    roster_row: Some(row.row as i64),
+                    photo_path: photo.map(|p| p.relative.clone()),
+                    photo_size: photo.map(|p| p.size as i64),
+                    photo_mtime_ns: photo.map(|p| p.mtime_ns),
+                    photo_hash: hash.map(str::to_string),
+                });
+            }
+        }
+        (hashes, people, to_save, leavers)
+    };
+    // Duplicate ids share one delivery row: the first copy's finding is recorded.
+    let first_copy: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(people.len());
+        people.iter().map(|p| seen.insert(&*p.id)).collect()
+    };
+    // Each target's user id for each row; then the roster is no longer needed.
+    let user_ids: Vec<Vec<Result<Option<Arc<str>>, Finding>>> = targets
+        .iter()
+        .map(|target| {
+            roster
+                .rows
+                .iter()
+                .zip(&people)
+                .map(|(row, shared)| {
+                    directory
+                        .user_id(config, target, &row.person)
+                        .map(|uid| uid.map(|u| shared.share_id(u)))
+                        .map_err(|f| {
+                            Finding::new(f.code, format!("row {}: {}", row.row, f.message))
+                        })
+                })
+                .collect()
+        })
+        .collect();
+    drop(roster);
+    drop(directory);
+    phase("people compared, user ids known");
+
     let mut fingerprints = HashMap::new();
     for target in &targets {
         fingerprints.insert(target.clone(), config.delivery_fingerprint(target));
     }
-    // The items of each row, by index into `plan.items`, for the photo stage.
-    let mut row_items: Vec<Vec<usize>> = Vec::with_capacity(roster.rows.len());
-    for (i, row) in roster.rows.iter().enumerate() {
-        let photo = matches.photos[i].as_ref().ok();
-        let hash = &hashes[i];
-        // A duplicated id is still a person (reports show their name); a row without an id
-        // is not.
-        if row
-            .finding
-            .as_ref()
-            .is_none_or(|f| f.code == ReasonCode::DuplicateId)
-        {
-            people.push(PersonRecord {
-                person_id: row.person.id.clone(),
-                name: row.person.name.clone(),
-                roster_row: Some(row.row as i64),
-                photo_path: photo.map(|p| p.relative.clone()),
-                photo_size: photo.map(|p| p.size as i64),
-                photo_mtime_ns: photo.map(|p| p.mtime_ns),
-                photo_hash: hash.as_ref().ok().cloned(),
-            });
-        }
-        if let Some(p) = photo {
-            plan.photo_paths.insert(p.relative.clone(), p.path.clone());
-        }
+    let mut previous: Vec<Previous> = Vec::with_capacity(targets.len());
+    for (t, target) in targets.iter().enumerate() {
+        let compared: Vec<Compared<'_>> = people
+            .iter()
+            .zip(&user_ids[t])
+            .map(|(p, uid)| Compared {
+                person_id: &p.id,
+                source_hash: p.hash.as_deref(),
+                user_id: uid.as_ref().ok().and_then(|u| u.as_deref()),
+            })
+            .collect();
+        previous.push(
+            store
+                .previous_deliveries(target, &fingerprints[target], &compared, !options.force)
+                .await?,
+        );
+    }
+
+    phase("stored deliveries compared");
+    let mut plan = Plan {
+        orphans: matches.orphans.clone(),
+        targets: target_names,
+        warnings,
+        photos_dir: config.photos.dir.clone(),
+        ..Plan::default()
+    };
+    plan.items.reserve_exact(people.len() * targets.len());
+    // Roster order, then target order: row 2 at every target, then row 3, ...
+    let mut user_ids: Vec<std::vec::IntoIter<_>> =
+        user_ids.into_iter().map(Vec::into_iter).collect();
+    let mut row_items: Vec<Vec<usize>> = Vec::with_capacity(people.len());
+    for (i, shared) in people.iter().enumerate() {
         let mut indices = Vec::with_capacity(targets.len());
-        for target in &targets {
-            let user_id = directory
-                .user_id(config, target, &row.person)
-                .map_err(|f| Finding::new(f.code, format!("row {}: {}", row.row, f.message)));
-            let prev = previous_of(&row.person.id, target);
-            let (action, finding) = match (&matches.photos[i], hash, &user_id) {
+        for (t, target) in targets.iter().enumerate() {
+            let uid = user_ids[t].next().expect("one user id per row and target");
+            let prev = previous[t].row(i);
+            let (action, finding) = match (&matches.photos[i], &hashes[i], &uid) {
                 (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
                 (_, _, Err(f)) => (Action::Invalid, Some(f.clone())),
                 (Ok(_), Err(f), _) => (Action::Invalid, Some(f.clone())),
-                (Ok(_), Ok(h), Ok(Some(uid))) => {
-                    decide(prev, h, &fingerprints[target], uid, options)
+                // The target holds this very photo: the row is not even read.
+                (Ok(_), Ok(_), Ok(Some(_))) if previous[t].is_settled(i) => {
+                    if options.only_failed {
+                        (Action::Skip, None)
+                    } else {
+                        (Action::Unchanged, None)
+                    }
                 }
+                (Ok(_), Ok(h), Ok(Some(u))) => decide(prev, h, &fingerprints[target], u, options),
                 (Ok(_), Ok(_), Ok(None)) => (decide_unresolved(prev, options), None),
             };
             indices.push(plan.items.len());
             plan.items.push(PlanItem {
-                row: row.row,
-                id: row.person.id.clone(),
-                name: row.person.name.clone(),
+                row: shared.row,
+                id: shared.id.clone(),
+                name: shared.name.clone(),
                 target: target.clone(),
                 action,
                 finding,
-                photo: photo.map(|p| p.relative.clone()),
-                target_user_id: user_id.ok().flatten(),
-                source_hash: hash.as_ref().ok().cloned(),
+                photo: shared.photo.clone(),
+                target_user_id: uid.ok().flatten(),
+                source_hash: shared.hash.clone(),
                 quality: None,
             });
         }
         row_items.push(indices);
+    }
+    drop(user_ids);
+    for p in matches.photos.iter().flatten() {
+        if p.path != plan.photos_dir.join(&p.relative) {
+            plan.photo_paths.insert(p.relative.clone(), p.path.clone());
+        }
     }
 
     if !options.defer_photo_check {
         check_photos(config, &mut plan, &matches.photos, &row_items, options).await?;
     }
 
+    phase("items decided");
     let mut deliveries = Vec::new();
-    let mut recorded: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    for item in &plan.items {
-        // Duplicate ids share one delivery row: the first copy's finding is recorded.
-        if recorded.insert((item.id.as_str(), item.target.as_str())) {
-            let prev = previous_of(&item.id, &item.target);
-            if let Some(record) = record_for(prev, item, &fingerprints[&item.target]) {
+    for (i, indices) in row_items.iter().enumerate() {
+        if !first_copy[i] {
+            continue;
+        }
+        for (t, &k) in indices.iter().enumerate() {
+            // A settled row stays as it is (its item is unchanged, or skipped with
+            // --only-failed; the photo stage only looks at uploads).
+            if previous[t].is_settled(i) {
+                continue;
+            }
+            let item = &plan.items[k];
+            if let Some(record) = record_for(previous[t].row(i), item, &fingerprints[&item.target])
+            {
                 deliveries.push(record);
+            }
+            if deliveries.len() >= SAVE_BATCH {
+                store.save_deliveries(&deliveries).await?;
+                deliveries.clear();
             }
         }
     }
-    // Only people whose row changed are written; the others are marked seen in one statement.
-    let (changed, same): (Vec<PersonRecord>, Vec<PersonRecord>) = people
-        .into_iter()
-        .partition(|p| known_people.get(&p.person_id) != Some(p));
-    store.save_people(&changed, run_id).await?;
-    let same: Vec<&str> = same.iter().map(|p| p.person_id.as_str()).collect();
-    store.mark_seen(&same, run_id).await?;
     store.save_deliveries(&deliveries).await?;
+    store.save_people(&to_save, run_id).await?;
+    let leavers: Vec<&str> = leavers.iter().map(String::as_str).collect();
+    store.mark_seen_except(&leavers, run_id).await?;
+    phase("recorded");
     Ok(plan)
+}
+
+/// What the state DB knew of a roster row's person.
+#[derive(Debug, Clone)]
+struct Known {
+    /// The same photo file: path, size and mtime (its stored hash can be trusted).
+    file_same: bool,
+    /// The same name, row and photo file: the person need not be written again (if the
+    /// hash is the same too).
+    row_same: bool,
+    hash: Option<Arc<str>>,
+}
+
+/// Delivery rows written per call while a plan records its outcome.
+const SAVE_BATCH: usize = 2000;
+
+/// What every item of one roster row shares: one allocation each, however many targets.
+struct Shared {
+    row: usize,
+    id: Arc<str>,
+    name: Arc<str>,
+    photo: Option<Arc<str>>,
+    hash: Option<Arc<str>>,
+}
+
+impl Shared {
+    /// The person's id at a target, sharing the roster id's allocation when they are the same
+    /// (most targets know people by their employee id).
+    fn share_id(&self, user_id: String) -> Arc<str> {
+        if *self.id == *user_id {
+            self.id.clone()
+        } else {
+            Arc::from(user_id)
+        }
+    }
 }
 
 /// Runs the photo of every person with something to upload through the photo pipeline, once
@@ -331,7 +516,7 @@ async fn check_photos(
                 let target = &plan.items[k].target;
                 config
                     .delivery(target)
-                    .map(|d| (target.clone(), d.profile.clone()))
+                    .map(|d| (target.to_string(), d.profile.clone()))
             })
             .collect();
         if !uploads.is_empty() && uploads.len() == profiles.len() {
@@ -364,7 +549,7 @@ async fn check_photos(
             let item = &mut plan.items[k];
             match result {
                 Ok(outs) => {
-                    item.quality = outs.first().and_then(|o| o.quality.clone());
+                    item.quality = outs.first().and_then(|o| o.quality.clone()).map(Box::new);
                     if let Some(dir) = &options.preview {
                         for out in outs {
                             write_preview(dir, &item.id, &out)?;
@@ -374,7 +559,7 @@ async fn check_photos(
                 Err(f) => {
                     let file = item.photo.as_deref().unwrap_or("photo");
                     item.action = Action::Invalid;
-                    item.quality = f.quality.map(|q| *q);
+                    item.quality = f.quality;
                     item.finding = Some(Finding::new(f.code, format!("{file}: {}", f.message)));
                 }
             }
@@ -430,7 +615,7 @@ pub fn record_for(
                 p.state == State::Invalid
                     && p.reason_code == Some(f.code)
                     && p.reason.as_deref() == Some(f.message.as_str())
-                    && p.source_hash == item.source_hash
+                    && p.source_hash.as_deref() == item.source_hash.as_deref()
             }) {
                 return None;
             }
@@ -450,9 +635,9 @@ pub fn record_for(
         }
         Action::Upload => {
             let same = prev.is_some_and(|p| {
-                p.source_hash == item.source_hash
+                p.source_hash.as_deref() == item.source_hash.as_deref()
                     && p.fingerprint.as_deref() == Some(fingerprint)
-                    && p.target_user_id == item.target_user_id
+                    && p.target_user_id.as_deref() == item.target_user_id.as_deref()
             });
             if same
                 && prev.is_some_and(|p| p.state != State::Delivered && p.state != State::Invalid)
@@ -473,37 +658,37 @@ pub fn record_for(
 async fn hash_photos(
     rows: &[Row],
     photos: &[Result<PhotoFile, Finding>],
-    known: &HashMap<String, PersonRecord>,
-) -> Vec<Result<String, Finding>> {
-    let jobs = rows.iter().zip(photos).map(|(row, photo)| {
-        let cached = photo.as_ref().ok().and_then(|p| {
-            known.get(&row.person.id).and_then(|k| {
-                (k.photo_path.as_deref() == Some(p.relative.as_str())
-                    && k.photo_size == Some(p.size as i64)
-                    && k.photo_mtime_ns == Some(p.mtime_ns))
-                .then(|| k.photo_hash.clone())
-                .flatten()
-            })
-        });
-        let path = photo.as_ref().ok().map(|p| p.path.clone());
-        let row_no = row.row;
-        async move {
-            match (cached, path) {
-                (Some(h), _) => Ok(h),
-                (None, Some(path)) => tokio::task::spawn_blocking(move || hash_file(&path))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-                    .map_err(|e| {
-                        Finding::new(
-                            ReasonCode::PhotoUnreadable,
-                            format!("row {row_no}: cannot read the photo: {e}"),
-                        )
-                    }),
-                (None, None) => Err(Finding::new(ReasonCode::NoPhoto, "no photo")),
+    known: &[Option<Known>],
+) -> Vec<Result<Arc<str>, Finding>> {
+    let jobs = rows
+        .iter()
+        .zip(photos)
+        .zip(known)
+        .map(|((row, photo), known)| {
+            let cached = known
+                .as_ref()
+                .filter(|k| k.file_same)
+                .and_then(|k| k.hash.clone());
+            let path = photo.as_ref().ok().map(|p| p.path.clone());
+            let row_no = row.row;
+            async move {
+                match (cached, path) {
+                    (Some(h), _) => Ok(h),
+                    (None, Some(path)) => tokio::task::spawn_blocking(move || hash_file(&path))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map(Arc::from)
+                        .map_err(|e| {
+                            Finding::new(
+                                ReasonCode::PhotoUnreadable,
+                                format!("row {row_no}: cannot read the photo: {e}"),
+                            )
+                        }),
+                    (None, None) => Err(Finding::new(ReasonCode::NoPhoto, "no photo")),
+                }
             }
-        }
-    });
+        });
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     futures::stream::iter(jobs)
         .buffered(parallel)

@@ -114,9 +114,9 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
             for item in plan.items.iter().filter(|i| i.action != Action::Unchanged) {
                 people.row([
                     item.row.to_string(),
-                    item.id.clone(),
-                    item.name.clone(),
-                    item.target.clone(),
+                    item.id.to_string(),
+                    item.name.to_string(),
+                    item.target.to_string(),
                     item.action.as_str().to_string(),
                     match (&item.finding, item.action, &item.target_user_id) {
                         (Some(f), _, _) => f.to_string(),

@@ -70,7 +70,10 @@ pub async fn run(
     let store = Store::open(&config.state.database).await?;
     let mut result = sync(config, &store, session, options, shutdown).await;
     if let (Ok(summary), Some(path)) = (&mut result, &config.report.html) {
-        match crate::report::write_html_file(&store, config, path).await {
+        let started = Instant::now();
+        let written = crate::report::write_html_file(&store, config, path).await;
+        tracing::debug!("the HTML report took {:?}", started.elapsed());
+        match written {
             Ok(()) => summary.report = Some(path.clone()),
             Err(e) => tracing::warn!("cannot write the HTML report: {e:#}"),
         }
@@ -256,14 +259,14 @@ async fn run_recorded(
         for lane in lanes {
             let total = work
                 .iter()
-                .filter(|w| w.items.iter().any(|i| i.target == lane.name()))
+                .filter(|w| w.items.iter().any(|i| &*i.target == lane.name()))
                 .count();
             progress.target(lane.name(), total as u64);
         }
         // Prepare every target that has work (token, group) before its first upload.
         let busy = |lane: &Lane| {
             work.iter()
-                .any(|w| w.items.iter().any(|i| i.target == lane.name()))
+                .any(|w| w.items.iter().any(|i| &*i.target == lane.name()))
         };
         let work_ref = &work;
         fan_out(lanes, |lane| async move {
@@ -296,7 +299,7 @@ async fn run_recorded(
             let arriving: Vec<&str> = work_ref
                 .iter()
                 .flat_map(|w| &w.items)
-                .filter(|i| i.target == lane.name())
+                .filter(|i| &*i.target == lane.name())
                 .filter_map(|i| i.target_user_id.as_deref())
                 .collect();
             let room = lane
@@ -373,7 +376,7 @@ async fn record_not_sent(
 ) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     for item in work.iter().flat_map(|w| &w.items) {
-        let Some(lane) = lanes.iter().find(|l| l.name() == item.target) else {
+        let Some(lane) = lanes.iter().find(|l| l.name() == &*item.target) else {
             continue;
         };
         let Some(mut row) = store.delivery(&item.id, &item.target).await? else {
@@ -409,12 +412,12 @@ async fn record_unresolved(
     {
         let Some(f) = unresolved
             .failed
-            .get(&(item.target.clone(), item.id.clone()))
+            .get(&(item.target.to_string(), item.id.to_string()))
             .filter(|f| f.class != Class::Fatal)
         else {
             continue;
         };
-        let Some(lane) = lanes.iter().find(|l| l.name() == item.target) else {
+        let Some(lane) = lanes.iter().find(|l| l.name() == &*item.target) else {
             continue;
         };
         lane.counts.fail(State::FailedRetryable, f.reason);

@@ -48,7 +48,7 @@ pub(crate) fn apply(
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     for (k, item) in plan.items.iter_mut().enumerate() {
-        if item.target != target {
+        if &*item.target != target {
             continue;
         }
         let Some(uid) = item.target_user_id.as_deref() else {
@@ -108,11 +108,11 @@ pub(crate) async fn run(
         }
         Action::Invalid => false,
     };
-    let wanted: Vec<(String, Action, &str)> = plan
+    let wanted: Vec<(&str, Action, &str)> = plan
         .items
         .iter()
-        .filter(|i| i.target == name && concerned(i.action, i.finding.as_ref()))
-        .filter_map(|i| Some((i.target_user_id.clone()?, i.action, i.id.as_str())))
+        .filter(|i| &*i.target == name && concerned(i.action, i.finding.as_ref()))
+        .filter_map(|i| Some((i.target_user_id.as_deref()?, i.action, &*i.id)))
         .collect();
     if wanted.is_empty() || lane.stopped.is_cancelled() {
         return Ok(());
@@ -138,8 +138,10 @@ pub(crate) async fn run(
     // check is recorded as the person's `check` attempt (the first person the id maps to).
     let mut unlisted: BTreeMap<String, String> = BTreeMap::new();
     for (uid, action, person) in wanted {
-        if action != Action::Skip && !presence.contains_key(&uid) {
-            unlisted.entry(uid).or_insert_with(|| person.to_string());
+        if action != Action::Skip && !presence.contains_key(uid) {
+            unlisted
+                .entry(uid.to_string())
+                .or_insert_with(|| person.to_string());
         }
     }
     let checks = unlisted.into_iter().map(|(uid, person)| async move {
@@ -178,7 +180,6 @@ pub(crate) async fn run(
     if changes.is_empty() {
         return Ok(());
     }
-    let previous = store.deliveries().await?;
     let fingerprint = config.delivery_fingerprint(name);
     let mut rows = Vec::new();
     let mut counts = [0usize; 3];
@@ -190,7 +191,9 @@ pub(crate) async fn run(
         };
         counts[slot] += 1;
         let item = &plan.items[k];
-        let prev = previous.get(&(item.id.clone(), item.target.clone()));
+        // Read one by one: a pre-flight changes few people, and a plan holds no rows.
+        let previous = store.delivery(&item.id, name).await?;
+        let prev = previous.as_ref();
         match change {
             Change::HeldBack(_) => {
                 let finding = item
@@ -240,11 +243,11 @@ mod tests {
         PlanItem {
             row: 2,
             id: id.into(),
-            name: String::new(),
+            name: "".into(),
             target: "feishu".into(),
             action,
             finding: finding.map(|c| Finding::new(c, "earlier")),
-            photo: Some(format!("{id}.jpg")),
+            photo: Some(format!("{id}.jpg").into()),
             target_user_id: Some(id.into()),
             source_hash: Some("h".into()),
             quality: None,

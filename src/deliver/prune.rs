@@ -98,7 +98,7 @@ pub(crate) async fn run(
         );
         return Ok(None);
     }
-    let mine = plan.items.iter().filter(|i| i.target == name);
+    let mine = plan.items.iter().filter(|i| &*i.target == name);
     if mine
         .clone()
         .any(|i| i.action == Action::Upload && i.target_user_id.is_none())
@@ -110,7 +110,9 @@ pub(crate) async fn run(
             ..PruneOutcome::default()
         }));
     }
-    let keep: HashSet<String> = mine.filter_map(|i| i.target_user_id.clone()).collect();
+    let keep: HashSet<String> = mine
+        .filter_map(|i| i.target_user_id.as_deref().map(str::to_string))
+        .collect();
     let listed: Vec<String> = match remote::list_all(lane, stop).await? {
         Ok(users) => users.into_iter().map(|u| u.user_id).collect(),
         Err(f) => {
@@ -169,8 +171,8 @@ pub(crate) async fn run(
     let in_roster: HashSet<&str> = plan
         .items
         .iter()
-        .filter(|i| i.target == name)
-        .map(|i| i.id.as_str())
+        .filter(|i| &*i.target == name)
+        .map(|i| &*i.id)
         .collect();
     let rows: HashMap<String, DeliveryRecord> = store
         .deliveries()

@@ -44,15 +44,15 @@ pub(super) struct Work<'p> {
 
 /// The people to upload, in roster order, each with the targets that need them.
 pub(super) fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_person: HashMap<String, Work<'_>> = HashMap::new();
+    let mut order: Vec<Arc<str>> = Vec::new();
+    let mut by_person: HashMap<Arc<str>, Work<'_>> = HashMap::new();
     // An upload without a target id is one whose lookup failed or never ran: not sent.
     for item in plan
         .items
         .iter()
         .filter(|i| i.action == Action::Upload && i.target_user_id.is_some())
     {
-        let Some(path) = item.photo.as_ref().and_then(|p| plan.photo_paths.get(p)) else {
+        let Some(path) = item.photo.as_deref().map(|p| plan.photo_path(p)) else {
             continue;
         };
         by_person
@@ -61,7 +61,7 @@ pub(super) fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>
                 order.push(item.id.clone());
                 Work {
                     items: Vec::new(),
-                    path: path.clone(),
+                    path,
                 }
             })
             .items
@@ -136,7 +136,7 @@ impl Ctx<'_> {
             let wanted: Vec<usize> = person
                 .items
                 .iter()
-                .filter_map(|i| lane_index.get(i.target.as_str()).copied())
+                .filter_map(|i| lane_index.get(&*i.target).copied())
                 .filter(|&l| !lanes[l].stopped.is_cancelled())
                 .collect();
             if wanted.is_empty() {
@@ -255,13 +255,13 @@ impl Ctx<'_> {
         target: &str,
         photos: &mut Vec<Normalized>,
     ) -> Option<Job> {
-        let item = person.items.iter().find(|i| i.target == target)?;
+        let item = person.items.iter().find(|i| &*i.target == target)?;
         let at = photos.iter().position(|p| p.target == target)?;
         Some(Job {
-            person_id: item.id.clone(),
-            name: item.name.clone(),
-            user_id: item.target_user_id.clone()?,
-            source_hash: item.source_hash.clone()?,
+            person_id: item.id.to_string(),
+            name: item.name.to_string(),
+            user_id: item.target_user_id.as_deref()?.to_string(),
+            source_hash: item.source_hash.as_deref()?.to_string(),
             fingerprint: self.config.delivery_fingerprint(target),
             photo: photos.swap_remove(at),
         })
@@ -279,13 +279,13 @@ impl Ctx<'_> {
         let rows: Vec<_> = person
             .items
             .iter()
-            .filter(|item| names.contains(&item.target.as_str()))
+            .filter(|item| names.contains(&&*item.target))
             .filter_map(|item| {
                 self.invalid.add(&item.target, finding.code);
                 let mut invalid = (*item).clone();
                 invalid.action = Action::Invalid;
                 invalid.finding = Some(finding.clone());
-                let prev = previous.iter().find(|d| d.target == item.target);
+                let prev = previous.iter().find(|d| d.target == *item.target);
                 plan::record_for(
                     prev,
                     &invalid,

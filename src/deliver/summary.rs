@@ -94,7 +94,7 @@ impl Summary {
                 ..TargetSummary::default()
             };
             let mut uploads: usize = 0;
-            for item in plan.items.iter().filter(|i| &i.target == name) {
+            for item in plan.items.iter().filter(|i| &*i.target == name.as_str()) {
                 match (item.action, &item.finding) {
                     (Action::Unchanged, _) => t.unchanged += 1,
                     (Action::Invalid, Some(f)) => *t.invalid.entry(f.code).or_default() += 1,

@@ -124,7 +124,7 @@ fn item(action: Action, finding: Option<Finding>) -> PlanItem {
     PlanItem {
         row: 2,
         id: "E1".into(),
-        name: String::new(),
+        name: "".into(),
         target: "feishu".into(),
         action,
         finding,
@@ -259,7 +259,7 @@ mod on_disk {
         let item = plan
             .items
             .iter()
-            .find(|i| i.id == id && i.target == target)
+            .find(|i| &*i.id == id && &*i.target == target)
             .unwrap();
         (item.action, item.finding.as_ref().map(|f| f.code))
     }

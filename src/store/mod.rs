@@ -6,6 +6,7 @@
 
 mod records;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,12 +17,115 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 pub use records::{
-    AttemptEntry, AttemptKind, AttemptOutcome, AttemptRecord, DeliveryRecord, IdStatus,
-    IdentityRecord, InFlight, PersonRecord, RunRecord, State, StatusCount,
+    AttemptEntry, AttemptKind, AttemptOutcome, AttemptRecord, Compared, DeliveryRecord, IdStatus,
+    IdentityRecord, InFlight, PersonRecord, Previous, RunRecord, State, StatusCount,
 };
 
 /// Rows written per transaction in bulk operations.
 const BATCH: usize = 2000;
+
+/// People sent to SQLite in one JSON array by the plan's comparisons: about 1 MB of text, so
+/// the memory they take stays bounded whatever the roster's size.
+const JSON_CHUNK: usize = 10_000;
+
+/// Rows read a chunk at a time by [`Store::each_person`] and [`Store::previous_deliveries`].
+const READ_CHUNK: i64 = 20_000;
+
+/// The people after rowid ?1, at most ?2 of them: how many, the last rowid, and the people as
+/// a JSON array of arrays (the fields of [`StoredPerson`] in order).
+const PEOPLE_CHUNK_SQL: &str = "SELECT count(*), max(r), json_group_array(json(p)) FROM (
+        SELECT rowid AS r, json_array(person_id, name, roster_row, photo_path, photo_size,
+            photo_mtime_ns, photo_hash) AS p
+        FROM people WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
+
+/// The rows of target ?1 after rowid ?3, at most ?4 of them: how many, the last rowid, and a
+/// JSON array with `[person]` for each, or `[person, source hash, user id]` for a row that
+/// says the target holds that photo for that user under fingerprint ?2. A scan in rowid order:
+/// for most of a table, reading it in order beats an index lookup per row.
+const HOLDINGS_CHUNK_SQL: &str = "SELECT count(*), max(r), json_group_array(json(h)) FROM (
+        SELECT rowid AS r, CASE WHEN state = 'delivered' AND delivered_fingerprint IS ?2
+            THEN json_array(person_id, delivered_source_hash, delivered_user_id)
+            ELSE json_array(person_id) END AS h
+        FROM deliveries NOT INDEXED WHERE rowid > ?3 AND target = ?1
+        ORDER BY rowid LIMIT ?4)";
+
+/// The delivery rows at target ?2 of the people in JSON array ?1, each by primary key.
+fn rows_of_people_sql() -> String {
+    format!(
+        "SELECT {} FROM json_each(?1) j
+         CROSS JOIN deliveries d ON d.person_id = j.value AND d.target = ?2",
+        DeliveryRecord::COLUMNS_OF_D
+    )
+}
+
+/// A row of [`HOLDINGS_CHUNK_SQL`]: ids are borrowed from the text unless escaped.
+#[derive(serde::Deserialize)]
+struct Holding<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(default, borrow)] Option<Cow<'a, str>>,
+    #[serde(default, borrow)] Option<Cow<'a, str>>,
+);
+
+/// A person as [`Store::each_person`] gives them (the fields of [`PersonRecord`]), their text
+/// borrowed from the chunk read.
+#[derive(Debug, serde::Deserialize)]
+pub struct StoredPerson<'a> {
+    #[serde(borrow)]
+    pub person_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    pub roster_row: Option<i64>,
+    #[serde(borrow)]
+    pub photo_path: Option<Cow<'a, str>>,
+    pub photo_size: Option<i64>,
+    pub photo_mtime_ns: Option<i64>,
+    #[serde(borrow)]
+    pub photo_hash: Option<Cow<'a, str>>,
+}
+
+impl StoredPerson<'_> {
+    pub fn to_record(&self) -> PersonRecord {
+        PersonRecord {
+            person_id: self.person_id.to_string(),
+            name: self.name.to_string(),
+            roster_row: self.roster_row,
+            photo_path: self.photo_path.as_deref().map(str::to_string),
+            photo_size: self.photo_size,
+            photo_mtime_ns: self.photo_mtime_ns,
+            photo_hash: self.photo_hash.as_deref().map(str::to_string),
+        }
+    }
+}
+
+fn to_json(rows: &[impl serde::Serialize]) -> String {
+    serde_json::to_string(rows).expect("plain values serialize")
+}
+
+/// Calls `each` with every element of a JSON array built by SQLite's JSON functions, without
+/// collecting them (strings borrowed from `text` where they have no escapes).
+fn each_element<'a, T: serde::Deserialize<'a>>(
+    text: &'a str,
+    each: impl FnMut(T),
+) -> Result<(), StoreError> {
+    struct Each<T, F>(F, std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>, F: FnMut(T)> serde::de::Visitor<'de> for Each<T, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(element) = seq.next_element()? {
+                (self.0)(element);
+            }
+            Ok(())
+        }
+    }
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_seq(Each(each, std::marker::PhantomData))
+        .and_then(|()| de.end())
+        .map_err(|e| StoreError::Sql(sqlx::Error::Decode(Box::new(e))))
+}
 
 /// The kinds of [`AttemptKind::CHANGES`] as SQL (`kind IN ...`): the attempts that count for a
 /// person. Reads are in the audit trail but in no count.
@@ -397,18 +501,35 @@ impl Store {
 
     /// Every known person, by id.
     pub async fn people(&self) -> Result<HashMap<String, PersonRecord>, StoreError> {
-        // Streamed: a 100,000-person table never sits in memory twice (rows and records).
-        let mut rows = sqlx::query(
-            "SELECT person_id, name, roster_row, photo_path, photo_size, photo_mtime_ns, photo_hash
-             FROM people",
-        )
-        .fetch(&self.pool);
         let mut people = HashMap::new();
-        while let Some(row) = rows.try_next().await? {
-            let p = PersonRecord::from_row(&row);
-            people.insert(p.person_id.clone(), p);
-        }
+        self.each_person(|p| {
+            people.insert(p.person_id.to_string(), p.to_record());
+        })
+        .await?;
         Ok(people)
+    }
+
+    /// Calls `each` with every stored person, read a chunk at a time: one message of JSON
+    /// text a chunk, its strings borrowed, so neither time nor memory goes into a copy of the
+    /// whole table. (sqlx sends each row from SQLite's worker thread on its own, which cost
+    /// about a second for 100,000 people.)
+    pub async fn each_person(
+        &self,
+        mut each: impl FnMut(StoredPerson<'_>),
+    ) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(PEOPLE_CHUNK_SQL)
+                .bind(after)
+                .bind(READ_CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            each_element(&text, &mut each)?;
+            match last {
+                Some(last) if n == READ_CHUNK => after = last,
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Inserts or refreshes people, in batches.
@@ -448,19 +569,15 @@ impl Store {
         Ok(())
     }
 
-    /// Marks people as seen in `run_id` without rewriting them: one statement for a whole
-    /// roster (the ids go in as one JSON array), where [`Store::save_people`] writes a row each.
-    pub async fn mark_seen(&self, person_ids: &[&str], run_id: i64) -> Result<(), StoreError> {
-        if person_ids.is_empty() {
-            return Ok(());
-        }
-        let ids = serde_json::to_string(person_ids).expect("strings serialize");
+    /// Marks every known person as seen in `run_id` but those in `not_seen` (people who left
+    /// the roster): one pass over the table, cheaper than looking up every roster id.
+    pub async fn mark_seen_except(&self, not_seen: &[&str], run_id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE people SET last_seen_run = ?
-             WHERE person_id IN (SELECT value FROM json_each(?))",
+             WHERE person_id NOT IN (SELECT value FROM json_each(?))",
         )
         .bind(run_id)
-        .bind(ids)
+        .bind(to_json(not_seen))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -548,6 +665,88 @@ impl Store {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    // ---- the nightly comparison ----
+    //
+    // A plan over a large roster compares every person with their stored row. Reading every
+    // row whole (sqlx sends each one from SQLite's worker thread, decoded into owned strings)
+    // cost seconds and hundreds of MB at 100,000 people; instead, what the comparison needs
+    // comes in one JSON message per target, and only the rows that may change are read whole.
+    // `CROSS JOIN` keeps a JSON array of ids as the outer loop (one primary-key lookup per
+    // person); left to itself, SQLite's planner scans the table and the array inside it.
+
+    /// What a plan compares with at one target: for each of `people`, whether their row is
+    /// settled (the target holds exactly this photo, under `fingerprint`, for this user id, and
+    /// the row says delivered), and the whole row of those that are not. With `settle` false,
+    /// no row counts as settled and every existing row is read (`--force` resends them).
+    ///
+    /// What the target holds is read in one message for the whole target (person, photo, user
+    /// id of each delivered row under these settings) and compared here; only the rows that
+    /// are not settled are then read whole, by primary key.
+    pub async fn previous_deliveries(
+        &self,
+        target: &str,
+        fingerprint: &str,
+        people: &[Compared<'_>],
+        settle: bool,
+    ) -> Result<Previous, StoreError> {
+        // Each id once: a later copy of a duplicated id is invalid and never compared.
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(people.len());
+        for (k, person) in people.iter().enumerate() {
+            index.entry(person.person_id).or_insert(k);
+        }
+        let mut previous = Previous {
+            settled: vec![false; people.len()],
+            rows: HashMap::new(),
+        };
+        // The people whose rows are read whole.
+        let mut wanted: Vec<usize> = Vec::new();
+        let mut after = 0;
+        loop {
+            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(HOLDINGS_CHUNK_SQL)
+                .bind(target)
+                .bind(fingerprint)
+                .bind(after)
+                .bind(READ_CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            each_element(&text, |held: Holding<'_>| {
+                let Some(&k) = index.get(&*held.0) else {
+                    return;
+                };
+                let person = &people[k];
+                let settled = settle
+                    && person.source_hash.is_some()
+                    && person.user_id.is_some()
+                    && held.1.as_deref() == person.source_hash
+                    && held.2.as_deref() == person.user_id;
+                if settled {
+                    previous.settled[k] = true;
+                } else {
+                    wanted.push(k);
+                }
+            })?;
+            match last {
+                Some(last) if n == READ_CHUNK => after = last,
+                _ => break,
+            }
+        }
+        let sql = rows_of_people_sql();
+        for chunk in wanted.chunks(JSON_CHUNK) {
+            let ids: Vec<&str> = chunk.iter().map(|&k| people[k].person_id).collect();
+            let mut rows = sqlx::query(&sql)
+                .bind(to_json(&ids))
+                .bind(target)
+                .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                let d = DeliveryRecord::from_row(&row);
+                if let Some(&k) = index.get(d.person_id.as_str()) {
+                    previous.rows.insert(k, d);
+                }
+            }
+        }
+        Ok(previous)
     }
 
     // ---- attempts ----

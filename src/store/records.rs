@@ -1,5 +1,7 @@
 //! The rows of the state database as Rust types.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
@@ -70,20 +72,6 @@ pub struct PersonRecord {
     pub photo_hash: Option<String>,
 }
 
-impl PersonRecord {
-    pub(super) fn from_row(r: &SqliteRow) -> Self {
-        Self {
-            person_id: r.get("person_id"),
-            name: r.get("name"),
-            roster_row: r.get("roster_row"),
-            photo_path: r.get("photo_path"),
-            photo_size: r.get("photo_size"),
-            photo_mtime_ns: r.get("photo_mtime_ns"),
-            photo_hash: r.get("photo_hash"),
-        }
-    }
-}
-
 /// One person at one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -111,6 +99,12 @@ impl DeliveryRecord {
         target_user_id, delivered_source_hash, delivered_hash, delivered_fingerprint,
         delivered_user_id, delivered_at, reason_code, reason, remote_id, request_id, attempts,
         updated_at";
+
+    /// [`Self::COLUMNS`] of the table aliased `d`, for joins.
+    pub(super) const COLUMNS_OF_D: &'static str = "d.person_id, d.target, d.state,
+        d.source_hash, d.fingerprint, d.target_user_id, d.delivered_source_hash,
+        d.delivered_hash, d.delivered_fingerprint, d.delivered_user_id, d.delivered_at,
+        d.reason_code, d.reason, d.remote_id, d.request_id, d.attempts, d.updated_at";
 
     /// A fresh row for a person and target that have no history.
     pub fn new(person_id: &str, target: &str) -> Self {
@@ -421,5 +415,36 @@ impl IdentityRecord {
             user_id: r.get("user_id"),
             resolved_at: r.get("resolved_at"),
         }
+    }
+}
+
+/// One person as a plan compares them with their row at a target: the photo and the user id
+/// they have now (`None`: no photo, or an id still to be looked up).
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    pub person_id: &'a str,
+    pub source_hash: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+}
+
+/// The rows a plan compares with at one target, by index into the people it asked about.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// True where the target holds exactly this photo under these settings for this id and the
+    /// row says delivered: nothing to send and nothing to write. Such rows are not read.
+    pub settled: Vec<bool>,
+    /// The whole row of every other person who has one.
+    pub rows: HashMap<usize, DeliveryRecord>,
+}
+
+impl Previous {
+    /// The row of the `k`th person, when it was read (it exists and is not settled).
+    pub fn row(&self, k: usize) -> Option<&DeliveryRecord> {
+        self.rows.get(&k)
+    }
+
+    /// True when the `k`th person's row is settled.
+    pub fn is_settled(&self, k: usize) -> bool {
+        self.settled.get(k).copied().unwrap_or(false)
     }
 }

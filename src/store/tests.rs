@@ -62,38 +62,6 @@ async fn people_round_trip_and_update_in_place() {
 }
 
 #[tokio::test]
-async fn people_are_marked_seen_in_one_statement_without_being_rewritten() {
-    let (_dir, store) = open().await;
-    let first = store.begin_run("sync").await.unwrap();
-    let person = |id: &str| PersonRecord {
-        person_id: id.into(),
-        name: format!("Person {id}"),
-        ..PersonRecord::default()
-    };
-    store
-        .save_people(&[person("E1"), person("E2"), person("E3")], first)
-        .await
-        .unwrap();
-    let second = store.begin_run("sync").await.unwrap();
-    store.mark_seen(&["E1", "E3", "E9"], second).await.unwrap();
-    store.mark_seen(&[], second).await.unwrap();
-    let seen: Vec<(String, i64)> =
-        sqlx::query_as("SELECT person_id, last_seen_run FROM people ORDER BY person_id")
-            .fetch_all(&store.pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        seen,
-        [
-            ("E1".to_string(), second),
-            ("E2".to_string(), first),
-            ("E3".to_string(), second)
-        ]
-    );
-    assert_eq!(store.people().await.unwrap()["E1"], person("E1"));
-}
-
-#[tokio::test]
 async fn deliveries_round_trip_with_every_field() {
     let (_dir, store) = open().await;
     let mut d = DeliveryRecord::new("E1", "vzicloud");
@@ -439,5 +407,156 @@ async fn the_last_runs_of_a_kind_are_the_newest_of_that_kind_only() {
     assert_eq!(
         ids(store.last_runs_of("fetch", 10).await.unwrap()),
         Vec::<i64>::new()
+    );
+}
+
+#[tokio::test]
+async fn everyone_but_the_leavers_is_marked_seen_in_one_pass() {
+    let (_dir, store) = open().await;
+    let first = store.begin_run("sync").await.unwrap();
+    let person = |id: &str| PersonRecord {
+        person_id: id.into(),
+        name: format!("Person {id}"),
+        ..PersonRecord::default()
+    };
+    store
+        .save_people(&[person("E1"), person("E2"), person("E3")], first)
+        .await
+        .unwrap();
+    let second = store.begin_run("sync").await.unwrap();
+    store.mark_seen_except(&["E2", "E9"], second).await.unwrap();
+    let seen: Vec<(String, i64)> =
+        sqlx::query_as("SELECT person_id, last_seen_run FROM people ORDER BY person_id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("E1".to_string(), second),
+            ("E2".to_string(), first),
+            ("E3".to_string(), second)
+        ]
+    );
+    let third = store.begin_run("sync").await.unwrap();
+    store.mark_seen_except(&[], third).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM people WHERE last_seen_run = ?")
+        .bind(third)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn people_are_read_whole_with_odd_text_and_missing_values() {
+    let (_dir, store) = open().await;
+    let run = store.begin_run("plan").await.unwrap();
+    let odd = PersonRecord {
+        person_id: "E\"1\u{1f}\\".into(),
+        name: "张伟 \"Zhang\"\n".into(),
+        roster_row: Some(9_000_000_000),
+        photo_path: Some("sub/é.jpg".into()),
+        photo_size: Some(i64::MAX),
+        photo_mtime_ns: Some(-1),
+        photo_hash: Some("ab".into()),
+    };
+    let bare = PersonRecord {
+        person_id: "E2".into(),
+        ..PersonRecord::default()
+    };
+    store
+        .save_people(&[odd.clone(), bare.clone()], run)
+        .await
+        .unwrap();
+    let people = store.people().await.unwrap();
+    assert_eq!(people.len(), 2);
+    assert_eq!(people[&odd.person_id], odd);
+    assert_eq!(people["E2"], bare);
+}
+
+#[tokio::test]
+async fn only_rows_that_are_not_settled_are_read_for_a_plan() {
+    let (_dir, store) = open().await;
+    let n = JSON_CHUNK + 3;
+    let ids: Vec<String> = (0..n).map(|i| format!("P{i:05}")).collect();
+    let held = |id: &str| {
+        let mut d = DeliveryRecord::new(id, "t");
+        d.state = State::Delivered;
+        d.delivered_source_hash = Some("h".into());
+        d.delivered_fingerprint = Some("fp".into());
+        d.delivered_user_id = Some(id.into());
+        d
+    };
+    let mut rows: Vec<DeliveryRecord> = ids.iter().map(|id| held(id)).collect();
+    rows[1].state = State::FailedRetryable; // held, but the row says failed
+    rows[2].delivered_fingerprint = Some("old".into()); // other settings
+    rows[3].delivered_source_hash = None; // never held anything
+    rows.remove(4); // no row at all
+    let mut other = held(&ids[0]);
+    other.target = "other".into(); // another target's row: not this one's
+    rows.push(other);
+    store.save_deliveries(&rows).await.unwrap();
+
+    let mut people: Vec<Compared<'_>> = ids
+        .iter()
+        .map(|id| Compared {
+            person_id: id,
+            source_hash: Some("h"),
+            user_id: Some(id),
+        })
+        .collect();
+    people[5].source_hash = Some("new"); // a new photo
+    people[6].user_id = None; // id to be looked up
+    people[7].source_hash = None; // no photo now
+    people[n - 1].user_id = Some("someone else"); // in the second chunk: another id
+    let previous = store
+        .previous_deliveries("t", "fp", &people, true)
+        .await
+        .unwrap();
+    let settled: Vec<usize> = (0..n).filter(|&k| !previous.is_settled(k)).collect();
+    assert_eq!(settled, [1, 2, 3, 4, 5, 6, 7, n - 1]);
+    let mut read: Vec<usize> = previous.rows.keys().copied().collect();
+    read.sort();
+    assert_eq!(read, [1, 2, 3, 5, 6, 7, n - 1]);
+    assert_eq!(previous.row(1).unwrap().state, State::FailedRetryable);
+    assert_eq!(previous.row(n - 1).unwrap().person_id, ids[n - 1]);
+    assert_eq!(previous.row(n - 1).unwrap().target, "t");
+
+    // Not settling (--force): every row of the target is read.
+    let all = store
+        .previous_deliveries("t", "fp", &people, false)
+        .await
+        .unwrap();
+    assert!((0..n).all(|k| !all.is_settled(k)));
+    assert_eq!(all.rows.len(), n - 1);
+    assert_eq!(
+        all.row(0).unwrap().delivered_user_id.as_deref(),
+        Some(&*ids[0])
+    );
+}
+
+#[tokio::test]
+async fn the_rows_a_plan_reads_whole_are_looked_up_by_primary_key() {
+    let (_dir, store) = open().await;
+    // Enough rows for the planner to weigh a scan against a lookup.
+    let rows: Vec<DeliveryRecord> = (0..3000)
+        .map(|i| DeliveryRecord::new(&format!("P{i:05}"), "t"))
+        .collect();
+    store.save_deliveries(&rows).await.unwrap();
+    sqlx::query("ANALYZE").execute(&store.pool).await.unwrap();
+    let explain = format!("EXPLAIN QUERY PLAN {}", rows_of_people_sql());
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
+        .bind("[]")
+        .bind("t")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|(_, _, _, s)| s.as_str()).collect();
+    assert!(steps.len() == 2, "{steps:?}");
+    assert!(steps[0].starts_with("SCAN j"), "{steps:?}");
+    assert!(
+        steps[1].starts_with("SEARCH d USING INDEX sqlite_autoindex_deliveries_1"),
+        "{steps:?}"
     );
 }
