@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use facesync::config::{Config, OutputFormat, PhotoConfig, Profile};
+use facesync::config::{Config, OutputFormat, PhotoConfig, Profile, QualityGate};
 use facesync::photo::{self, PhotoStage, StageTimes};
 use fast_image_resize as fr;
 use futures::StreamExt as _;
@@ -59,7 +59,12 @@ fn main() {
         count.min(40)
     );
     if !args.iter().any(|a| a == "--whole") {
-        steps(&files, count.min(40), &vzi);
+        println!("-- quality gate on (the default) --");
+        steps(&files, count.min(40), &vzi, &photos());
+        println!("-- quality gate off --");
+        let mut off = photos();
+        off.quality = QualityGate::Off;
+        steps(&files, count.min(40), &vzi, &off);
     }
     if args.iter().any(|a| a == "--steps") {
         // Only the one-thread step run: what a profiler (perf record) should look at.
@@ -69,8 +74,11 @@ fn main() {
     println!("\n== whole pipeline, all cores (PhotoStage), {count} photos ==");
     let mut no_face = photos();
     no_face.face_check = false;
+    let mut no_gate = photos();
+    no_gate.quality = QualityGate::Off;
     let runs = [
         ("810x1080 (vzicloud), face check on", photos(), &vzi),
+        ("810x1080, face check on, gate off", no_gate, &vzi),
         ("810x1080 (vzicloud), face check off", no_face.clone(), &vzi),
         ("both default targets, face check on", photos(), &both),
         ("both default targets, face check off", no_face, &both),
@@ -202,6 +210,7 @@ fn profile(max_width: u32, max_height: u32, max_bytes: u64) -> Profile {
         max_bytes,
         min_quality: 60,
         min_short_side: 0,
+        requirements: facesync::config::Requirements::DEFAULT,
     }
 }
 
@@ -281,16 +290,15 @@ fn per_photo(d: Duration, n: usize) -> (f64, f64) {
 }
 
 /// Each step's time on one thread, as `prepare` spends it.
-fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)]) {
+fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)], p: &PhotoConfig) {
     let bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    let p = photos();
     // One warm-up photo: the face model is loaded on first use.
-    photo::prepare(&bytes[0], &p, profiles).unwrap();
+    photo::prepare(&bytes[0], p, profiles).unwrap();
     let mut times = StageTimes::default();
     let cpu_before = process_cpu();
     let started = Instant::now();
     for i in 0..n {
-        let out = photo::prepare_timed(&bytes[i % bytes.len()], &p, profiles, &mut times)
+        let out = photo::prepare_timed(&bytes[i % bytes.len()], p, profiles, &mut times)
             .unwrap_or_else(|f| panic!("a generated photo failed: {f}"));
         assert_eq!((out[0].width, out[0].height), (810, 1080));
     }
@@ -299,6 +307,7 @@ fn steps(files: &[PathBuf], n: usize, profiles: &[(String, Profile)]) {
     for (name, d) in [
         ("decode (DCT-scaled to 1512x2016)", times.decode),
         ("face check", times.face_check),
+        ("quality gate (landmarks, measures)", times.quality),
         ("resize (Lanczos3 to 810x1080)", times.resize),
         ("encode (JPEG, quality search)", times.encode),
         ("whole prepare()", whole),

@@ -86,6 +86,10 @@ pub struct PlanItem {
     pub target_user_id: Option<Arc<str>>,
     /// The source photo's hash (blake3, hex), when there is a photo.
     pub source_hash: Option<Arc<str>>,
+    /// What the quality gate measured on the face for this target, when the photo was checked
+    /// (boxed: a plan holds an item per person and target, and few of them were checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<photo::Quality>>,
 }
 
 /// The plan for a whole roster.
@@ -405,6 +409,7 @@ pub async fn build(
                 photo: shared.photo.clone(),
                 target_user_id: uid.ok().flatten(),
                 source_hash: shared.hash.clone(),
+                quality: None,
             });
         }
         row_items.push(indices);
@@ -544,6 +549,7 @@ async fn check_photos(
             let item = &mut plan.items[k];
             match result {
                 Ok(outs) => {
+                    item.quality = outs.first().and_then(|o| o.quality.clone()).map(Box::new);
                     if let Some(dir) = &options.preview {
                         for out in outs {
                             write_preview(dir, &item.id, &out)?;
@@ -553,6 +559,7 @@ async fn check_photos(
                 Err(f) => {
                     let file = item.photo.as_deref().unwrap_or("photo");
                     item.action = Action::Invalid;
+                    item.quality = f.quality;
                     item.finding = Some(Finding::new(f.code, format!("{file}: {}", f.message)));
                 }
             }

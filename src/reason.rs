@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::photo::Quality;
+
 /// A stable, machine-readable reason code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +35,13 @@ pub enum ReasonCode {
     MultipleFaces,
     FaceTooSmall,
     CannotFit,
+    // The quality gate (`photos.quality`), against one target's requirements.
+    EyesTooClose,
+    FaceTurned,
+    FaceTilted,
+    FaceBlurry,
+    FaceTooDark,
+    FaceTooBright,
     // Answers from a target.
     UserNotFound,
     FaceRejected,
@@ -72,6 +81,12 @@ impl ReasonCode {
         Self::MultipleFaces,
         Self::FaceTooSmall,
         Self::CannotFit,
+        Self::EyesTooClose,
+        Self::FaceTurned,
+        Self::FaceTilted,
+        Self::FaceBlurry,
+        Self::FaceTooDark,
+        Self::FaceTooBright,
         Self::UserNotFound,
         Self::FaceRejected,
         Self::NotInAccessGroup,
@@ -109,6 +124,12 @@ impl ReasonCode {
             Self::MultipleFaces => "multiple_faces",
             Self::FaceTooSmall => "face_too_small",
             Self::CannotFit => "cannot_fit",
+            Self::EyesTooClose => "eyes_too_close",
+            Self::FaceTurned => "face_turned",
+            Self::FaceTilted => "face_tilted",
+            Self::FaceBlurry => "face_blurry",
+            Self::FaceTooDark => "face_too_dark",
+            Self::FaceTooBright => "face_too_bright",
             Self::UserNotFound => "user_not_found",
             Self::FaceRejected => "face_rejected",
             Self::NotInAccessGroup => "not_in_access_group",
@@ -131,7 +152,20 @@ impl ReasonCode {
     /// budget, a target's own minimum size): a photo prepared for several targets at once that
     /// meets it is prepared again for each on its own.
     pub fn may_be_one_targets(self) -> bool {
-        matches!(self, Self::CannotFit | Self::TooSmall)
+        matches!(self, Self::CannotFit | Self::TooSmall) || self.is_quality()
+    }
+
+    /// A measure of the quality gate outside a target's requirements.
+    pub fn is_quality(self) -> bool {
+        matches!(
+            self,
+            Self::EyesTooClose
+                | Self::FaceTurned
+                | Self::FaceTilted
+                | Self::FaceBlurry
+                | Self::FaceTooDark
+                | Self::FaceTooBright
+        )
     }
 
     /// Parses the snake_case form back (the state DB stores codes as text).
@@ -179,6 +213,18 @@ impl ReasonCode {
             Self::CannotFit => {
                 "the photo cannot be made small enough for the target: use a simpler photo"
             }
+            Self::EyesTooClose => {
+                "the face is too small for this target: retake closer, head and shoulders filling the frame, at a higher resolution"
+            }
+            Self::FaceTurned => "ask for a retake looking straight into the camera",
+            Self::FaceTilted => "ask for a retake with the head upright, eyes level",
+            Self::FaceBlurry => {
+                "ask for a retake held still and in focus, in good light (no digital zoom)"
+            }
+            Self::FaceTooDark => {
+                "ask for a retake with light on the face, not from behind the person"
+            }
+            Self::FaceTooBright => "ask for a retake without flash or direct sun on the face",
             Self::UserNotFound => {
                 "the target does not know this user: add the user there, or fix the id column"
             }
@@ -237,6 +283,9 @@ impl fmt::Display for ReasonCode {
 pub struct Finding {
     pub code: ReasonCode,
     pub message: String,
+    /// What the quality gate measured, for its own findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<Quality>>,
 }
 
 impl Finding {
@@ -244,7 +293,14 @@ impl Finding {
         Self {
             code,
             message: message.into(),
+            quality: None,
         }
+    }
+
+    /// The finding with the measures that led to it.
+    pub fn with_quality(mut self, quality: Quality) -> Self {
+        self.quality = Some(Box::new(quality));
+        self
     }
 }
 

@@ -118,6 +118,30 @@ fn plan_json_has_a_line_per_person_and_target_and_exits_2_on_invalid() {
     assert_eq!(find("E1011", "feishu")["reason_code"], "no_face");
     assert_eq!(find("E1011", "vzicloud")["reason_code"], "no_face");
     assert_eq!(find("E1014", "vzicloud")["action"], "upload"); // the PNG
+    // The quality gate's measures, per person and target: the eye distance at each target's
+    // size (VziCloud's 1080-high box is smaller than Feishu's 1440 for a portrait).
+    let (feishu, vzi) = (
+        &find("E1001", "feishu")["quality"],
+        &find("E1001", "vzicloud")["quality"],
+    );
+    for key in [
+        "roll",
+        "yaw",
+        "pitch",
+        "sharpness",
+        "face_luma",
+        "face_fill",
+    ] {
+        assert!(feishu[key].is_number(), "quality lacks {key}: {feishu}");
+    }
+    assert_eq!(feishu["failing"], serde_json::json!([]));
+    let eyes = |q: &serde_json::Value| q["eye_distance"].as_f64().unwrap();
+    assert!(
+        eyes(feishu) >= eyes(vzi) && eyes(vzi) > 30.0,
+        "{feishu} {vzi}"
+    );
+    // No face, nothing measured.
+    assert!(find("E1011", "feishu")["quality"].is_null());
     assert!(lines.iter().any(|l| l["orphan_photo"] == "E9999.jpg"));
     // 17 roster rows x 2 targets, plus one orphan line.
     assert_eq!(lines.len(), 17 * 2 + 1);

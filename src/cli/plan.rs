@@ -69,6 +69,23 @@ fn summary(plan: &Plan) -> serde_json::Value {
     json!({ "targets": targets, "orphans": plan.orphans.len() })
 }
 
+/// The measures outside the target's requirements of a photo that is sent all the same.
+fn quality_warning(item: &plan::PlanItem) -> Option<String> {
+    let q = item.quality.as_ref()?;
+    let codes: Vec<&str> = q.failing.iter().map(|c| c.as_str()).collect();
+    (!codes.is_empty()).then(|| {
+        format!(
+            "warning (photos.quality = \"warn\"): {} (eyes {:.0} px apart, yaw {:.0}, roll {:.0}, sharpness {:.0}, brightness {:.0})",
+            codes.join(", "),
+            q.eye_distance,
+            q.yaw,
+            q.roll,
+            q.sharpness,
+            q.face_luma
+        )
+    })
+}
+
 /// Prints a plan as a table (people needing attention, counts, orphans) or JSON lines.
 pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     match format {
@@ -84,6 +101,7 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
                     "reason": item.finding.as_ref().map(|f| f.message.as_str()),
                     "photo": item.photo,
                     "target_user_id": item.target_user_id,
+                    "quality": item.quality,
                 });
                 writeln!(out, "{line}")?;
             }
@@ -102,6 +120,10 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
                     item.action.as_str().to_string(),
                     match (&item.finding, item.action, &item.target_user_id) {
                         (Some(f), _, _) => f.to_string(),
+                        // `photos.quality = "warn"`: sent all the same, but said.
+                        (None, Action::Upload, _) if quality_warning(item).is_some() => {
+                            quality_warning(item).unwrap_or_default()
+                        }
                         (None, Action::Upload, None) => {
                             "id looked up by e-mail or mobile when sync runs".to_string()
                         }

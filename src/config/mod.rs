@@ -58,6 +58,54 @@ pub enum Crop {
     Portrait,
 }
 
+/// What the quality gate does with a face outside a target's [`Requirements`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QualityGate {
+    /// The person is `invalid` for that target, with the failing measure's reason.
+    Refuse,
+    /// Sent all the same; the plan and the report show the failing measure.
+    Warn,
+    /// Nothing measured, nothing levelled.
+    Off,
+}
+
+/// What a target needs of the face, checked by the quality gate (`photos.quality`). The
+/// defaults refuse only what the vendors are known to refuse. Angles in degrees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Requirements {
+    /// Pixels between the eye centres in the photo as sent.
+    pub min_eye_distance: u32,
+    /// Roll left after levelling.
+    pub max_roll: u32,
+    pub max_yaw: u32,
+    /// See `photo::Quality::sharpness`.
+    pub min_sharpness: u32,
+    /// Mean luma of the face, 0 to 255.
+    pub min_face_luma: u32,
+    pub max_face_luma: u32,
+    /// A roll up to this is levelled before the crop (0: never).
+    pub level_max_roll: u32,
+}
+
+impl Requirements {
+    /// The lenient defaults every kind starts from.
+    pub const DEFAULT: Requirements = Requirements {
+        min_eye_distance: 30,
+        max_roll: 25,
+        max_yaw: 25,
+        min_sharpness: 12,
+        min_face_luma: 50,
+        max_face_luma: 210,
+        level_max_roll: 15,
+    };
+}
+
+impl Default for Requirements {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Output image format of a target profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputFormat {
@@ -112,6 +160,8 @@ pub struct PhotoConfig {
     pub min_face_fraction: f32,
     /// Margin around the face for `crop = "portrait"`, as a multiple of the face's width.
     pub portrait_margin: f32,
+    /// The quality gate (needs a face: `face_check` or `crop = "portrait"`).
+    pub quality: QualityGate,
 }
 
 /// How a target wants its photos: format and limits.
@@ -125,6 +175,8 @@ pub struct Profile {
     /// The photo's shorter side must reach this many pixels for this target (0: only
     /// `photos.min_short_side` applies); a smaller one is `too_small` for this target alone.
     pub min_short_side: u32,
+    /// What the quality gate asks of the face for this target.
+    pub requirements: Requirements,
 }
 
 /// Delivery settings every target has.
@@ -310,6 +362,11 @@ impl Config {
                 "profile={:?},{},{},{},{}",
                 pr.format, pr.max_width, pr.max_height, pr.max_bytes, pr.min_quality
             ));
+            // Only when not the defaults, so that upgrading to a version with the gate does
+            // not make every delivery stale.
+            if p.quality != QualityGate::Refuse || pr.requirements != Requirements::DEFAULT {
+                parts.push(format!("quality={:?},{:?}", p.quality, pr.requirements));
+            }
             parts.push(format!("base_url={}", d.base_url));
             parts.push(t.settings.fingerprint());
         }
@@ -419,6 +476,7 @@ struct RawPhotos {
     min_short_side: u32,
     min_face_fraction: f64,
     portrait_margin: f64,
+    quality: String,
 }
 
 impl Default for RawPhotos {
@@ -433,6 +491,7 @@ impl Default for RawPhotos {
             min_short_side: 200,
             min_face_fraction: 0.1,
             portrait_margin: 0.6,
+            quality: "refuse".into(),
         }
     }
 }
@@ -619,6 +678,19 @@ impl Validator<'_> {
                 ));
             }
         };
+        let quality = match raw.quality.as_str() {
+            "refuse" => QualityGate::Refuse,
+            "warn" => QualityGate::Warn,
+            "off" => QualityGate::Off,
+            other => {
+                return Err(self.err(
+                    "photos.quality",
+                    format!(
+                        "`{other}` is not a quality gate setting: expected \"refuse\", \"warn\" or \"off\""
+                    ),
+                ));
+            }
+        };
         if raw.max_pixels == 0 {
             return Err(self.err("photos.max_pixels", "must be a positive number of pixels"));
         }
@@ -650,6 +722,7 @@ impl Validator<'_> {
             min_short_side: raw.min_short_side,
             min_face_fraction: raw.min_face_fraction as f32,
             portrait_margin: raw.portrait_margin as f32,
+            quality,
         })
     }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{ConfigError, DeliveryConfig, OutputFormat, Profile, SecretSource, Validator};
+use super::{
+    ConfigError, DeliveryConfig, OutputFormat, Profile, Requirements, SecretSource, Validator,
+};
 use crate::secret::Secret;
 
 /// What a kind's targets get when the section leaves a common key out.
@@ -208,7 +210,38 @@ impl<'a> Section<'a> {
         if !(1..=100).contains(&raw.min_quality) {
             return Err(self.err("profile.min_quality", "must be between 1 and 100"));
         }
+        let d = &defaults.requirements;
+        let requirements = Requirements {
+            min_eye_distance: raw.min_eye_distance.unwrap_or(d.min_eye_distance),
+            max_roll: raw.max_roll.unwrap_or(d.max_roll),
+            max_yaw: raw.max_yaw.unwrap_or(d.max_yaw),
+            min_sharpness: raw.min_sharpness.unwrap_or(d.min_sharpness),
+            min_face_luma: raw.min_face_luma.unwrap_or(d.min_face_luma),
+            max_face_luma: raw.max_face_luma.unwrap_or(d.max_face_luma),
+            level_max_roll: raw.level_max_roll.unwrap_or(d.level_max_roll),
+        };
+        if requirements.max_roll > 90 || requirements.max_yaw > 90 {
+            return Err(self.err(
+                "profile.max_roll",
+                "max_roll and max_yaw are degrees between 0 and 90",
+            ));
+        }
+        if requirements.level_max_roll > 45 {
+            return Err(self.err(
+                "profile.level_max_roll",
+                "must be between 0 and 45 degrees (0: never level)",
+            ));
+        }
+        if requirements.min_face_luma > requirements.max_face_luma
+            || requirements.max_face_luma > 255
+        {
+            return Err(self.err(
+                "profile.min_face_luma",
+                "min_face_luma and max_face_luma are brightness from 0 to 255, min below max",
+            ));
+        }
         Ok(Profile {
+            requirements,
             format,
             max_width: raw.max_width,
             max_height: raw.max_height,
@@ -249,6 +282,21 @@ struct RawProfile {
     /// Unset: the kind's own floor.
     #[serde(default)]
     min_short_side: Option<u32>,
+    // The quality gate's requirements; unset: the kind's own.
+    #[serde(default)]
+    min_eye_distance: Option<u32>,
+    #[serde(default)]
+    max_roll: Option<u32>,
+    #[serde(default)]
+    max_yaw: Option<u32>,
+    #[serde(default)]
+    min_sharpness: Option<u32>,
+    #[serde(default)]
+    min_face_luma: Option<u32>,
+    #[serde(default)]
+    max_face_luma: Option<u32>,
+    #[serde(default)]
+    level_max_roll: Option<u32>,
 }
 
 fn jpeg() -> String {

@@ -250,6 +250,7 @@ mod tests {
             photo: Some(format!("{id}.jpg").into()),
             target_user_id: Some(id.into()),
             source_hash: Some("h".into()),
+            quality: None,
         }
     }
 

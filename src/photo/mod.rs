@@ -11,7 +11,9 @@ mod check;
 mod decode;
 pub mod face;
 mod jpeg;
+mod landmarks;
 mod normalize;
+mod quality;
 mod resize;
 mod stage;
 mod thumbnail;
@@ -20,10 +22,11 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+pub use quality::Quality;
 pub use stage::PhotoStage;
-pub use thumbnail::thumbnail;
+pub use thumbnail::{thumbnail, thumbnail_marked};
 
-use crate::config::{Crop, OutputFormat, PhotoConfig, Profile};
+use crate::config::{Crop, OutputFormat, PhotoConfig, Profile, QualityGate};
 use crate::reason::{Finding, ReasonCode};
 
 /// A photo normalized for one target: the bytes to send and what they are.
@@ -36,6 +39,9 @@ pub struct Normalized {
     pub height: u32,
     /// blake3 of `bytes`, hex.
     pub hash: String,
+    /// What the quality gate measured for this target (`None`: the gate is off or no face
+    /// was looked for); with `photos.quality = "warn"`, its `failing` may be non-empty.
+    pub quality: Option<Quality>,
 }
 
 /// Time spent in each step of [`prepare`], added up over calls (for the benchmark and logs).
@@ -44,6 +50,8 @@ pub struct StageTimes {
     /// Reading the header and decoding, orientation included.
     pub decode: Duration,
     pub face_check: Duration,
+    /// The quality gate's measures (landmarks, sharpness, exposure) and levelling.
+    pub quality: Duration,
     pub resize: Duration,
     /// Encoding, with every try of the quality search.
     pub encode: Duration,
@@ -117,23 +125,47 @@ fn prepare_checked(
         }
         (Crop::Portrait, None) => normalize::centred_portrait(width, height),
     };
+    let started = Instant::now();
+    let measures = match face {
+        Some(face) if photos.quality != QualityGate::Off => Some(quality::measure(&decoded, &face)),
+        _ => None,
+    };
+    times.quality += started.elapsed();
     // Targets with the same profile share one encoding.
-    let mut done: HashMap<&Profile, normalize::Encoded> = HashMap::new();
+    let mut done: HashMap<&Profile, (normalize::Encoded, Option<Quality>)> = HashMap::new();
     let mut out = Vec::with_capacity(profiles.len());
     for (target, profile) in profiles {
-        let encoded = match done.get(profile) {
+        let (encoded, quality) = match done.get(profile) {
             Some(e) => e.clone(),
             None => {
+                let level = measures
+                    .as_ref()
+                    .and_then(|m| quality::level(m, &profile.requirements));
                 let e = normalize::encode_for(
                     &decoded,
                     region,
+                    level,
                     profile,
                     photos.min_short_side,
                     target,
                     times,
                 )?;
-                done.insert(profile, e.clone());
-                e
+                let quality = measures.as_ref().map(|m| {
+                    let scale = e.width as f32 / region.width as f32;
+                    m.for_target(
+                        scale,
+                        level.map_or(0.0, |l| l.degrees),
+                        &profile.requirements,
+                    )
+                });
+                if photos.quality == QualityGate::Refuse
+                    && let Some(q) = &quality
+                    && let Some(finding) = quality::finding(q, &profile.requirements, target)
+                {
+                    return Err(finding.with_quality(q.clone()));
+                }
+                done.insert(profile, (e.clone(), quality.clone()));
+                (e, quality)
             }
         };
         out.push(Normalized {
@@ -143,6 +175,7 @@ fn prepare_checked(
             format: profile.format,
             width: encoded.width,
             height: encoded.height,
+            quality,
         });
     }
     Ok(out)

@@ -8,6 +8,7 @@ use image::RgbImage;
 use super::StageTimes;
 use super::decode::Decoded;
 use super::face::FaceBox;
+use super::quality::Level;
 use super::resize::{Quality, Region};
 use crate::config::{OutputFormat, Profile};
 use crate::reason::{Finding, ReasonCode};
@@ -87,10 +88,12 @@ pub(crate) fn centred_portrait(image_width: u32, image_height: u32) -> Region {
 /// Encodes `region` of the decoded photo for `profile`: the largest size within the profile
 /// (never above the source's own resolution), the best JPEG quality that fits `max_bytes`,
 /// smaller sizes if even `min_quality` does not fit, down to `floor_short` pixels on the shorter
-/// side. `target` names the profile in messages.
+/// side. `target` names the profile in messages. With `level`, the picture is turned so the
+/// eyes are level.
 pub(crate) fn encode_for(
     decoded: &Decoded,
     region: Region,
+    level: Option<Level>,
     profile: &Profile,
     floor_short: u32,
     target: &str,
@@ -124,8 +127,21 @@ pub(crate) fn encode_for(
     let (w, h, bytes) = loop {
         let started = Instant::now();
         let pixels = decoded.rgb(region, w, h, Quality::Best);
-        let pixels = &*pixels;
         times.resize += started.elapsed();
+        let started = Instant::now();
+        let levelled = level.map(|l| {
+            let (kx, ky) = (
+                w as f32 / region.width as f32,
+                h as f32 / region.height as f32,
+            );
+            let centre = (
+                (l.centre.0 - region.left as f32) * kx,
+                (l.centre.1 - region.top as f32) * ky,
+            );
+            rotate(&pixels, l.degrees, centre)
+        });
+        times.quality += started.elapsed();
+        let pixels = levelled.as_ref().unwrap_or(&*pixels);
         let started = Instant::now();
         let attempt = match profile.format {
             OutputFormat::Jpeg => fit_jpeg(pixels, profile),
@@ -171,6 +187,34 @@ pub(crate) fn encode_for(
             profile.max_bytes
         ),
     ))
+}
+
+/// `image` turned by `degrees` about `centre` the way that levels a line at that angle: each
+/// pixel takes the bilinear sample of where it was; beyond the edges, the edge pixel.
+pub(crate) fn rotate(image: &RgbImage, degrees: f32, centre: (f32, f32)) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let src = image.as_raw();
+    let (wi, hi) = (w as usize, h as usize);
+    let mut out = vec![0u8; src.len()];
+    for (y, row) in out.chunks_exact_mut(wi * 3).enumerate() {
+        let dy = y as f32 - centre.1;
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let dx = x as f32 - centre.0;
+            let sx = (centre.0 + dx * cos - dy * sin).clamp(0.0, (w - 1) as f32);
+            let sy = (centre.1 + dx * sin + dy * cos).clamp(0.0, (h - 1) as f32);
+            let (x0, y0) = (sx as usize, sy as usize);
+            let (x1, y1) = ((x0 + 1).min(wi - 1), (y0 + 1).min(hi - 1));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let at = |x: usize, y: usize, c: usize| f32::from(src[(y * wi + x) * 3 + c]);
+            for (c, v) in px.iter_mut().enumerate() {
+                let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
+                let bottom = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
+                *v = (top * (1.0 - fy) + bottom * fy + 0.5) as u8;
+            }
+        }
+    }
+    RgbImage::from_raw(w, h, out).expect("the buffer has the image's size")
 }
 
 /// The best quality JPEG within the budget, or the size at `min_quality` when none fits.

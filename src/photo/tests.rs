@@ -9,6 +9,7 @@ use super::*;
 use crate::config::{Config, Crop, OutputFormat, PhotoConfig, Profile};
 use crate::reason::ReasonCode;
 
+mod quality;
 mod reference;
 mod variants;
 
@@ -23,10 +24,19 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 /// The defaults, as a config without a [photos] section gives them.
-fn photos() -> PhotoConfig {
+fn gated() -> PhotoConfig {
     Config::parse("[roster]\npath = \"r.csv\"\n", Path::new("/x/config.toml"))
         .unwrap()
         .photos
+}
+
+/// The defaults with the quality gate off: the pipeline's fixtures are small (the eyes 25 px
+/// apart, less in the tight profiles), and the gate has its own tests (`quality`).
+fn photos() -> PhotoConfig {
+    PhotoConfig {
+        quality: crate::config::QualityGate::Off,
+        ..gated()
+    }
 }
 
 fn profile(format: OutputFormat, w: u32, h: u32, bytes: u64, q: u8) -> Profile {
@@ -37,6 +47,7 @@ fn profile(format: OutputFormat, w: u32, h: u32, bytes: u64, q: u8) -> Profile {
         max_bytes: bytes,
         min_quality: q,
         min_short_side: 0,
+        requirements: crate::config::Requirements::DEFAULT,
     }
 }
 

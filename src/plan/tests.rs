@@ -131,6 +131,7 @@ fn item(action: Action, finding: Option<Finding>) -> PlanItem {
         photo: Some("E1.jpg".into()),
         target_user_id: Some(U.into()),
         source_hash: Some(H.into()),
+        quality: None,
     }
 }
 

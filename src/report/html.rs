@@ -16,6 +16,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::ReportRow;
 use super::trend::{self, Trend};
 use crate::config::PhotoConfig;
+use crate::reason::ReasonCode;
 
 /// At most this many thumbnails are embedded; later rows show without one (the file stays
 /// small enough to open on a 100,000-person roster).
@@ -33,21 +34,36 @@ pub type Thumbnails = HashMap<String, Option<String>>;
 /// take more than a few photos' memory at once.
 pub async fn thumbnails(rows: &[ReportRow], photos: &PhotoConfig) -> Thumbnails {
     let mut seen = HashSet::new();
-    let wanted: Vec<String> = rows
+    // A face the quality gate refused gets its landmarks marked, so the reason can be seen.
+    let refused: HashSet<&str> = rows
+        .iter()
+        .filter(|r| {
+            r.reason_code
+                .as_deref()
+                .and_then(ReasonCode::parse)
+                .is_some_and(ReasonCode::is_quality)
+        })
+        .filter_map(|r| r.photo.as_deref())
+        .collect();
+    let wanted: Vec<(String, bool)> = rows
         .iter()
         .filter(|r| needs_attention(&r.state))
         .filter_map(|r| r.photo.clone())
         .filter(|p| seen.insert(p.clone()))
         .take(MAX_THUMBNAILS)
+        .map(|p| {
+            let marked = refused.contains(p.as_str());
+            (p, marked)
+        })
         .collect();
     let photos = Arc::new(photos.clone());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     futures::stream::iter(wanted)
-        .map(|photo| {
+        .map(|(photo, marked)| {
             let photos = photos.clone();
             async move {
                 let path = photos.dir.join(&photo);
-                let thumb = tokio::task::spawn_blocking(move || thumbnail(&path, &photos))
+                let thumb = tokio::task::spawn_blocking(move || thumbnail(&path, &photos, marked))
                     .await
                     .ok()
                     .flatten();
@@ -201,13 +217,17 @@ fn needs_attention(state: &str) -> bool {
 /// A small JPEG data URL of the photo, or `None` when it cannot be read or is over the
 /// photo limits (the report shows "no preview"; the reason column says why). The file's size
 /// is checked before it is read, its pixel count before it is decoded.
-fn thumbnail(path: &Path, photos: &PhotoConfig) -> Option<String> {
+fn thumbnail(path: &Path, photos: &PhotoConfig, marked: bool) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > photos.max_file_bytes {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
-    let jpeg = crate::photo::thumbnail(&bytes, photos, THUMB_BOX).ok()?;
+    let jpeg = if marked {
+        crate::photo::thumbnail_marked(&bytes, photos, THUMB_BOX).ok()?
+    } else {
+        crate::photo::thumbnail(&bytes, photos, THUMB_BOX).ok()?
+    };
     Some(format!("data:image/jpeg;base64,{}", BASE64.encode(jpeg)))
 }
 

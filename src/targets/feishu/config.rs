@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Feishu;
 use crate::config::{
     ConfigError, DEFAULT_MIN_QUALITY, Defaults, DeliveryConfig, IdCache, OutputFormat, Profile,
-    SecretSource, Section,
+    Requirements, SecretSource, Section,
 };
 use crate::roster::Person;
 use crate::targets::registry::{Kind, Settings};
@@ -30,6 +30,7 @@ const DEFAULTS: Defaults = Defaults::cloud(
         max_bytes: 1_048_576,
         min_quality: DEFAULT_MIN_QUALITY,
         min_short_side: 0,
+        requirements: Requirements::DEFAULT,
     },
 );
 

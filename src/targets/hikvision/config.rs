@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Hikvision;
 use crate::config::{
     ConfigError, DEFAULT_MIN_QUALITY, DEFAULT_PRUNE_MAX_SHARE, Defaults, DeliveryConfig,
-    OutputFormat, Profile, SecretSource, Section,
+    OutputFormat, Profile, Requirements, SecretSource, Section,
 };
 use crate::roster::Person;
 use crate::targets::registry::{Kind, Settings};
@@ -36,6 +36,7 @@ const DEFAULTS: Defaults = Defaults {
         max_bytes: 200_000,
         min_quality: DEFAULT_MIN_QUALITY,
         min_short_side: 400,
+        requirements: Requirements::DEFAULT,
     },
 };
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::VziCloud;
 use crate::config::{
     ConfigError, DEFAULT_MIN_QUALITY, DEFAULT_PRUNE_MAX_SHARE, Defaults, DeliveryConfig,
-    OutputFormat, Profile, SecretSource, Section,
+    OutputFormat, Profile, Requirements, SecretSource, Section,
 };
 use crate::roster::Person;
 use crate::targets::registry::{Kind, Settings};
@@ -29,6 +29,7 @@ const DEFAULTS: Defaults = Defaults::cloud(
         max_bytes: 1_572_864,
         min_quality: DEFAULT_MIN_QUALITY,
         min_short_side: 0,
+        requirements: Requirements::DEFAULT,
     },
 );
 
