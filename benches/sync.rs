@@ -241,8 +241,23 @@ fn run_binary(dir: &Path) -> (Duration, u64) {
 
 /// Runs `facesync --quiet <args> -c <dir>/config.toml`; wall time and peak RSS (KiB).
 fn run_command(dir: &Path, args: &[&str]) -> (Duration, u64) {
+    run_command_with(dir, args, &[])
+}
+
+/// The environment the shipped systemd unit gives the binary (its `Environment=` lines).
+fn unit_environment() -> Vec<(String, String)> {
+    let unit = include_str!("../dist/facesync.service");
+    unit.lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn run_command_with(dir: &Path, args: &[&str], env: &[(String, String)]) -> (Duration, u64) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_facesync"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--quiet")
         .args(args)
         .arg("-c")
@@ -435,9 +450,13 @@ async fn scale(n: usize) {
     };
     let fresh = !dir.join("facesync.db").exists();
     let emu = emulator(EmulatorConfig::default()).await;
+    // As the shipped systemd unit runs it (its environment: glibc's trim threshold).
+    let env = unit_environment();
+    println!("scale: commands run with the unit's environment {env:?}");
     let run = |args: &'static [&'static str]| {
         let d = dir.clone();
-        tokio::task::spawn_blocking(move || run_command(&d, args))
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || run_command_with(&d, args, &env))
     };
     if fresh {
         let started = Instant::now();

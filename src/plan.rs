@@ -367,38 +367,47 @@ pub async fn build(
 
     phase("stored deliveries compared");
     let mut plan = Plan {
-        orphans: matches.orphans.clone(),
-        targets: target_names,
-        warnings,
         photos_dir: config.photos.dir.clone(),
         ..Plan::default()
+    };
+    // What the items need of the matches: the few paths that are not the folder joined with
+    // the relative path, and why a row has no photo. The rest is let go.
+    for p in matches.photos.iter().flatten() {
+        if p.path != plan.photos_dir.join(&p.relative) {
+            plan.photo_paths.insert(p.relative.clone(), p.path.clone());
+        }
+    }
+    let photo_errors: Vec<Option<Finding>> = matches.photos.into_iter().map(Result::err).collect();
+    let mut plan = Plan {
+        orphans: matches.orphans,
+        targets: target_names,
+        warnings,
+        ..plan
     };
     plan.items.reserve_exact(people.len() * targets.len());
     // Roster order, then target order: row 2 at every target, then row 3, ...
     let mut user_ids: Vec<std::vec::IntoIter<_>> =
         user_ids.into_iter().map(Vec::into_iter).collect();
-    let mut row_items: Vec<Vec<usize>> = Vec::with_capacity(people.len());
+    // The items of row `i` are `i * targets.len()..(i + 1) * targets.len()`.
     for (i, shared) in people.iter().enumerate() {
-        let mut indices = Vec::with_capacity(targets.len());
         for (t, target) in targets.iter().enumerate() {
             let uid = user_ids[t].next().expect("one user id per row and target");
             let prev = previous[t].row(i);
-            let (action, finding) = match (&matches.photos[i], &hashes[i], &uid) {
-                (Err(f), _, _) => (Action::Invalid, Some(f.clone())),
+            let (action, finding) = match (&photo_errors[i], &hashes[i], &uid) {
+                (Some(f), _, _) => (Action::Invalid, Some(f.clone())),
                 (_, _, Err(f)) => (Action::Invalid, Some(f.clone())),
-                (Ok(_), Err(f), _) => (Action::Invalid, Some(f.clone())),
+                (None, Err(f), _) => (Action::Invalid, Some(f.clone())),
                 // The target holds this very photo: the row is not even read.
-                (Ok(_), Ok(_), Ok(Some(_))) if previous[t].is_settled(i) => {
+                (None, Ok(_), Ok(Some(_))) if previous[t].is_settled(i) => {
                     if options.only_failed {
                         (Action::Skip, None)
                     } else {
                         (Action::Unchanged, None)
                     }
                 }
-                (Ok(_), Ok(h), Ok(Some(u))) => decide(prev, h, &fingerprints[target], u, options),
-                (Ok(_), Ok(_), Ok(None)) => (decide_unresolved(prev, options), None),
+                (None, Ok(h), Ok(Some(u))) => decide(prev, h, &fingerprints[target], u, options),
+                (None, Ok(_), Ok(None)) => (decide_unresolved(prev, options), None),
             };
-            indices.push(plan.items.len());
             plan.items.push(PlanItem {
                 row: shared.row,
                 id: shared.id.clone(),
@@ -412,34 +421,28 @@ pub async fn build(
                 quality: None,
             });
         }
-        row_items.push(indices);
     }
     drop(user_ids);
-    for p in matches.photos.iter().flatten() {
-        if p.path != plan.photos_dir.join(&p.relative) {
-            plan.photo_paths.insert(p.relative.clone(), p.path.clone());
-        }
-    }
+    drop(photo_errors);
 
     if !options.defer_photo_check {
-        check_photos(config, &mut plan, &matches.photos, &row_items, options).await?;
+        check_photos(config, &mut plan, targets.len(), options).await?;
     }
 
     phase("items decided");
     let mut deliveries = Vec::new();
-    for (i, indices) in row_items.iter().enumerate() {
-        if !first_copy[i] {
+    for (i, &first) in first_copy.iter().enumerate() {
+        if !first {
             continue;
         }
-        for (t, &k) in indices.iter().enumerate() {
+        for (t, previous) in previous.iter().enumerate() {
             // A settled row stays as it is (its item is unchanged, or skipped with
             // --only-failed; the photo stage only looks at uploads).
-            if previous[t].is_settled(i) {
+            if previous.is_settled(i) {
                 continue;
             }
-            let item = &plan.items[k];
-            if let Some(record) = record_for(previous[t].row(i), item, &fingerprints[&item.target])
-            {
+            let item = &plan.items[i * targets.len() + t];
+            if let Some(record) = record_for(previous.row(i), item, &fingerprints[&item.target]) {
                 deliveries.push(record);
             }
             if deliveries.len() >= SAVE_BATCH {
@@ -497,17 +500,17 @@ impl Shared {
 async fn check_photos(
     config: &Config,
     plan: &mut Plan,
-    photos: &[Result<PhotoFile, Finding>],
-    row_items: &[Vec<usize>],
+    targets: usize,
     options: &PlanOptions,
 ) -> anyhow::Result<()> {
     let stage = PhotoStage::new(config.photos.clone());
     let mut specs = Vec::new();
-    for (i, indices) in row_items.iter().enumerate() {
-        let Ok(photo) = &photos[i] else { continue };
-        let uploads: Vec<usize> = indices
-            .iter()
-            .copied()
+    for first in (0..plan.items.len()).step_by(targets.max(1)) {
+        let Some(relative) = plan.items[first].photo.as_deref() else {
+            continue;
+        };
+        let path = plan.photo_path(relative);
+        let uploads: Vec<usize> = (first..first + targets)
             .filter(|&k| plan.items[k].action == Action::Upload)
             .collect();
         let profiles: Vec<(String, Profile)> = uploads
@@ -520,7 +523,7 @@ async fn check_photos(
             })
             .collect();
         if !uploads.is_empty() && uploads.len() == profiles.len() {
-            specs.push((uploads, profiles, photo.path.clone()));
+            specs.push((uploads, profiles, path));
         }
     }
     let jobs = specs.into_iter().map(|(uploads, profiles, path)| {
