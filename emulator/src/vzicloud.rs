@@ -356,11 +356,11 @@ impl Paging {
         Ok(paging)
     }
 
-    /// SCAN.md's envelope over `all`.
-    fn envelope(&self, all: Vec<Value>) -> Value {
+    /// SCAN.md's envelope over `all`. Only the page asked for is turned into JSON: a client
+    /// paging through 100,000 users asks for a thousand pages.
+    fn envelope(&self, all: impl ExactSizeIterator<Item = Value>) -> Value {
         let total = all.len();
         let results: Vec<Value> = all
-            .into_iter()
             .skip(self.offset.unwrap_or(0))
             .take(self.limit.unwrap_or(usize::MAX))
             .collect();
@@ -580,8 +580,7 @@ async fn face_list(
         let all = user
             .faces
             .iter()
-            .map(|f| face_json(app_id, group_id, user_id, f))
-            .collect();
+            .map(|f| face_json(app_id, group_id, user_id, f));
         Ok(paging.envelope(all))
     })())
 }
@@ -725,8 +724,7 @@ async fn user_list(
         let all = group
             .users
             .iter()
-            .map(|(uid, u)| user_json(app_id, group_id, uid, u))
-            .collect();
+            .map(|(uid, u)| user_json(app_id, group_id, uid, u));
         Ok(paging.envelope(all))
     })())
 }
