@@ -8,7 +8,7 @@
 //! changed at the targets. The state DB learns what was found: a delivery the target does not
 //! hold becomes `pending` again (so the next sync sends it), and the looked-up ids are cached.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use serde::Serialize;
@@ -18,7 +18,7 @@ use crate::deliver::remote;
 use crate::identity::{self, Directory};
 use crate::outcome::Outcome;
 use crate::session::{Session, fan_out};
-use crate::store::{State, Store};
+use crate::store::Store;
 use crate::targets::RemoteUser;
 
 /// What kind of difference a target shows.
@@ -94,69 +94,107 @@ impl VerifyReport {
 
 /// A person the state DB says the target holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
-    pub person_id: String,
-    pub name: String,
-    pub user_id: String,
-    pub delivered_at: Option<String>,
+pub struct Delivered<'a> {
+    pub person_id: &'a str,
+    pub name: &'a str,
+    pub user_id: &'a str,
+    pub delivered_at: Option<&'a str>,
     /// Still in the roster (a leaver's missing face is no drift).
     pub in_roster: bool,
 }
 
-/// The drift at one target (pure): `roster` maps the target ids of roster people to their id
-/// and name, `delivered` is what the state DB says the target holds, `remote` what it lists.
-pub fn compare(
-    target: &str,
-    roster: &HashMap<String, (String, String)>,
-    delivered: &[Delivered],
-    remote: &[RemoteUser],
-) -> Vec<Drift> {
-    let held: HashMap<&str, bool> = remote
-        .iter()
-        .map(|u| (u.user_id.as_str(), u.has_face))
-        .collect();
-    let mut drift = Vec::new();
-    for d in delivered.iter().filter(|d| d.in_roster) {
-        let why = match held.get(d.user_id.as_str()) {
-            Some(true) => continue,
+/// The drift at one target, found as the state DB's delivered rows stream past
+/// ([`Comparison::delivered`] for each): what the target lists is held once, the rows are not.
+pub struct Comparison<'r> {
+    target: &'r str,
+    /// Whether the target holds a face, by the user ids it lists.
+    held: HashMap<&'r str, bool>,
+    /// Users holding a face whom no roster row maps to, with the person and name the state DB
+    /// knows them by once a delivered row names them.
+    strays: HashMap<&'r str, Option<(String, String)>>,
+    drift: Vec<Drift>,
+}
+
+impl<'r> Comparison<'r> {
+    /// `roster` holds the target ids of the roster's people, `remote` what the target lists.
+    pub fn new(target: &'r str, roster: &HashSet<String>, remote: &'r [RemoteUser]) -> Self {
+        Comparison {
+            target,
+            held: remote
+                .iter()
+                .map(|u| (u.user_id.as_str(), u.has_face))
+                .collect(),
+            strays: remote
+                .iter()
+                .filter(|u| u.has_face && !roster.contains(&u.user_id))
+                .map(|u| (u.user_id.as_str(), None))
+                .collect(),
+            drift: Vec::new(),
+        }
+    }
+
+    /// One row the state DB says is delivered.
+    pub fn delivered(&mut self, d: &Delivered<'_>) {
+        if let Some(known) = self.strays.get_mut(d.user_id) {
+            *known = Some((d.person_id.to_string(), d.name.to_string()));
+        }
+        if !d.in_roster {
+            return;
+        }
+        let why = match self.held.get(d.user_id) {
+            Some(true) => return,
             Some(false) => "holds no face for",
             None => "does not list",
         };
         let when = d
             .delivered_at
-            .as_deref()
             .map_or(String::new(), |at| format!(" on {at}"));
-        drift.push(Drift {
+        self.drift.push(Drift {
             kind: DriftKind::MissingRemotely,
-            user_id: d.user_id.clone(),
-            person_id: Some(d.person_id.clone()),
-            name: Some(d.name.clone()),
+            user_id: d.user_id.to_string(),
+            person_id: Some(d.person_id.to_string()),
+            name: Some(d.name.to_string()),
             detail: format!(
-                "delivered{when} according to the state DB, but {target} {why} user `{}`: marked pending, the next sync sends it again",
-                d.user_id
+                "delivered{when} according to the state DB, but {} {why} user `{}`: marked pending, the next sync sends it again",
+                self.target, d.user_id
             ),
         });
     }
-    let known: HashMap<&str, &Delivered> =
-        delivered.iter().map(|d| (d.user_id.as_str(), d)).collect();
-    for u in remote
-        .iter()
-        .filter(|u| u.has_face && !roster.contains_key(&u.user_id))
-    {
-        let was = known.get(u.user_id.as_str());
-        drift.push(Drift {
-            kind: DriftKind::NotInRoster,
-            user_id: u.user_id.clone(),
-            person_id: was.map(|d| d.person_id.clone()),
-            name: was.map(|d| d.name.clone()),
-            detail: format!(
-                "{target} holds a face for user `{}`, whom no roster row maps to",
-                u.user_id
-            ),
-        });
+
+    /// The drift, by kind and user id.
+    pub fn finish(self) -> Vec<Drift> {
+        let target = self.target;
+        let mut drift = self.drift;
+        drift.extend(self.strays.into_iter().map(|(user_id, was)| {
+            let (person_id, name) = was.unzip();
+            Drift {
+                kind: DriftKind::NotInRoster,
+                user_id: user_id.to_string(),
+                person_id,
+                name,
+                detail: format!(
+                    "{target} holds a face for user `{user_id}`, whom no roster row maps to"
+                ),
+            }
+        }));
+        drift.sort_by(|a, b| (a.kind, &a.user_id).cmp(&(b.kind, &b.user_id)));
+        drift
     }
-    drift.sort_by(|a, b| (a.kind, &a.user_id).cmp(&(b.kind, &b.user_id)));
-    drift
+}
+
+/// The drift at one target (pure): `roster` holds the target ids of roster people,
+/// `delivered` is what the state DB says the target holds, `remote` what it lists.
+pub fn compare(
+    target: &str,
+    roster: &HashSet<String>,
+    delivered: &[Delivered<'_>],
+    remote: &[RemoteUser],
+) -> Vec<Drift> {
+    let mut comparison = Comparison::new(target, roster, remote);
+    for d in delivered {
+        comparison.delivered(d);
+    }
+    comparison.finish()
 }
 
 /// Checks the enabled targets (or those named) against the roster and the state DB.
@@ -196,6 +234,9 @@ pub async fn verify(
     result
 }
 
+/// Sized for large rosters (README, Performance, Scale): each target's list is held once, the
+/// state DB's delivered rows stream past it a chunk at a time, and only the rows found missing
+/// are read whole.
 async fn check_all(
     config: &Config,
     store: &Store,
@@ -227,50 +268,52 @@ async fn check_all(
     identity::resolve(config, store, &lanes, &roster.rows, stop).await?;
     let lane_names: Vec<String> = lanes.iter().map(|l| l.name().to_string()).collect();
     let directory = Directory::load(store, config, &lane_names).await?;
-    let deliveries = store.deliveries().await?;
-    let people = store.people().await?;
-    let (directory, deliveries, people) = (&directory, &deliveries, &people);
+    let roster_people: HashSet<&str> = roster
+        .rows
+        .iter()
+        .filter(|r| r.finding.is_none())
+        .map(|r| r.person.id.as_str())
+        .collect();
+    let (directory, roster_people) = (&directory, &roster_people);
     let checks = fan_out(&lanes, |lane| async move {
         let name = lane.name();
         let mut check = TargetCheck {
             target: name.to_string(),
             ..TargetCheck::default()
         };
-        let mut in_roster: HashMap<String, (String, String)> = HashMap::new();
-        let mut roster_people = std::collections::HashSet::new();
-        for row in roster.rows.iter().filter(|r| r.finding.is_none()) {
-            roster_people.insert(row.person.id.as_str());
-            if let Ok(Some(uid)) = directory.user_id(config, name, &row.person) {
-                in_roster.insert(uid, (row.person.id.clone(), row.person.name.clone()));
-            }
-        }
-        let delivered: Vec<Delivered> = deliveries
-            .values()
-            .filter(|d| d.target == name && d.state == State::Delivered)
-            .filter_map(|d| {
-                Some(Delivered {
-                    person_id: d.person_id.clone(),
-                    name: people
-                        .get(&d.person_id)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_default(),
-                    user_id: d.delivered_user_id.clone()?,
-                    delivered_at: d.delivered_at.clone(),
-                    in_roster: roster_people.contains(d.person_id.as_str()),
-                })
-            })
-            .collect();
-        match remote::list_all(lane, stop).await? {
-            Ok(users) => {
-                check.listed = users.len();
-                check.with_face = users.iter().filter(|u| u.has_face).count();
-                check.drift = compare(name, &in_roster, &delivered, &users);
-                mark_missing(store, deliveries, name, &check.drift).await?;
-            }
+        let users = match remote::list_all(lane, stop).await? {
+            Ok(users) => users,
             Err(f) => {
                 check.error = Some(format!("cannot read the user list: {}", f.message));
+                return Ok(check);
             }
-        }
+        };
+        check.listed = users.len();
+        check.with_face = users.iter().filter(|u| u.has_face).count();
+        let in_roster: HashSet<String> = roster
+            .rows
+            .iter()
+            .filter(|r| r.finding.is_none())
+            .filter_map(|row| directory.user_id(config, name, &row.person).ok().flatten())
+            .collect();
+        let mut comparison = Comparison::new(name, &in_roster, &users);
+        store
+            .each_delivered(name, |row| {
+                let Some(user_id) = row.user_id.as_deref() else {
+                    return;
+                };
+                comparison.delivered(&Delivered {
+                    person_id: &row.person_id,
+                    name: row.name.as_deref().unwrap_or_default(),
+                    user_id,
+                    delivered_at: row.delivered_at.as_deref(),
+                    in_roster: roster_people.contains(&*row.person_id),
+                });
+            })
+            .await?;
+        drop(in_roster);
+        check.drift = comparison.finish();
+        mark_missing(store, name, &check.drift).await?;
         Ok::<_, anyhow::Error>(check)
     })
     .await;
@@ -284,41 +327,47 @@ async fn check_all(
 }
 
 /// Deliveries the target turned out not to hold become pending: nothing is held any more, so
-/// the next sync plans an upload.
+/// the next sync plans an upload. Read, changed and written a batch at a time.
 async fn mark_missing(
     store: &Store,
-    deliveries: &HashMap<(String, String), crate::store::DeliveryRecord>,
     target: &str,
     drift: &[Drift],
 ) -> Result<(), crate::store::StoreError> {
-    let rows: Vec<_> = drift
+    let missing: Vec<&str> = drift
         .iter()
         .filter(|d| d.kind == DriftKind::MissingRemotely)
-        .filter_map(|d| deliveries.get(&(d.person_id.clone()?, target.to_string())))
-        .map(|row| {
-            let mut row = row.clone();
+        .filter_map(|d| d.person_id.as_deref())
+        .collect();
+    for chunk in missing.chunks(MARK_BATCH) {
+        let mut rows = store.deliveries_at(target, chunk).await?;
+        for row in &mut rows {
             row.mark_missing_remotely(format!(
                 "verify found that {target} no longer holds this face: sent again by the next sync"
             ));
-            row
-        })
-        .collect();
-    store.save_deliveries(&rows).await
+        }
+        store.save_deliveries(&rows).await?;
+    }
+    Ok(())
 }
+
+/// Rows `verify` marks pending per read and write.
+const MARK_BATCH: usize = 2000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn delivered(id: &str, in_roster: bool) -> Delivered {
+    fn delivered(id: &'static str, in_roster: bool) -> Delivered<'static> {
         Delivered {
-            person_id: id.into(),
-            name: format!("name {id}"),
-            user_id: id.into(),
-            delivered_at: Some("2026-03-01T00:00:00Z".into()),
+            person_id: id,
+            name: NAMES.iter().find(|(k, _)| *k == id).map_or("", |(_, n)| n),
+            user_id: id,
+            delivered_at: Some("2026-03-01T00:00:00Z"),
             in_roster,
         }
     }
+
+    const NAMES: [(&str, &str); 2] = [("A", "name A"), ("L", "name L")];
 
     fn user(id: &str, has_face: bool) -> RemoteUser {
         RemoteUser {
@@ -329,10 +378,7 @@ mod tests {
 
     /// (kind, user id) of each drift.
     fn check(roster: &[&str], db: &[Delivered], remote: &[RemoteUser], want: &[(DriftKind, &str)]) {
-        let roster: HashMap<String, (String, String)> = roster
-            .iter()
-            .map(|id| (id.to_string(), (id.to_string(), String::new())))
-            .collect();
+        let roster: HashSet<String> = roster.iter().map(|id| id.to_string()).collect();
         let got: Vec<(DriftKind, String)> = compare("feishu", &roster, db, remote)
             .into_iter()
             .map(|d| (d.kind, d.user_id))
@@ -384,7 +430,7 @@ mod tests {
     fn a_leaver_known_to_the_db_is_named() {
         let drift = compare(
             "vzicloud",
-            &HashMap::new(),
+            &HashSet::new(),
             &[delivered("L", false)],
             &[user("L", true)],
         );

@@ -358,11 +358,18 @@ impl Paging {
 
     /// SCAN.md's envelope over `all`. Only the page asked for is turned into JSON: a client
     /// paging through 100,000 users asks for a thousand pages.
-    fn envelope(&self, all: impl ExactSizeIterator<Item = Value>) -> Value {
+    /// Items are skipped before `json` sees them (a `map` before `skip` would build the JSON
+    /// of every user before the page, each page).
+    fn envelope<T>(
+        &self,
+        all: impl ExactSizeIterator<Item = T>,
+        json: impl FnMut(T) -> Value,
+    ) -> Value {
         let total = all.len();
         let results: Vec<Value> = all
             .skip(self.offset.unwrap_or(0))
             .take(self.limit.unwrap_or(usize::MAX))
+            .map(json)
             .collect();
         let mut out = json!({"results": results, "total": total});
         if let Some(limit) = self.limit {
@@ -577,11 +584,9 @@ async fn face_list(
         );
         let state = lock(&shared.vzicloud);
         let user = find_user(&state.groups, group_id, user_id)?;
-        let all = user
-            .faces
-            .iter()
-            .map(|f| face_json(app_id, group_id, user_id, f));
-        Ok(paging.envelope(all))
+        Ok(paging.envelope(user.faces.iter(), |f| {
+            face_json(app_id, group_id, user_id, f)
+        }))
     })())
 }
 
@@ -721,11 +726,9 @@ async fn user_list(
             .groups
             .get(group_id)
             .ok_or_else(|| VziError::new(3201))?;
-        let all = group
-            .users
-            .iter()
-            .map(|(uid, u)| user_json(app_id, group_id, uid, u));
-        Ok(paging.envelope(all))
+        Ok(paging.envelope(group.users.iter(), |(uid, u)| {
+            user_json(app_id, group_id, uid, u)
+        }))
     })())
 }
 

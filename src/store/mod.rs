@@ -50,6 +50,17 @@ const HOLDINGS_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(
         FROM deliveries NOT INDEXED WHERE rowid > ?3 AND target = ?1
         ORDER BY rowid LIMIT ?4)";
 
+/// The rows of target ?1 that say delivered, after rowid ?2, at most ?3 of them: how many, the
+/// last rowid, and a JSON array of `[person, user id, delivered at, name]` (the name from the
+/// people table, when the person is known there). A scan in rowid order, as above.
+const DELIVERED_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(
+        json_array(person_id, delivered_user_id, delivered_at, name))
+    FROM (SELECT d.rowid AS rowid, d.person_id AS person_id, d.delivered_user_id AS delivered_user_id,
+            d.delivered_at AS delivered_at, p.name AS name
+        FROM deliveries d NOT INDEXED LEFT JOIN people p ON p.person_id = d.person_id
+        WHERE d.rowid > ?2 AND d.target = ?1 AND d.state = 'delivered'
+        ORDER BY d.rowid LIMIT ?3)";
+
 /// The delivery rows at target ?2 of the people in JSON array ?1, each by primary key.
 fn rows_of_people_sql() -> String {
     format!(
@@ -57,6 +68,22 @@ fn rows_of_people_sql() -> String {
          CROSS JOIN deliveries d ON d.person_id = j.value AND d.target = ?2",
         DeliveryRecord::COLUMNS_OF_D
     )
+}
+
+/// A row of [`DELIVERED_CHUNK_SQL`], as [`Store::each_delivered`] gives it: what the state DB
+/// says a target holds for one person, its text borrowed from the chunk read.
+#[derive(Debug, serde::Deserialize)]
+pub struct DeliveredRow<'a> {
+    #[serde(borrow)]
+    pub person_id: Cow<'a, str>,
+    /// The id the target knows the person by (`None` only in a row written by hand).
+    #[serde(borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub delivered_at: Option<Cow<'a, str>>,
+    /// The person's name in the people table.
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
 }
 
 /// A row of [`HOLDINGS_CHUNK_SQL`]: ids are borrowed from the text unless escaped.
@@ -625,6 +652,50 @@ impl Store {
             people.insert(d.person_id.clone(), d);
         }
         Ok(by_target)
+    }
+
+    /// Calls `each` with every row of `target` that says delivered, a chunk at a time (as
+    /// [`Store::each_person`] reads people): what `verify` compares with a target's list.
+    pub async fn each_delivered(
+        &self,
+        target: &str,
+        mut each: impl FnMut(DeliveredRow<'_>),
+    ) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(DELIVERED_CHUNK_SQL)
+                .bind(target)
+                .bind(after)
+                .bind(READ_CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            each_element(&text, &mut each)?;
+            match last {
+                Some(last) if n == READ_CHUNK => after = last,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The delivery rows at `target` of these people (those that have one), each read by
+    /// primary key, 10,000 people a query.
+    pub async fn deliveries_at(
+        &self,
+        target: &str,
+        people: &[&str],
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let sql = rows_of_people_sql();
+        let mut found = Vec::new();
+        for chunk in people.chunks(JSON_CHUNK) {
+            let mut rows = sqlx::query(&sql)
+                .bind(to_json(chunk))
+                .bind(target)
+                .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                found.push(DeliveryRecord::from_row(&row));
+            }
+        }
+        Ok(found)
     }
 
     /// One delivery row.

@@ -588,3 +588,89 @@ async fn people_are_read_in_chunks_each_once() {
         .collect();
     assert_eq!(seen, want);
 }
+
+#[tokio::test]
+async fn a_targets_delivered_rows_are_read_in_chunks_with_their_names() {
+    let (_dir, store) = open().await;
+    let run = store.begin_run("sync").await.unwrap();
+    // More delivered rows than one chunk, among rows of other states and another target.
+    let n = READ_CHUNK as usize + 5;
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let id = format!("P{i:06}");
+        let mut d = DeliveryRecord::new(&id, "t");
+        d.state = State::Delivered;
+        d.delivered_user_id = Some(format!("u{i}"));
+        d.delivered_at = (i % 2 == 0).then(|| "2026-12-01T00:00:00Z".to_string());
+        rows.push(d);
+        let mut other = DeliveryRecord::new(&id, "other");
+        other.state = State::Delivered;
+        other.delivered_user_id = Some(id.clone());
+        rows.push(other);
+        if i % 1000 == 0 {
+            rows.push(DeliveryRecord::new(&format!("Q{i:06}"), "t")); // pending
+        }
+    }
+    store.save_deliveries(&rows).await.unwrap();
+    let people = [
+        PersonRecord {
+            person_id: "P000001".into(),
+            name: "Zoë \"Q\" \\ O'Neil".into(),
+            ..PersonRecord::default()
+        },
+        PersonRecord {
+            person_id: format!("P{:06}", n - 1),
+            name: "Last".into(),
+            ..PersonRecord::default()
+        },
+    ];
+    store.save_people(&people, run).await.unwrap();
+
+    let mut seen = Vec::new();
+    store
+        .each_delivered("t", |d| {
+            seen.push((
+                d.person_id.to_string(),
+                d.user_id.as_deref().map(str::to_string),
+                d.delivered_at.is_some(),
+                d.name.as_deref().map(str::to_string),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), n);
+    seen.sort();
+    assert_eq!(
+        seen[1],
+        (
+            "P000001".to_string(),
+            Some("u1".to_string()),
+            false,
+            Some("Zoë \"Q\" \\ O'Neil".to_string())
+        )
+    );
+    assert_eq!(
+        seen[0].3, None,
+        "a person the people table lacks has no name"
+    );
+    assert_eq!(seen[n - 1].3.as_deref(), Some("Last"));
+    assert!(seen.iter().all(|(id, ..)| id.starts_with('P')));
+
+    // Whole rows by id, at one target; ids without a row there are skipped.
+    let ids = ["P000003", "Q000000", "nobody", &format!("P{:06}", n - 1)];
+    let mut whole = store.deliveries_at("t", &ids).await.unwrap();
+    whole.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+    let got: Vec<(&str, &str, State)> = whole
+        .iter()
+        .map(|d| (d.person_id.as_str(), d.target.as_str(), d.state))
+        .collect();
+    let last = format!("P{:06}", n - 1);
+    assert_eq!(
+        got,
+        [
+            ("P000003", "t", State::Delivered),
+            (last.as_str(), "t", State::Delivered),
+            ("Q000000", "t", State::Pending),
+        ]
+    );
+}
