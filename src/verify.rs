@@ -86,11 +86,35 @@ impl VerifyReport {
         }
     }
 
+    /// What the run's row in the state DB keeps: every target's counts and error, and its
+    /// first [`SUMMARY_DRIFT`] drifts (the whole list is the command's output; after a target
+    /// lost every face, it would make that row hundreds of MB).
+    pub fn run_summary(&self) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "target": t.target,
+                    "listed": t.listed,
+                    "with_face": t.with_face,
+                    "drift_count": t.drift.len(),
+                    "drift": &t.drift[..t.drift.len().min(SUMMARY_DRIFT)],
+                    "error": t.error,
+                })
+            })
+            .collect();
+        serde_json::json!({ "targets": targets })
+    }
+
     /// The exit status: [`VerifyReport::outcome`]'s.
     pub fn exit_code(&self) -> u8 {
         self.outcome().exit_code()
     }
 }
+
+/// Drifts per target kept in the run's row of the state DB.
+pub const SUMMARY_DRIFT: usize = 100;
 
 /// A person the state DB says the target holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +240,7 @@ pub async fn verify(
         never = watcher => match never {},
     };
     let (status, code, summary) = match &result {
-        Ok(report) => (
-            "completed",
-            report.exit_code(),
-            serde_json::to_value(report).unwrap_or_default(),
-        ),
+        Ok(report) => ("completed", report.exit_code(), report.run_summary()),
         Err(e) => (
             "failed",
             Outcome::Failed.exit_code(),
@@ -424,6 +444,36 @@ mod tests {
         );
         // Not delivered yet: not drift, the next sync sends it.
         check(&["A"], &[], &[], &[]);
+    }
+
+    #[test]
+    fn the_run_keeps_every_count_but_only_the_first_drifts() {
+        let drift: Vec<Drift> = (0..SUMMARY_DRIFT + 5)
+            .map(|i| Drift {
+                kind: DriftKind::MissingRemotely,
+                user_id: format!("u{i}"),
+                person_id: None,
+                name: None,
+                detail: String::new(),
+            })
+            .collect();
+        let report = VerifyReport {
+            targets: vec![TargetCheck {
+                target: "lobby".into(),
+                listed: 7,
+                with_face: 6,
+                drift,
+                error: None,
+            }],
+        };
+        let summary = report.run_summary();
+        let lobby = &summary["targets"][0];
+        assert_eq!(lobby["target"], "lobby");
+        assert_eq!(lobby["listed"], 7);
+        assert_eq!(lobby["drift_count"], SUMMARY_DRIFT + 5);
+        let kept = lobby["drift"].as_array().unwrap();
+        assert_eq!(kept.len(), SUMMARY_DRIFT);
+        assert_eq!(kept[0]["user_id"], "u0");
     }
 
     #[test]

@@ -325,6 +325,34 @@ async fn a_user_outside_every_access_group_costs_no_upload() {
 // ---- verify ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reads_every_page_of_a_long_list_once() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = workspace(&emu, &people(1));
+    // 250 users: three pages of VziCloud's list, the last two read concurrently.
+    let strays: Vec<String> = (0..250).map(|i| format!("X{i:03}")).collect();
+    for id in &strays {
+        emu.add_vzicloud_user("staff", id);
+    }
+    let report = verify::verify(&ws.config(), &["vzicloud".into()], std::future::pending())
+        .await
+        .unwrap();
+    let check = &report.targets[0];
+    assert_eq!((check.listed, check.with_face), (250, 250), "{check:?}");
+    let drift: Vec<(DriftKind, &str)> = check
+        .drift
+        .iter()
+        .map(|d| (d.kind, d.user_id.as_str()))
+        .collect();
+    let want: Vec<(DriftKind, &str)> = strays
+        .iter()
+        .map(|id| (DriftKind::NotInRoster, id.as_str()))
+        .collect();
+    assert_eq!(drift, want);
+    assert_eq!(emu.stats().requests_of("vzicloud.user_list"), 3);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_shows_drift_on_both_targets() {
     let emu = emulator(EmulatorConfig::default()).await;
     let ws = workspace(&emu, &people(4));

@@ -353,6 +353,31 @@ impl Emulator {
             .is_some_and(|g| g.users.remove(user_id).is_some())
     }
 
+    /// Adds a user without a face to a VziCloud group (made if missing), as another client of
+    /// the same app could: for lists longer than a test cares to upload.
+    pub fn add_vzicloud_user(&self, group_id: &str, user_id: &str) {
+        let mut state = state::lock(&self.shared.vzicloud);
+        let group = state
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| state::Group {
+                name: String::new(),
+                remark: String::new(),
+                create_time: 0,
+                users: Default::default(),
+            });
+        group.users.insert(
+            user_id.to_string(),
+            state::VziUser {
+                name: String::new(),
+                info: String::new(),
+                remark: String::new(),
+                create_time: 0,
+                faces: Vec::new(),
+            },
+        );
+    }
+
     /// `{base_url}/hikvision/{terminal}`: the base URL of one Hikvision terminal (its ISAPI
     /// paths follow: `.../hikvision/door1/ISAPI/System/deviceInfo`).
     pub fn hikvision_url(&self, terminal: &str) -> String {

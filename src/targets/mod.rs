@@ -143,6 +143,11 @@ pub struct RemotePage {
     pub users: Vec<RemoteUser>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
+    /// Where every later page starts, when the first page tells (a list paged by offset, with
+    /// its total): the engine then reads those pages concurrently, up to the target's
+    /// `concurrency` and within its rate limit, and their own `next` is not followed. Empty:
+    /// follow `next`, one page after another.
+    pub later: Vec<String>,
 }
 
 /// What a target can do beyond uploads. The engine checks before calling the matching method;

@@ -38,10 +38,14 @@ pub(super) fn parse_page(data: &Value) -> Result<RemotePage, String> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty());
     match (has_more, token) {
-        (false, _) => Ok(RemotePage { users, next: None }),
+        (false, _) => Ok(RemotePage {
+            users,
+            ..RemotePage::default()
+        }),
         (true, Some(t)) => Ok(RemotePage {
             users,
             next: Some(t.to_string()),
+            ..RemotePage::default()
         }),
         (true, None) => Err("feishu's user list said has_more without a page_token".into()),
     }
@@ -76,6 +80,7 @@ mod tests {
             Ok(RemotePage {
                 users: vec![u("E1", true), u("E2", false)],
                 next: Some("tok".into()),
+                ..RemotePage::default()
             })
         );
         assert_eq!(

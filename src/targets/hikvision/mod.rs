@@ -992,6 +992,7 @@ impl Target for Hikvision {
         Ok(RemotePage {
             users: page.users,
             next,
+            ..RemotePage::default()
         })
     }
 

@@ -32,7 +32,17 @@ pub(super) fn parse_page(body: &str, offset: usize) -> Result<RemotePage, String
         .map_or(0, |t| t as usize);
     let seen = offset + results.len();
     let next = (!results.is_empty() && seen < total).then(|| seen.to_string());
-    Ok(RemotePage { users, next })
+    // The first page's size (the server may give fewer than asked) and the total place every
+    // later page.
+    let later = if offset == 0 && next.is_some() {
+        (seen..total)
+            .step_by(results.len())
+            .map(|o| o.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(RemotePage { users, next, later })
 }
 
 #[cfg(test)]
@@ -63,5 +73,17 @@ mod tests {
         );
         assert!(parse_page("{}", 0).is_err());
         assert!(parse_page("<html>", 0).is_err());
+    }
+
+    #[test]
+    fn the_first_page_places_every_later_one_by_its_own_size() {
+        let later = |body: &str, offset| parse_page(body, offset).unwrap().later;
+        // Asked for more than the server gives: later pages step by what it gave.
+        let first = r#"{"results":[{"user_id":"a"},{"user_id":"b"}],"total":7}"#;
+        assert_eq!(later(first, 0), ["2", "4", "6"]);
+        // Only the first page places the others; a single page has none.
+        assert!(later(first, 2).is_empty());
+        assert!(later(r#"{"results":[{"user_id":"a"}],"total":1}"#, 0).is_empty());
+        assert!(later(r#"{"results":[],"total":3}"#, 0).is_empty());
     }
 }
