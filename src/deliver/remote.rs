@@ -31,7 +31,7 @@ pub(crate) async fn list_all(
         };
         users.extend(page.users);
         if !page.later.is_empty() {
-            return Ok(read_later(lane, stop, page.later, users).await?);
+            return read_later(lane, stop, page.later, users).await;
         }
         match page.next {
             // A cursor that does not move would page forever.
