@@ -76,7 +76,7 @@ pub(super) async fn run(args: &StatusArgs) -> anyhow::Result<u8> {
 
 /// The trend as the report's chart shows it, oldest run first: one line per run and target, a
 /// run that recorded no counts on one line of its own.
-fn trend_table(trend: &Trend) -> Table {
+fn trend_table(trend: &Trend) -> Table<'_> {
     let mut t = Table::new(
         ["SYNC RUN", "STARTED", "STATUS", "DURATION", "TARGET"]
             .into_iter()

@@ -1,24 +1,27 @@
 //! Plain-text tables for the terminal, aligned by display width (Chinese names take two columns
 //! per character).
 
+use std::borrow::Cow;
+
 use unicode_width::UnicodeWidthStr;
 
-/// A table: a header and rows of cells.
+/// A table: a header and rows of cells, owned or borrowed (a table of 200,000 drifts borrows
+/// its cells from the report instead of copying them).
 #[derive(Debug, Default)]
-pub struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
+pub struct Table<'a> {
+    header: Vec<Cow<'a, str>>,
+    rows: Vec<Vec<Cow<'a, str>>>,
 }
 
-impl Table {
-    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(header: I) -> Self {
+impl<'a> Table<'a> {
+    pub fn new<I: IntoIterator<Item = S>, S: Into<Cow<'a, str>>>(header: I) -> Self {
         Self {
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
         }
     }
 
-    pub fn row<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, cells: I) {
+    pub fn row<I: IntoIterator<Item = S>, S: Into<Cow<'a, str>>>(&mut self, cells: I) {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
@@ -28,6 +31,14 @@ impl Table {
 
     /// Renders with two spaces between columns; the last column is not padded.
     pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to memory does not fail");
+        String::from_utf8(out).expect("the cells are text")
+    }
+
+    /// [`Table::render`], written a line at a time.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let columns = self.header.len();
         let mut widths = vec![0; columns];
         for line in std::iter::once(&self.header).chain(&self.rows) {
@@ -35,19 +46,19 @@ impl Table {
                 widths[i] = widths[i].max(cell.width());
             }
         }
-        let mut out = String::new();
+        let mut text = String::new();
         for line in std::iter::once(&self.header).chain(&self.rows) {
-            let mut text = String::new();
+            text.clear();
             for (i, cell) in line.iter().enumerate().take(columns) {
                 text.push_str(cell);
                 if i + 1 < columns {
-                    text.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+                    let pad = widths[i] - cell.width() + 2;
+                    text.extend(std::iter::repeat_n(' ', pad));
                 }
             }
-            out.push_str(text.trim_end());
-            out.push('\n');
+            writeln!(out, "{}", text.trim_end())?;
         }
-        out
+        Ok(())
     }
 }
 

@@ -16,51 +16,51 @@ pub(super) async fn run(args: &VerifyArgs, _global: &GlobalArgs) -> anyhow::Resu
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        Format::Table => write!(out, "{}", render(&report))?,
+        Format::Table => render(&report, &mut out)?,
     }
     Ok(report.exit_code())
 }
 
 /// The drift as a table, a line per target, and what the exit code means.
-fn render(report: &VerifyReport) -> String {
+fn render(report: &VerifyReport, out: &mut impl Write) -> std::io::Result<()> {
     let mut t = Table::new(["TARGET", "DRIFT", "USER", "ID", "NAME", "DETAIL"]);
     for check in &report.targets {
         for d in &check.drift {
             t.row([
-                check.target.clone(),
-                d.kind.as_str().to_string(),
-                d.user_id.clone(),
-                d.person_id.clone().unwrap_or_else(|| "-".into()),
-                d.name.clone().unwrap_or_else(|| "-".into()),
-                d.detail.clone(),
+                check.target.as_str(),
+                d.kind.as_str(),
+                d.user_id.as_str(),
+                d.person_id.as_deref().unwrap_or("-"),
+                d.name.as_deref().unwrap_or("-"),
+                d.detail.as_str(),
             ]);
         }
     }
-    let mut out = String::new();
     if !t.is_empty() {
-        out.push_str(&t.render());
-        out.push('\n');
+        t.write_to(out)?;
+        writeln!(out)?;
     }
+    drop(t);
     for check in &report.targets {
         match &check.error {
-            Some(why) => out.push_str(&format!("{}: NOT CHECKED: {why}\n", check.target)),
+            Some(why) => writeln!(out, "{}: NOT CHECKED: {why}", check.target)?,
             None => {
                 let count = |k| check.drift.iter().filter(|d| d.kind == k).count();
-                out.push_str(&format!(
-                    "{}: {} users listed, {} with a face; {} missing remotely, {} not in the roster\n",
+                writeln!(
+                    out,
+                    "{}: {} users listed, {} with a face; {} missing remotely, {} not in the roster",
                     check.target,
                     check.listed,
                     check.with_face,
                     count(verify::DriftKind::MissingRemotely),
                     count(verify::DriftKind::NotInRoster),
-                ));
+                )?;
             }
         }
     }
-    out.push_str(match report.exit_code() {
-        0 => "exit code 0: no drift\n",
-        2 => "exit code 2: drift found (above)\n",
-        _ => "exit code 1: a target could not be checked (see NOT CHECKED above)\n",
-    });
-    out
+    out.write_all(match report.exit_code() {
+        0 => b"exit code 0: no drift\n",
+        2 => b"exit code 2: drift found (above)\n",
+        _ => b"exit code 1: a target could not be checked (see NOT CHECKED above)\n",
+    })
 }
