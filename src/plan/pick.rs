@@ -259,16 +259,16 @@ fn parts(m: &Measures) -> [f32; 5] {
     ]
 }
 
-/// Why `chosen` beats `other`: the part of the score it gains most on.
-fn reason_against(chosen: &Measures, other: &Measures) -> String {
+/// Why `chosen` beats `other`: the part of the score it gains most on (`None`: a tie).
+fn reason_against(chosen: &Measures, other: &Measures) -> Option<String> {
     let (a, b) = (parts(chosen), parts(other));
     let (best, gain) = (0..5)
         .map(|k| (k, a[k] - b[k]))
         .fold((0, f32::MIN), |acc, x| if x.1 > acc.1 { x } else { acc });
     if gain <= 0.0 {
-        return "it scores as well and comes first by name".to_string();
+        return None;
     }
-    match best {
+    Some(match best {
         0 => format!(
             "is sharpest (sharpness {:.0} vs {:.0})",
             chosen.sharpness, other.sharpness
@@ -291,7 +291,7 @@ fn reason_against(chosen: &Measures, other: &Measures) -> String {
             "is best exposed (brightness {:.0} vs {:.0} of 255)",
             chosen.face_luma, other.face_luma
         ),
-    }
+    })
 }
 
 /// A candidate as the pipeline left it.
@@ -406,15 +406,15 @@ pub(crate) fn decide(
                     format!("it passes without a warning ('{}' has {code})", b.photo)
                 }
                 (Some(ma), Some(mb), _, _) => {
-                    let than = reason_against(ma, mb);
                     let lead = match a.reason_code {
                         Some(code) => format!("it passes with a warning ({code}) and"),
                         None => "it passes and".to_string(),
                     };
-                    if than.starts_with("it ") {
-                        format!("{than} as '{}'", b.photo)
-                    } else {
-                        format!("{lead} {than}")
+                    match reason_against(ma, mb).filter(|_| a.score != b.score) {
+                        Some(than) => format!("{lead} {than}"),
+                        None => {
+                            format!("it scores as well as '{}' and comes first by name", b.photo)
+                        }
                     }
                 }
                 _ => "it passes and comes first by name".to_string(),
@@ -611,7 +611,7 @@ mod tests {
         check(
             vec![passed(60.0, 90.0, 0.0, &[]), passed(60.0, 90.0, 0.0, &[])],
             Some("a.jpg"),
-            &["first by name"],
+            &["scores as well as 'b.jpg' and comes first by name"],
         );
         check(
             vec![

@@ -181,6 +181,18 @@ mod on_disk {
         (dir, config)
     }
 
+    /// Writes `bytes` (as many as the file holds) into `path`, keeping its mtime.
+    fn rewrite_keeping_mtime(path: &std::path::Path, bytes: &[u8]) {
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::write(path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
     async fn hash_of(store: &Store, id: &str) -> String {
         store.people().await.unwrap()[id]
             .photo_hash
@@ -200,21 +212,14 @@ mod on_disk {
         assert_eq!(first, blake3::hash(b"first").to_hex().to_string());
 
         // Same size and mtime, other bytes: the stored hash is trusted (the point of the cache).
-        let path = dir.path().join("photos/E1.jpg");
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"FIRST").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_keeping_mtime(&dir.path().join("photos/E1.jpg"), b"FIRST");
         build(&config, &store, run, &PlanOptions::default())
             .await
             .unwrap();
         assert_eq!(hash_of(&store, "E1").await, first);
 
         // A new mtime: hashed again.
+        let path = dir.path().join("photos/E1.jpg");
         let later = SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options()
             .write(true)
@@ -427,15 +432,7 @@ mod on_disk {
         );
 
         // Same sizes and mtimes, other bytes: the set is not read, nor decided, again.
-        let path = dir.path().join("photos/E1.jpg");
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"FIRST").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_keeping_mtime(&dir.path().join("photos/E1.jpg"), b"FIRST");
         let plan = build(&config, &store, run, &options).await.unwrap();
         assert_eq!(hash_of(&store, "E1").await, first);
         assert_eq!(plan.items[0].action, Action::Invalid);

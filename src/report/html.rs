@@ -346,6 +346,12 @@ mod tests {
         );
         assert!(page.contains("retake the photo facing the camera"));
         assert!(page.contains("no preview"));
+        // Each listed person's file is named (the one chosen, with `photos.pick = "best"`).
+        assert!(
+            page.contains("<div class=\"file\">e1011.jpg</div>"),
+            "{page}"
+        );
+        assert!(page.contains("<div class=\"file\">missing.jpg</div>"));
         assert!(
             !page.contains("张伟"),
             "delivered people are not listed (the CSV and JSON reports have them)"
