@@ -791,6 +791,10 @@ async fn pick_best_sends_the_sharp_photo_of_several_and_a_second_run_is_unchange
         assert_eq!(item["action"], "unchanged", "{item}");
         assert_eq!(item["photo"], "P001.jpg", "{item}");
     }
+    let store = ws.store().await;
+    let stored = store.people().await.unwrap()["P001"].clone();
+    store.close().await;
+    assert_eq!(stored.photo_path.as_deref(), Some("P001.jpg"));
 
     // A candidate changes: the set is decided again.
     image::imageops::blur(&good.to_rgb8(), 8.0)

@@ -104,16 +104,28 @@ impl Sets {
         cached: impl Fn(usize) -> bool,
         hashes: &mut [Result<Arc<str>, Finding>],
     ) {
-        for (&i, set) in self.0.iter().filter(|(i, _)| !cached(**i)) {
-            let files: Vec<(String, std::path::PathBuf)> = set
-                .files
-                .iter()
-                .map(|f| (f.relative.clone(), f.path.clone()))
-                .collect();
-            let hashed = tokio::task::spawn_blocking(move || set_hash(&files))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|r| r);
+        let jobs = self
+            .0
+            .iter()
+            .filter(|(i, _)| !cached(**i))
+            .map(|(&i, set)| {
+                let files: Vec<(String, std::path::PathBuf)> = set
+                    .files
+                    .iter()
+                    .map(|f| (f.relative.clone(), f.path.clone()))
+                    .collect();
+                async move {
+                    let hashed = tokio::task::spawn_blocking(move || set_hash(&files))
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                        .and_then(|r| r);
+                    (i, hashed)
+                }
+            });
+        // A few sets at a time, as single photos are hashed.
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
+        while let Some((i, hashed)) = results.next().await {
             hashes[i] = hashed.map(Arc::from).map_err(|e| {
                 Finding::new(
                     ReasonCode::PhotoUnreadable,
