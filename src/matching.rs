@@ -2,11 +2,17 @@
 //! `<id>.<ext>` (id and extension case-insensitive). One pass over the folder builds an index by
 //! file stem, so matching is linear in the number of files and people.
 //!
+//! With `photos.pick = "best"` a person may have several candidate photos: every supported file
+//! named `<id>.<ext>` (in any folder the walk reaches), every copy named `<id> (2).<ext>`, and
+//! every file directly inside a sub-folder named `<id>` (with `photos.recursive`). Matching
+//! only lists them, in path order; the plan chooses ([`crate::plan`]).
+//!
 //! This module reads directory entries and file metadata only; it never opens a photo.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
+use crate::config::Pick;
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::Row;
 
@@ -45,6 +51,11 @@ pub struct PhotoIndex {
     dir: PathBuf,
     canonical_dir: PathBuf,
     by_stem: HashMap<String, Vec<Entry>>,
+    pick: Pick,
+    /// With `pick = "best"` only: the copies `<id> (2).<ext>` by lower-case id...
+    copies: HashMap<String, Vec<Entry>>,
+    /// ...and the files directly inside a sub-folder, by the folder's lower-case name.
+    folders: HashMap<String, Vec<Entry>>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +70,12 @@ struct Entry {
 impl PhotoIndex {
     /// Lists the folder once (and its sub-folders when `recursive`). Hidden files are skipped.
     pub fn scan(dir: &Path, recursive: bool) -> Result<PhotoIndex, PhotoDirError> {
+        Self::scan_for(dir, recursive, Pick::Ambiguous)
+    }
+
+    /// [`PhotoIndex::scan`], also indexing the copies and the per-person sub-folders when
+    /// `pick` is [`Pick::Best`] (they are not candidates otherwise).
+    pub fn scan_for(dir: &Path, recursive: bool, pick: Pick) -> Result<PhotoIndex, PhotoDirError> {
         let err = |message: String| PhotoDirError {
             path: dir.to_path_buf(),
             message,
@@ -71,6 +88,9 @@ impl PhotoIndex {
             dir: dir.to_path_buf(),
             canonical_dir,
             by_stem: HashMap::new(),
+            pick,
+            copies: HashMap::new(),
+            folders: HashMap::new(),
         };
         let walker = walkdir::WalkDir::new(dir)
             .min_depth(1)
@@ -101,15 +121,34 @@ impl PhotoIndex {
                     .join("/")
             };
             let stem = lowercase(stem);
+            let found = Entry {
+                relative,
+                extension: ext.to_lowercase(),
+                link: file_type.is_symlink(),
+            };
+            if pick == Pick::Best {
+                if let Some(id) = copy_of(&stem) {
+                    index
+                        .copies
+                        .entry(id.to_string())
+                        .or_default()
+                        .push(found.clone());
+                }
+                if entry.depth() > 1
+                    && let Some(folder) = entry.path().parent().and_then(Path::file_name)
+                {
+                    index
+                        .folders
+                        .entry(lowercase(&folder.to_string_lossy()).into_owned())
+                        .or_default()
+                        .push(found.clone());
+                }
+            }
             let entries = match index.by_stem.get_mut(&*stem) {
                 Some(entries) => entries,
                 None => index.by_stem.entry(stem.into_owned()).or_default(),
             };
-            entries.push(Entry {
-                relative,
-                extension: ext.to_lowercase(),
-                link: file_type.is_symlink(),
-            });
+            entries.push(found);
         }
         // The walk is not sorted (sorting 100,000 names cost more than the walk): only what
         // a message lists in order is.
@@ -130,6 +169,16 @@ impl PhotoIndex {
     }
 }
 
+/// The id a copy's stem names: `e1001` for `e1001 (2)` (or `e1001(2)`), as file managers
+/// name a second copy.
+fn copy_of(stem: &str) -> Option<&str> {
+    let inner = stem.strip_suffix(')')?;
+    let (id, number) = inner.rsplit_once('(')?;
+    let id = id.trim_end();
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty())
+        .then_some(id)
+}
+
 /// `s` in lower case, borrowed when it is ASCII without capitals (most ids and file names).
 fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
     if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -146,6 +195,16 @@ pub struct Matches {
     pub photos: Vec<Result<PhotoFile, Finding>>,
     /// Photo files (relative paths) that no roster row refers to.
     pub orphans: Vec<String>,
+    /// With `pick = "best"`: the rows (by index in `photos`) that have several candidate
+    /// photos, in path order; their entry in `photos` is the first of them.
+    pub several: HashMap<usize, Vec<PhotoFile>>,
+}
+
+/// What matching found for one row: a photo, or (with `pick = "best"`) candidates to choose from.
+#[derive(Debug)]
+enum Found {
+    One(PhotoFile),
+    Several(Vec<PhotoFile>),
 }
 
 /// Matches every row to a photo. Rows that already have a finding are not matched, but their
@@ -170,12 +229,35 @@ pub fn match_rows(rows: &[Row], index: &PhotoIndex) -> Matches {
             .map(|part| scope.spawn(move || part.iter().map(|row| match_one(row, index)).collect()))
             .collect();
         let mut photos = Vec::with_capacity(rows.len());
+        let mut several = HashMap::new();
         for part in parts {
             let part: Vec<_> = part.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            photos.extend(part);
+            for found in part {
+                photos.push(match found {
+                    Ok(Found::One(photo)) => Ok(photo),
+                    Ok(Found::Several(files)) => {
+                        let first = files[0].clone();
+                        several.insert(photos.len(), files);
+                        Ok(first)
+                    }
+                    Err(f) => Err(f),
+                });
+            }
         }
-        photos
+        (photos, several)
     });
+    let (photos, several) = photos;
+    // The copies and the per-person folders of people on the roster are theirs, not orphans.
+    let candidates: HashSet<&str> = claimed
+        .iter()
+        .flat_map(|id| {
+            [&index.copies, &index.folders]
+                .into_iter()
+                .filter_map(|by| by.get(id.as_ref()))
+                .flatten()
+        })
+        .map(|e| e.relative.as_str())
+        .collect();
     let mut orphans: Vec<String> = index
         .by_stem
         .iter()
@@ -184,22 +266,54 @@ pub fn match_rows(rows: &[Row], index: &PhotoIndex) -> Matches {
             SUPPORTED_EXTENSIONS.contains(&e.extension.as_str())
                 && !claimed.contains(stem.as_str())
                 && !claimed.contains(e.relative.as_str())
+                && !candidates.contains(e.relative.as_str())
         })
         .map(|(_, e)| e.relative.clone())
         .collect();
     orphans.sort();
-    Matches { photos, orphans }
+    Matches {
+        photos,
+        orphans,
+        several,
+    }
 }
 
 /// One row's photo, or why it has none.
-fn match_one(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
+fn match_one(row: &Row, index: &PhotoIndex) -> Result<Found, Finding> {
     if let Some(f) = &row.finding {
         return Err(f.clone());
     }
     match &row.person.photo {
-        Some(relative) => by_column(row, relative, index),
-        None => by_name(row, index),
+        Some(relative) => by_column(row, relative, index).map(Found::One),
+        None if index.pick == Pick::Best => candidates(row, index),
+        None => by_name(row, index).map(Found::One),
     }
+}
+
+/// With `pick = "best"`: every supported file that may be the person's photo, in path order.
+/// One candidate is the photo, even a copy or a file in the person's folder; none is
+/// `no_photo` (or `unsupported_format`) as with [`by_name`].
+fn candidates(row: &Row, index: &PhotoIndex) -> Result<Found, Finding> {
+    let id = lowercase(&row.person.id);
+    let mut found: Vec<&Entry> = [&index.by_stem, &index.copies, &index.folders]
+        .into_iter()
+        .filter_map(|by| by.get(&*id))
+        .flatten()
+        .filter(|e| SUPPORTED_EXTENSIONS.contains(&e.extension.as_str()))
+        .collect();
+    found.sort_by(|a, b| a.relative.cmp(&b.relative));
+    // `E1001/E1001.jpg` is both named and in the person's folder: one candidate.
+    found.dedup_by(|a, b| a.relative == b.relative);
+    match found.as_slice() {
+        [] => return by_name(row, index).map(Found::One),
+        [one] => return resolve(row, index, one).map(Found::One),
+        _ => {}
+    }
+    found
+        .into_iter()
+        .map(|e| resolve(row, index, e))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Found::Several)
 }
 
 fn by_column(row: &Row, relative: &str, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
@@ -252,25 +366,7 @@ fn by_name(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
         .filter(|e| SUPPORTED_EXTENSIONS.contains(&e.extension.as_str()))
         .collect();
     match supported.as_slice() {
-        // Found by the walk and not a link: inside the folder, no need to resolve it.
-        [one] if !one.link => photo_file(row, index.dir.join(&one.relative), one.relative.clone()),
-        [one] => {
-            let path = index.dir.join(&one.relative);
-            match path.canonicalize() {
-                Ok(real) if !real.starts_with(&index.canonical_dir) => Err(Finding::new(
-                    ReasonCode::PhotoOutsideFolder,
-                    format!(
-                        "row {}: `{}` is a link pointing outside the photo folder",
-                        row.row, one.relative
-                    ),
-                )),
-                Ok(_) => photo_file(row, path, one.relative.clone()),
-                Err(e) => Err(Finding::new(
-                    ReasonCode::PhotoUnreadable,
-                    format!("row {}: `{}`: {e}", row.row, one.relative),
-                )),
-            }
-        }
+        [one] => resolve(row, index, one),
         [] => {
             if let Some(e) = entries
                 .iter()
@@ -305,6 +401,29 @@ fn by_name(row: &Row, index: &PhotoIndex) -> Result<PhotoFile, Finding> {
                     .collect::<Vec<_>>()
                     .join(" and ")
             ),
+        )),
+    }
+}
+
+/// The file of an entry the walk found.
+fn resolve(row: &Row, index: &PhotoIndex, entry: &Entry) -> Result<PhotoFile, Finding> {
+    let path = index.dir.join(&entry.relative);
+    // Found by the walk and not a link: inside the folder, no need to resolve it.
+    if !entry.link {
+        return photo_file(row, path, entry.relative.clone());
+    }
+    match path.canonicalize() {
+        Ok(real) if !real.starts_with(&index.canonical_dir) => Err(Finding::new(
+            ReasonCode::PhotoOutsideFolder,
+            format!(
+                "row {}: `{}` is a link pointing outside the photo folder",
+                row.row, entry.relative
+            ),
+        )),
+        Ok(_) => photo_file(row, path, entry.relative.clone()),
+        Err(e) => Err(Finding::new(
+            ReasonCode::PhotoUnreadable,
+            format!("row {}: `{}`: {e}", row.row, entry.relative),
         )),
     }
 }

@@ -25,6 +25,9 @@ use crate::reason::{Finding, ReasonCode};
 use crate::roster::{self, Row};
 use crate::store::{Compared, DeliveryRecord, PersonRecord, Previous, State, Store};
 
+mod pick;
+pub use pick::Picked;
+
 /// What a run would do for one person at one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +93,10 @@ pub struct PlanItem {
     /// (boxed: a plan holds an item per person and target, and few of them were checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Box<photo::Quality>>,
+    /// With `photos.pick = "best"`, when this run chose among the person's several photos:
+    /// which and why (shared by the person's items).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picked: Option<Arc<Picked>>,
 }
 
 /// The plan for a whole roster.
@@ -229,10 +236,18 @@ pub async fn build(
         tracing::warn!("{warning}");
         warnings.push(warning);
     }
-    let matches = {
-        let index = PhotoIndex::scan(&config.photos.dir, config.photos.recursive)?;
+    let mut matches = {
+        let index = PhotoIndex::scan_for(
+            &config.photos.dir,
+            config.photos.recursive,
+            config.photos.pick,
+        )?;
         matching::match_rows(&roster.rows, &index)
     };
+    // With `photos.pick = "best"`: the people with several candidate photos, each compared
+    // with the state DB as one file, the set's size and listing.
+    let mut sets = pick::Sets::new(std::mem::take(&mut matches.several));
+    sets.stand_in(&mut matches.photos);
     phase("photo folder listed and matched");
     let directory = Directory::load(store, config, &target_names).await?;
 
@@ -253,8 +268,12 @@ pub async fn build(
                 };
                 let row = &roster.rows[i];
                 let photo = matches.photos[i].as_ref().ok();
+                // A person with several candidates is stored with the one chosen, any of them.
+                let path_same = sets
+                    .remember(i, stored.photo_path.as_deref())
+                    .unwrap_or(stored.photo_path.as_deref() == photo.map(|p| p.relative.as_str()));
                 let file_same = photo.is_some_and(|p| {
-                    stored.photo_path.as_deref() == Some(p.relative.as_str())
+                    path_same
                         && stored.photo_size == Some(p.size as i64)
                         && stored.photo_mtime_ns == Some(p.mtime_ns)
                 });
@@ -262,7 +281,7 @@ pub async fn build(
                     file_same,
                     row_same: stored.name == row.person.name
                         && stored.roster_row == Some(row.row as i64)
-                        && stored.photo_path.as_deref() == photo.map(|p| p.relative.as_str())
+                        && path_same
                         && stored.photo_size == photo.map(|p| p.size as i64)
                         && stored.photo_mtime_ns == photo.map(|p| p.mtime_ns),
                     hash: stored.photo_hash.as_deref().map(Arc::from),
@@ -270,7 +289,11 @@ pub async fn build(
             })
             .await?;
         phase("stored people read");
-        let hashes = hash_photos(&roster.rows, &matches.photos, &known).await;
+        // Again, with the photo each set's person is stored with.
+        sets.stand_in(&mut matches.photos);
+        let mut hashes = hash_photos(&roster.rows, &matches.photos, &known).await;
+        let cached = |i: usize| known[i].as_ref().is_some_and(|k| k.file_same);
+        sets.hash(cached, &mut hashes).await;
         phase("photos hashed");
         let people: Vec<Shared> = roster
             .rows
@@ -419,12 +442,16 @@ pub async fn build(
                 target_user_id: uid.ok().flatten(),
                 source_hash: shared.hash.clone(),
                 quality: None,
+                picked: None,
             });
         }
     }
     drop(user_ids);
     drop(photo_errors);
 
+    let picked = pick::choose(config, &mut plan, &sets, targets.len()).await;
+    let mut to_save = to_save;
+    sets.save_choices(&mut to_save, &plan, picked, targets.len());
     if !options.defer_photo_check {
         check_photos(config, &mut plan, targets.len(), options).await?;
     }

@@ -696,3 +696,111 @@ async fn a_second_sync_on_the_same_state_db_is_refused_while_one_runs() {
     assert_eq!(ws.sync(SyncOptions::default()).await.exit_code(), 0);
     emu.shutdown().await;
 }
+
+/// `plan --format json`'s items of one person, as JSON.
+fn plan_items(ws: &Workspace, id: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["plan", "-c", "config.toml", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = ws.facesync(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["id"] == id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_best_sends_the_sharp_photo_of_several_and_a_second_run_is_unchanged() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = workspace(2, &emu, "");
+    let photos = ws.path().join("photos");
+    // P001's archive: a blurred copy (first by path), the good photo, and a PNG with no face.
+    let good = image::open(photos.join("P001.jpg")).unwrap();
+    image::imageops::blur(&good.to_rgb8(), 6.0)
+        .save(photos.join("P001 (2).jpg"))
+        .unwrap();
+    image::RgbImage::from_pixel(400, 500, image::Rgb([128, 128, 128]))
+        .save(photos.join("P001.png"))
+        .unwrap();
+
+    // The default: several photos are ambiguous (the copy is not even looked at).
+    let items = plan_items(&ws, "P001", &[]);
+    assert_eq!(items.len(), 2);
+    for item in &items {
+        assert_eq!(item["reason_code"], "ambiguous_photo", "{item}");
+        assert!(item.get("picked").is_none());
+    }
+
+    let config = std::fs::read_to_string(ws.config_path()).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        config.replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n"),
+    )
+    .unwrap();
+    let items = plan_items(&ws, "P001", &["--preview", "preview"]);
+    assert_eq!(items.len(), 2);
+    for item in &items {
+        assert_eq!(item["action"], "upload", "{item}");
+        assert_eq!(item["photo"], "P001.jpg", "{item}");
+        let picked = &item["picked"];
+        assert_eq!(picked["chosen"], "P001.jpg", "{picked}");
+        let candidates = picked["candidates"].as_array().unwrap();
+        let names: Vec<&str> = candidates
+            .iter()
+            .map(|c| c["photo"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["P001 (2).jpg", "P001.jpg", "P001.png"]);
+        assert_eq!(candidates[0]["passes"], false, "{picked}");
+        assert_eq!(candidates[1]["passes"], true, "{picked}");
+        assert!(candidates[1]["score"].as_f64().unwrap() > 0.0);
+        assert_eq!(candidates[2]["passes"], false, "{picked}");
+        assert!(
+            picked["why"].as_str().unwrap().contains("passes"),
+            "{picked}"
+        );
+    }
+    let table = ws.facesync(&["plan", "-c", "config.toml"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("P001: picked 'P001.jpg' of 3: it ")
+            && table.contains("'P001 (2).jpg' refused: "),
+        "{table}"
+    );
+    // P002's single photo is matched as before.
+    assert_eq!(plan_items(&ws, "P002", &[])[0]["photo"], "P002.jpg");
+
+    let first = ws.sync(SyncOptions::default()).await;
+    assert_eq!(first.exit_code(), 0, "{}", render_summary(&first));
+    assert_eq!(target(&first, "feishu").delivered, 2);
+    // Exactly the chosen photo, normalized as `plan --preview` showed it, was sent.
+    let preview = std::fs::read(ws.path().join("preview/feishu/P001.jpg")).unwrap();
+    assert_eq!(emu.feishu_face("P001").as_deref(), Some(preview.as_slice()));
+
+    // The same three files: nothing to do, and the choice is remembered.
+    let uploads = emu.stats().requests_of("feishu.face_upload");
+    let second = ws.sync(SyncOptions::default()).await;
+    assert_eq!(
+        target(&second, "feishu").unchanged,
+        2,
+        "{}",
+        render_summary(&second)
+    );
+    assert_eq!(target(&second, "vzicloud").unchanged, 2);
+    assert_eq!(emu.stats().requests_of("feishu.face_upload"), uploads);
+    for item in plan_items(&ws, "P001", &[]) {
+        assert_eq!(item["action"], "unchanged", "{item}");
+        assert_eq!(item["photo"], "P001.jpg", "{item}");
+    }
+    let store = ws.store().await;
+    let stored = store.people().await.unwrap()["P001"].clone();
+    store.close().await;
+    assert_eq!(stored.photo_path.as_deref(), Some("P001.jpg"));
+
+    // A candidate changes: the set is decided again.
+    image::imageops::blur(&good.to_rgb8(), 8.0)
+        .save(photos.join("P001 (2).jpg"))
+        .unwrap();
+    let items = plan_items(&ws, "P001", &[]);
+    assert!(items.iter().all(|i| i["action"] == "upload"), "{items:?}");
+    emu.shutdown().await;
+}

@@ -103,6 +103,10 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
                     "target_user_id": item.target_user_id,
                     "quality": item.quality,
                 });
+                let mut line = line;
+                if let Some(picked) = &item.picked {
+                    line["picked"] = json!(picked);
+                }
                 writeln!(out, "{line}")?;
             }
             for orphan in &plan.orphans {
@@ -133,6 +137,24 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
             }
             if !people.is_empty() {
                 writeln!(out, "{}", people.render())?;
+            }
+            // `photos.pick = "best"`: which of several photos each person gets, and why.
+            let picked = plan
+                .items
+                .iter()
+                .filter_map(|i| Some((i, i.picked.as_ref()?)));
+            let mut last: Option<&str> = None;
+            let mut any = false;
+            for (item, p) in picked {
+                if last == Some(&*item.id) {
+                    continue;
+                }
+                last = Some(&*item.id);
+                any = true;
+                writeln!(out, "{}: {}", item.id, p.line())?;
+            }
+            if any {
+                writeln!(out)?;
             }
             let mut counts = Table::new(["TARGET", "UPLOAD", "UNCHANGED", "SKIP", "INVALID"]);
             for t in &plan.targets {

@@ -69,6 +69,16 @@ pub enum QualityGate {
     Off,
 }
 
+/// What happens when several photos are found for one person (`photos.pick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pick {
+    /// The person is `ambiguous_photo` until someone removes the extra files.
+    #[default]
+    Ambiguous,
+    /// Every candidate is measured and the best one that passes is sent.
+    Best,
+}
+
 /// What a target needs of the face, checked by the quality gate (`photos.quality`). The
 /// defaults refuse only what the vendors are known to refuse. Angles in degrees.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -162,6 +172,8 @@ pub struct PhotoConfig {
     pub portrait_margin: f32,
     /// The quality gate (needs a face: `face_check` or `crop = "portrait"`).
     pub quality: QualityGate,
+    /// Several photos for one person: refused, or the best one chosen (needs `face_check`).
+    pub pick: Pick,
 }
 
 /// How a target wants its photos: format and limits.
@@ -477,6 +489,7 @@ struct RawPhotos {
     min_face_fraction: f64,
     portrait_margin: f64,
     quality: String,
+    pick: String,
 }
 
 impl Default for RawPhotos {
@@ -492,6 +505,7 @@ impl Default for RawPhotos {
             min_face_fraction: 0.1,
             portrait_margin: 0.6,
             quality: "refuse".into(),
+            pick: "ambiguous".into(),
         }
     }
 }
@@ -691,6 +705,23 @@ impl Validator<'_> {
                 ));
             }
         };
+        let pick = match raw.pick.as_str() {
+            "ambiguous" => Pick::Ambiguous,
+            "best" => Pick::Best,
+            other => {
+                return Err(self.err(
+                    "photos.pick",
+                    format!("`{other}` is not a pick setting: expected \"ambiguous\" or \"best\""),
+                ));
+            }
+        };
+        // The choice ranks the candidates by what the quality gate measures on their one face.
+        if pick == Pick::Best && !raw.face_check {
+            return Err(self.err(
+                "photos.pick",
+                "\"best\" measures the face in every candidate photo: it needs photos.face_check = true",
+            ));
+        }
         if raw.max_pixels == 0 {
             return Err(self.err("photos.max_pixels", "must be a positive number of pixels"));
         }
@@ -723,6 +754,7 @@ impl Validator<'_> {
             min_face_fraction: raw.min_face_fraction as f32,
             portrait_margin: raw.portrait_margin as f32,
             quality,
+            pick,
         })
     }
 
@@ -849,6 +881,7 @@ mod tests {
         let c = parse(EXAMPLE).expect("config.example.toml must parse");
         assert_eq!(c.roster.path, Path::new("/etc/facesync/roster.csv"));
         assert_eq!(c.photos.dir, Path::new("/etc/facesync/photos"));
+        assert_eq!(c.photos.pick, Pick::Ambiguous);
         assert_eq!(c.state.database, Path::new("/etc/facesync/facesync.db"));
         assert_eq!(
             c.report.html.as_deref(),
@@ -900,6 +933,14 @@ mod tests {
         check_error(
             "[roster]\npath = \"r.csv\"\n[photos]\ncrop = \"square\"\n",
             &["photos.crop", "portrait"],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[photos]\npick = \"first\"\n",
+            &["photos.pick", "\"best\""],
+        );
+        check_error(
+            "[roster]\npath = \"r.csv\"\n[photos]\npick = \"best\"\nface_check = false\n",
+            &["photos.pick", "photos.face_check = true"],
         );
         check_error(
             "[roster]\npath = \"r.csv\"\n[targets.vzicloud]\napp_id = 2\ngroup_id = \"bad-group\"\naccesskey_id = \"k\"\n",

@@ -251,6 +251,7 @@ mod tests {
             target_user_id: Some(id.into()),
             source_hash: Some("h".into()),
             quality: None,
+            picked: None,
         }
     }
 

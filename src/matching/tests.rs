@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::config::Pick;
 use crate::roster::{Person, Row};
 
 fn row(n: usize, id: &str, photo: Option<&str>) -> Row {
@@ -202,4 +203,120 @@ fn a_hundred_thousand_files_index_and_match() {
     let m = match_rows(&rows, &index);
     assert!(m.photos.iter().all(|p| p.is_ok()));
     assert!(m.orphans.is_empty());
+}
+
+/// With `pick = "best"`: for each row, its candidates' relative paths (one: the photo), or the
+/// reason code; and the orphans.
+fn check_best(
+    files: &[&str],
+    recursive: bool,
+    rows: &[Row],
+    expected: &[Result<&[&str], ReasonCode>],
+    orphans: &[&str],
+) {
+    let dir = folder(files);
+    let index = PhotoIndex::scan_for(dir.path(), recursive, Pick::Best).unwrap();
+    let m = match_rows(rows, &index);
+    let got: Vec<Result<Vec<&str>, ReasonCode>> = m
+        .photos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p = p.as_ref().map_err(|f| f.code)?;
+            Ok(match m.several.get(&i) {
+                Some(files) => {
+                    assert_eq!(files[0], *p, "a row's photo is its first candidate");
+                    files.iter().map(|f| f.relative.as_str()).collect()
+                }
+                None => vec![p.relative.as_str()],
+            })
+        })
+        .collect();
+    let expected: Vec<Result<Vec<&str>, ReasonCode>> =
+        expected.iter().map(|e| e.map(<[&str]>::to_vec)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(m.orphans, orphans);
+}
+
+#[test]
+fn pick_best_takes_every_shape_of_several_photos_as_candidates() {
+    // Two extensions, a copy as file managers name it, and (recursive) the same name in two
+    // folders and a folder named after the person; path order; other people's files untouched.
+    check_best(
+        &[
+            "E1.jpg",
+            "E1 (2).jpg",
+            "e1(3).PNG",
+            "E2.png",
+            "E2.jpeg",
+            "E3 (2).jpg",
+            "E4 (x).jpg",
+            "notes.txt",
+        ],
+        false,
+        &[row(2, "E1", None), row(3, "E2", None), row(4, "E3", None)],
+        &[
+            Ok(&["E1 (2).jpg", "E1.jpg", "e1(3).PNG"]),
+            Ok(&["E2.jpeg", "E2.png"]),
+            Ok(&["E3 (2).jpg"]),
+        ],
+        &["E4 (x).jpg"],
+    );
+    check_best(
+        &[
+            "E1/front.jpg",
+            "E1/E1.jpg",
+            "E1/old/side.jpg",
+            "E1/notes.txt",
+            "a/E2.jpg",
+            "b/E2.jpg",
+            "E3/only.jpg",
+            "E9/x.jpg",
+        ],
+        true,
+        &[row(2, "E1", None), row(3, "E2", None), row(4, "E3", None)],
+        &[
+            Ok(&["E1/E1.jpg", "E1/front.jpg"]),
+            Ok(&["a/E2.jpg", "b/E2.jpg"]),
+            Ok(&["E3/only.jpg"]),
+        ],
+        &["E1/old/side.jpg", "E9/x.jpg"],
+    );
+}
+
+#[test]
+fn pick_best_without_recursive_does_not_look_in_sub_folders() {
+    check_best(
+        &["E1.jpg", "E1/front.jpg"],
+        false,
+        &[row(2, "E1", None)],
+        &[Ok(&["E1.jpg"])],
+        &[],
+    );
+}
+
+#[test]
+fn pick_ambiguous_leaves_copies_and_folders_alone() {
+    // Today's behaviour: a copy is an orphan, a folder named after the person is not looked in.
+    check(
+        &["E1.jpg", "E1 (2).jpg", "E2/front.jpg"],
+        true,
+        &[row(2, "E1", None), row(3, "E2", None)],
+        &[Ok("E1.jpg"), Err(ReasonCode::NoPhoto)],
+        &["E1 (2).jpg", "E2/front.jpg"],
+    );
+}
+
+#[test]
+fn copy_names() {
+    for (stem, id) in [
+        ("e1 (2)", Some("e1")),
+        ("e1(12)", Some("e1")),
+        ("e1 ()", None),
+        ("e1 (a)", None),
+        ("(2)", None),
+        ("e1", None),
+    ] {
+        assert_eq!(copy_of(stem), id, "{stem}");
+    }
 }

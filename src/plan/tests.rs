@@ -132,6 +132,7 @@ fn item(action: Action, finding: Option<Finding>) -> PlanItem {
         target_user_id: Some(U.into()),
         source_hash: Some(H.into()),
         quality: None,
+        picked: None,
     }
 }
 
@@ -180,6 +181,18 @@ mod on_disk {
         (dir, config)
     }
 
+    /// Writes `bytes` (as many as the file holds) into `path`, keeping its mtime.
+    fn rewrite_keeping_mtime(path: &std::path::Path, bytes: &[u8]) {
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::write(path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
     async fn hash_of(store: &Store, id: &str) -> String {
         store.people().await.unwrap()[id]
             .photo_hash
@@ -199,21 +212,14 @@ mod on_disk {
         assert_eq!(first, blake3::hash(b"first").to_hex().to_string());
 
         // Same size and mtime, other bytes: the stored hash is trusted (the point of the cache).
-        let path = dir.path().join("photos/E1.jpg");
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"FIRST").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_keeping_mtime(&dir.path().join("photos/E1.jpg"), b"FIRST");
         build(&config, &store, run, &PlanOptions::default())
             .await
             .unwrap();
         assert_eq!(hash_of(&store, "E1").await, first);
 
         // A new mtime: hashed again.
+        let path = dir.path().join("photos/E1.jpg");
         let later = SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options()
             .write(true)
@@ -377,6 +383,71 @@ mod on_disk {
         assert_eq!(
             (e2.state, e2.reason_code),
             (State::Invalid, Some(ReasonCode::NoPhoto))
+        );
+    }
+
+    #[tokio::test]
+    async fn pick_best_hashes_the_set_once_and_an_unchanged_set_is_not_read_again() {
+        let (dir, _) = setup();
+        std::fs::write(dir.path().join("photos/E1 (2).jpg"), b"copy").unwrap();
+        let text = "[roster]\npath = \"roster.csv\"\n[photos]\npick = \"best\"\n\
+                    [targets.feishu]\napp_id = \"cli_x\"\n";
+        let config = Config::parse(text, &dir.path().join("config.toml")).unwrap();
+        let store = Store::open(&config.state.database).await.unwrap();
+        let run = store.begin_run("plan").await.unwrap();
+        let options = PlanOptions {
+            defer_photo_check: true,
+            ..PlanOptions::default()
+        };
+        let plan = build(&config, &store, run, &options).await.unwrap();
+        let set = |files: &[(&str, &[u8])]| {
+            let mut h = blake3::Hasher::new();
+            for (name, bytes) in files {
+                h.update(name.as_bytes());
+                h.update(&[0]);
+                h.update(blake3::hash(bytes).to_hex().as_bytes());
+                h.update(b"\n");
+            }
+            h.finalize().to_hex().to_string()
+        };
+        let first = set(&[("E1 (2).jpg", b"copy"), ("E1.jpg", b"first")]);
+        assert_eq!(hash_of(&store, "E1").await, first);
+        // One candidate: the file's own hash, as without `pick`.
+        assert_eq!(
+            hash_of(&store, "E2").await,
+            blake3::hash(b"other").to_hex().to_string()
+        );
+        // Neither is a photo: decided (in a deferred plan too), none passes.
+        let e1 = &plan.items[0];
+        let picked = e1.picked.as_ref().expect("a choice among two");
+        assert_eq!(
+            (e1.action, picked.chosen.as_deref()),
+            (Action::Invalid, None)
+        );
+        assert!(
+            e1.finding
+                .as_ref()
+                .is_some_and(|f| f.message.contains("none of the 2 candidate photos")),
+            "{e1:?}"
+        );
+
+        // Same sizes and mtimes, other bytes: the set is not read, nor decided, again.
+        rewrite_keeping_mtime(&dir.path().join("photos/E1.jpg"), b"FIRST");
+        let plan = build(&config, &store, run, &options).await.unwrap();
+        assert_eq!(hash_of(&store, "E1").await, first);
+        assert_eq!(plan.items[0].action, Action::Invalid);
+        assert!(plan.items[0].picked.is_none(), "not prepared again");
+
+        // A third candidate: the set changes.
+        std::fs::write(dir.path().join("photos/E1(3).png"), b"third").unwrap();
+        build(&config, &store, run, &options).await.unwrap();
+        assert_eq!(
+            hash_of(&store, "E1").await,
+            set(&[
+                ("E1 (2).jpg", b"copy"),
+                ("E1(3).png", b"third"),
+                ("E1.jpg", b"FIRST")
+            ])
         );
     }
 }

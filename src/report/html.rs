@@ -177,6 +177,9 @@ fn row(r: &ReportRow, thumbs: &Thumbnails) -> Markup {
                 } @else if needs_attention(&r.state) {
                     span.nothumb { "no preview" }
                 }
+                // The file, as several photos of one person (`photos.pick = "best"`) make it
+                // worth saying which.
+                @if let Some(photo) = &r.photo { div.file { (photo) } }
             }
             td { (r.id) }
             td { (r.name) }
@@ -243,6 +246,7 @@ th { background: #f4f4f4; }
 td.num { text-align: right; }
 td.thumb img { width: 80px; height: auto; border-radius: 4px; display: block; }
 .nothumb { color: #999; font-size: 0.85em; }
+td.thumb .file { color: #666; font-size: 0.8em; max-width: 80px; overflow-wrap: anywhere; }
 .filters { margin: 0.5em 0; display: flex; gap: 1.5em; align-items: center; }
 #shown { color: #666; }
 span.state { padding: 1px 6px; border-radius: 8px; background: #eee; font-size: 0.9em; }
@@ -342,6 +346,12 @@ mod tests {
         );
         assert!(page.contains("retake the photo facing the camera"));
         assert!(page.contains("no preview"));
+        // Each listed person's file is named (the one chosen, with `photos.pick = "best"`).
+        assert!(
+            page.contains("<div class=\"file\">e1011.jpg</div>"),
+            "{page}"
+        );
+        assert!(page.contains("<div class=\"file\">missing.jpg</div>"));
         assert!(
             !page.contains("张伟"),
             "delivered people are not listed (the CSV and JSON reports have them)"
