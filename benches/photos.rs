@@ -7,14 +7,16 @@
 //! throughput run, default 200) and `FACESYNC_BENCH_MEMORY` (photos for the peak-memory run,
 //! default 1000) and `FACESYNC_BENCH_ROUNDS` (alternating facesync/Pillow rounds, default 3).
 //! Peak memory is measured in a child process (this binary with `--memory N`) so that
-//! generating the photos does not count. `--steps` runs only the one-thread step timings and
-//! `--whole` only the first all-cores run (what to point a profiler at).
+//! generating the photos does not count. `--steps` runs only the one-thread step timings,
+//! `--labelled` only the quality gate's labelled set (its detection rates) and `--whole`
+//! only the first all-cores run (what to point a profiler at).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use facesync::config::{Config, OutputFormat, PhotoConfig, Profile, QualityGate};
+use facesync::photo::labelled::{self, Damage};
 use facesync::photo::{self, PhotoStage, StageTimes};
 use fast_image_resize as fr;
 use futures::StreamExt as _;
@@ -48,6 +50,10 @@ fn main() {
         mean_size as f64 / 1e6,
         dir.display()
     );
+    if args.iter().any(|a| a == "--labelled") {
+        labelled_set();
+        return;
+    }
     let vzi = vec![("vzicloud".to_string(), profile(1920, 1080, 1_572_864))];
     let both = vec![
         ("feishu".to_string(), profile(1080, 1440, 1_048_576)),
@@ -69,6 +75,9 @@ fn main() {
     if args.iter().any(|a| a == "--steps") {
         // Only the one-thread step run: what a profiler (perf record) should look at.
         return;
+    }
+    if !args.iter().any(|a| a == "--whole") {
+        labelled_set();
     }
 
     println!("\n== whole pipeline, all cores (PhotoStage), {count} photos ==");
@@ -177,6 +186,92 @@ fn main() {
         );
     }
     println!("\nload average at end: {}", load_average());
+}
+
+/// The quality gate's detection rates on its labelled set (the one its tests hold it to, see
+/// `facesync::photo::labelled`): every portrait in fixtures/faces as it is, and one copy of
+/// each with each damage, through `prepare` with the defaults and three targets' profiles.
+fn labelled_set() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    names.sort();
+    let p = photos();
+    let mut lobby = profile(720, 960, 200_000);
+    lobby.min_short_side = 400;
+    let targets = vec![
+        ("feishu".to_string(), profile(1080, 1440, 1_048_576)),
+        ("vzicloud".to_string(), profile(1920, 1080, 1_572_864)),
+        ("lobby".to_string(), lobby),
+    ];
+    println!(
+        "\n== quality gate, labelled set: {} portraits of fixtures/faces and a damaged copy of each, defaults, 3 targets; CPU ms a photo, whole prepare() ==",
+        names.len()
+    );
+    let originals: Vec<RgbImage> = names
+        .iter()
+        .map(|n| image::open(n).unwrap().into_rgb8())
+        .collect();
+    // CPU time is counted in ticks of 10 ms: each set is timed over a few runs.
+    const RUNS: usize = 5;
+    let cost = |files: &[Vec<u8>]| {
+        let started = process_cpu();
+        for _ in 0..RUNS {
+            for bytes in files {
+                let _ = photo::prepare(bytes, &p, &targets);
+            }
+        }
+        (process_cpu() - started) * 1000.0 / (RUNS * files.len()) as f64
+    };
+    let files: Vec<Vec<u8>> = originals.iter().map(labelled::jpeg).collect();
+    let passed = files
+        .iter()
+        .filter(|bytes| photo::prepare(bytes, &p, &targets).is_ok())
+        .count();
+    let ms = cost(&files);
+    println!(
+        "{:<12} {passed} of {} passed{:<28} {ms:5.1} ms CPU a photo",
+        "originals",
+        originals.len(),
+        ""
+    );
+    for damage in Damage::ALL {
+        let copies: Vec<Vec<u8>> = originals
+            .iter()
+            .map(|o| labelled::jpeg(&damage.apply(o, &p)))
+            .collect();
+        let (mut right, mut wrong, mut passed) = (0, Vec::new(), 0);
+        for bytes in &copies {
+            match photo::prepare(bytes, &p, &targets) {
+                Ok(_) => passed += 1,
+                Err(f) if f.code == damage.expected() => right += 1,
+                Err(f) => wrong.push(f.code.to_string()),
+            }
+        }
+        let ms = cost(&copies);
+        let refused = format!(
+            "{right} of {} refused as {}",
+            copies.len(),
+            damage.expected()
+        );
+        println!(
+            "{:<12} {refused:<40} {ms:5.1} ms CPU a photo{}{}",
+            format!("{damage:?}").to_lowercase(),
+            if wrong.is_empty() {
+                String::new()
+            } else {
+                format!("; other reasons: {}", wrong.join(", "))
+            },
+            if passed == 0 {
+                String::new()
+            } else {
+                format!("; {passed} passed")
+            },
+        );
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {

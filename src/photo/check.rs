@@ -80,8 +80,11 @@ pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> 
         } else {
             thumbnail(fine_short)
         };
-        // A little overlap with the coarse pass absorbs the detector's jitter at the seam.
-        let max_face = (coarse_reach * f64::from(fine_short) * 1.3).ceil() as u32;
+        // Only the pyramid levels larger than the coarse image: with the coarse pass's own
+        // levels they make one pyramid with the detector's own steps, and no level is searched
+        // twice. (Levels of about the coarse image's size again found the coarse pass's faces
+        // a second time, for half of this pass's cost.)
+        let max_face = fine_levels_up_to(fine_short, coarse_short);
         for f in scaled(face::detect_up_to(&fine, max_face), w, fine.width()) {
             if !faces.iter().any(|g| same_face(g, &f)) {
                 faces.push(f);
@@ -90,6 +93,16 @@ pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> 
         faces.sort_by_key(|f| std::cmp::Reverse(f.width));
     }
     faces
+}
+
+/// The largest face the fine pass (an image whose shorter side is `fine_short`) looks for, so
+/// that its pyramid stops at the last level larger than the coarse pass's image: the detector
+/// keeps the levels at scales of at least `WINDOW / max_face`. The next level down would be at
+/// most the coarse image's size, so the step from the last level to the coarse image is the
+/// pyramid's own (give or take the 2% that a whole pixel of `max_face` makes).
+fn fine_levels_up_to(fine_short: u32, coarse_short: u32) -> u32 {
+    let exact = f64::from(face::WINDOW) * f64::from(fine_short) / f64::from(coarse_short);
+    (exact.ceil() as u32 - 1).max(face::WINDOW)
 }
 
 /// The verdict on the faces found (largest first) in an image whose shorter side is `short`.

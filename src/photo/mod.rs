@@ -11,6 +11,8 @@ mod check;
 mod decode;
 pub mod face;
 mod jpeg;
+#[doc(hidden)]
+pub mod labelled;
 mod landmarks;
 mod normalize;
 mod quality;

@@ -1,8 +1,38 @@
 //! Resizing with fast_image_resize (SIMD convolution; several times faster than
 //! `image::imageops::resize`, which matters at twelve megapixels a photo).
 
+use std::cell::RefCell;
+
 use fast_image_resize as fr;
 use image::{GrayImage, RgbImage};
+
+thread_local! {
+    // A resizer keeps its intermediate image (the horizontal pass, about 2 MB for a photo's luma)
+    // between calls: one per thread saves allocating it, and the kernel clearing its pages,
+    // for every plane of every photo.
+    static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
+}
+
+/// `src` (or the part `options` crops) resized into `dst`.
+fn resize(
+    src: &fr::images::ImageRef<'_>,
+    dst: &mut fr::images::Image<'_>,
+    options: &fr::ResizeOptions,
+) {
+    RESIZER.with(|resizer| {
+        let mut resizer = resizer.borrow_mut();
+        resizer
+            .resize(src, dst, options)
+            .expect("source and destination have the same pixel type");
+        // What a rare huge RGB image needed must not stay resident.
+        if resizer.size_of_internal_buffers() > KEPT_BYTES {
+            resizer.reset_internal_buffers();
+        }
+    });
+}
+
+/// The most a thread's resizer keeps between calls: a phone photo's planes need under 4 MB.
+const KEPT_BYTES: usize = 8 << 20;
 
 /// A rectangle of an image, in its pixel coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +91,7 @@ pub(crate) fn rgb(
             f64::from(region.width),
             f64::from(region.height),
         );
-    fr::Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .expect("source and destination have the same pixel type");
+    resize(&src, &mut dst, &options);
     RgbImage::from_raw(dst.width(), dst.height(), dst.into_vec())
         .expect("the destination has 3 bytes a pixel")
 }
@@ -96,15 +124,13 @@ fn plane(
     .expect("a GrayImage's buffer has 1 byte a pixel");
     let mut dst = fr::images::Image::new(width.max(1), height.max(1), fr::PixelType::U8);
     let [left, top, w, h] = region;
-    fr::Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &fr::ResizeOptions::new()
-                .resize_alg(algorithm(quality))
-                .crop(left, top, w, h),
-        )
-        .expect("source and destination have the same pixel type");
+    resize(
+        &src,
+        &mut dst,
+        &fr::ResizeOptions::new()
+            .resize_alg(algorithm(quality))
+            .crop(left, top, w, h),
+    );
     GrayImage::from_raw(dst.width(), dst.height(), dst.into_vec())
         .expect("the destination has 1 byte a pixel")
 }

@@ -1,11 +1,13 @@
 //! The quality gate on a labelled set made at test time: the public-domain portraits in
 //! fixtures/faces (made by fixtures/make_faces.py) as they are, which must pass, and copies of
-//! each with one controlled damage, which must be refused with that damage's reason.
+//! each with one controlled damage (made by `photo::labelled`, which the photos bench reports
+//! on too), which must be refused with that damage's reason.
 
 use image::RgbImage;
 
 use super::*;
 use crate::config::{QualityGate, Requirements};
+use crate::photo::labelled::{self, Damage};
 use crate::photo::quality as gate;
 
 pub(super) const FACES: [&str; 4] = ["astronaut", "obama", "obama2", "biden"];
@@ -20,106 +22,6 @@ pub(super) fn face(name: &str) -> RgbImage {
         .into_rgb8()
 }
 
-/// One controlled damage, and the reason it must be refused with. Each is sized from the
-/// original's own measures, so it crosses the default requirement by a clear margin while the
-/// detector still finds the face (a damage that hides the face is `no_face`, another test).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Damage {
-    /// Gaussian blur, sigma a tenth of the distance between the eyes.
-    Blur,
-    /// Everything darkened so the face's mean brightness is about 38.
-    Darken,
-    /// Brightened and burnt out so most of the face is white.
-    Overexpose,
-    /// Turned so the eye line leans 30 to 34 degrees.
-    Rotate,
-    /// Shrunk until the eyes are 20 pixels apart (on a grey canvas of the smallest photo
-    /// facesync accepts, 200 px on the shorter side).
-    Downscale,
-    /// A turn to one side (the side it already turns to) simulated by resampling columns: the
-    /// near half of the face widened, the far half narrowed, the nose moved off the middle of
-    /// the eyes, as on a head turned by 30 to 40 degrees.
-    Turn,
-}
-
-impl Damage {
-    pub(super) const ALL: [Damage; 6] = [
-        Damage::Blur,
-        Damage::Darken,
-        Damage::Overexpose,
-        Damage::Rotate,
-        Damage::Downscale,
-        Damage::Turn,
-    ];
-
-    pub(super) fn expected(self) -> ReasonCode {
-        match self {
-            Damage::Blur => ReasonCode::FaceBlurry,
-            Damage::Darken => ReasonCode::FaceTooDark,
-            Damage::Overexpose => ReasonCode::FaceTooBright,
-            Damage::Rotate => ReasonCode::FaceTilted,
-            Damage::Downscale => ReasonCode::EyesTooClose,
-            Damage::Turn => ReasonCode::FaceTurned,
-        }
-    }
-
-    pub(super) fn apply(self, image: &RgbImage) -> RgbImage {
-        let m = measures_of(image);
-        let map = |f: &dyn Fn(f32) -> f32| {
-            let mut out = image.clone();
-            for p in out.pixels_mut() {
-                for c in p.0.iter_mut() {
-                    *c = f(f32::from(*c)).round().clamp(0.0, 255.0) as u8;
-                }
-            }
-            out
-        };
-        match self {
-            Damage::Blur => image::imageops::blur(image, m.eye_distance / 10.0),
-            Damage::Darken => map(&|v| v * 38.0 / m.face_luma),
-            Damage::Overexpose => map(&|v| (v - m.face_luma) * 1.1 + 250.0),
-            // The detector finds faces up to 30 to 35 degrees from upright, not always: the
-            // first lean of these it finds (one it misses is `no_face`, tested elsewhere).
-            Damage::Rotate => [32.0f32, -32.0, 30.0, -30.0, 34.0, -34.0]
-                .into_iter()
-                .map(|lean| rotated_about(image, m.roll - lean, eyes_middle(&m)))
-                .find(|r| check::single_face(&decoded_of(r).pixels, &gated()).is_ok())
-                .expect("the detector finds one of the leaning copies"),
-            Damage::Downscale => {
-                let k = 20.0 / m.eye_distance;
-                let (w, h) = (
-                    (image.width() as f32 * k).round() as u32,
-                    (image.height() as f32 * k).round() as u32,
-                );
-                let small =
-                    image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
-                let mut canvas = RgbImage::from_pixel(w.max(200), h.max(200), image::Rgb([128; 3]));
-                image::imageops::overlay(
-                    &mut canvas,
-                    &small,
-                    i64::from((w.max(200) - w) / 2),
-                    i64::from((h.max(200) - h) / 2),
-                );
-                canvas
-            }
-            Damage::Turn => turn(image, &m),
-        }
-    }
-}
-
-fn eyes_middle(m: &gate::Measures) -> (f32, f32) {
-    let l = &m.landmarks;
-    (
-        (l.left_eye.0 + l.right_eye.0) / 2.0,
-        (l.left_eye.1 + l.right_eye.1) / 2.0,
-    )
-}
-
-/// `image` turned so that a line at `degrees` becomes level, about `centre`.
-fn rotated_about(image: &RgbImage, degrees: f32, centre: (f32, f32)) -> RgbImage {
-    normalize::rotate(image, degrees, centre)
-}
-
 /// `image` turned so that a line at `degrees` becomes level, about its centre.
 pub(super) fn rotated(image: &RgbImage, degrees: f32) -> RgbImage {
     normalize::rotate(
@@ -129,54 +31,12 @@ pub(super) fn rotated(image: &RgbImage, degrees: f32) -> RgbImage {
     )
 }
 
-/// See [`Damage::Turn`]. In a column's distance `u` from the nose, positive towards the side
-/// the face already turns to: the nose moves from 0 to `p`, the half [0, reach] is squeezed
-/// into [p, reach] and the half [-reach, 0] stretched over [-reach, p].
-fn turn(image: &RgbImage, m: &gate::Measures) -> RgbImage {
-    let nose = m.landmarks.nose.0;
-    let side = if m.yaw > 0.0 { 1.0 } else { -1.0 };
-    let reach = 1.6 * m.eye_distance;
-    let p = 0.55 * reach;
-    let mut out = image.clone();
-    for x in 0..image.width() {
-        let u = (x as f32 - nose) * side;
-        let src = if u >= p && u < reach {
-            (u - p) / (reach - p) * reach
-        } else if u > -reach && u < p {
-            -reach + (u + reach) * reach / (reach + p)
-        } else {
-            continue;
-        };
-        let sx = (nose + src * side)
-            .round()
-            .clamp(0.0, (image.width() - 1) as f32) as u32;
-        for y in 0..image.height() {
-            out.put_pixel(x, y, *image.get_pixel(sx, y));
-        }
-    }
-    out
-}
-
 fn jpeg_of(image: &RgbImage) -> Vec<u8> {
-    normalize::jpeg(image, 92)
-}
-
-fn decoded_of(image: &RgbImage) -> decode::Decoded {
-    let bytes = jpeg_of(image);
-    let photos = gated();
-    let header = decode::header(&bytes, &photos).expect("a JPEG we made");
-    decode::decode(&bytes, &header, &photos, header.upright_size()).expect("decodes")
+    labelled::jpeg(image)
 }
 
 pub(super) fn measures_of(image: &RgbImage) -> gate::Measures {
-    let decoded = decode_and_face(image);
-    gate::measure(&decoded.0, &decoded.1)
-}
-
-fn decode_and_face(image: &RgbImage) -> (decode::Decoded, face::FaceBox) {
-    let decoded = decoded_of(image);
-    let face = check::single_face(&decoded.pixels, &gated()).expect("one face");
-    (decoded, face)
+    labelled::measures(image, &gated())
 }
 
 /// Feishu's, VziCloud's and a Hikvision terminal's default profiles, with the gate's defaults.
@@ -210,7 +70,7 @@ fn every_damaged_copy_is_refused_with_its_reason() {
     for name in FACES {
         let original = face(name);
         for damage in Damage::ALL {
-            let f = match verdict(&damage.apply(&original), &gated()) {
+            let f = match verdict(&damage.apply(&original, &gated()), &gated()) {
                 Ok(out) => panic!("{name} {damage:?}: passed with {:?}", out[0].quality),
                 Err(f) => f,
             };
@@ -263,7 +123,7 @@ fn a_slightly_tilted_face_is_levelled_and_sent_upright() {
 
 #[test]
 fn warn_sends_what_refuse_refuses_and_off_measures_nothing() {
-    let blurred = Damage::Blur.apply(&face("obama"));
+    let blurred = Damage::Blur.apply(&face("obama"), &gated());
     let refused = verdict(&blurred, &gated()).unwrap_err();
     assert_eq!(refused.code, ReasonCode::FaceBlurry);
 
