@@ -120,6 +120,19 @@ fn an_unfit_photo_is_not_decoded_again_until_it_changes() {
     check(Some(d), plain(), Action::Upload);
 }
 
+#[test]
+fn a_duplicate_photo_is_decided_again_every_run() {
+    // It depends on the other people's photos: the plan finds it again, or not.
+    let mut d = with_state(
+        delivered("old", F),
+        State::Invalid,
+        Some(ReasonCode::DuplicatePhoto),
+    );
+    d.source_hash = Some(H.into());
+    check(Some(d.clone()), plain(), Action::Upload);
+    check(Some(d), only_failed(), Action::Skip);
+}
+
 fn item(action: Action, finding: Option<Finding>) -> PlanItem {
     PlanItem {
         row: 2,
