@@ -56,14 +56,14 @@ fn main() {
         vzi[0].clone(),
     ];
 
-    println!(
-        "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
-        count.min(40)
-    );
     duplicates(&files, count.min(40));
     if args.iter().any(|a| a == "--duplicates") {
         return;
     }
+    println!(
+        "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
+        count.min(40)
+    );
     if !args.iter().any(|a| a == "--whole") {
         println!("-- quality gate on (the default) --");
         steps(&files, count.min(40), &vzi, &photos());
