@@ -9,7 +9,9 @@
 //! Peak memory is measured in a child process (this binary with `--memory N`) so that
 //! generating the photos does not count. `--steps` runs only the one-thread step timings,
 //! `--labelled` only the quality gate's labelled set (its detection rates) and `--whole`
-//! only the first all-cores run (what to point a profiler at).
+//! only the first all-cores run (what to point a profiler at). `--duplicates` runs only the
+//! duplicate check's figures (the face hash alone, the 100,000-person comparison, the labelled
+//! set's detection rate), which every run prints first.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +62,10 @@ fn main() {
         vzi[0].clone(),
     ];
 
+    duplicates(&files, count.min(40));
+    if args.iter().any(|a| a == "--duplicates") {
+        return;
+    }
     println!(
         "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
         count.min(40)
@@ -377,6 +383,109 @@ fn ensure_photos(dir: &Path) -> Vec<PathBuf> {
         std::fs::write(path, out).unwrap();
     }
     files
+}
+
+/// The duplicate check (`duplicate_photo`): what `sync`'s pre-pass costs a photo it has no face
+/// hash for, what comparing 100,000 people costs, and the labelled set's detection rate.
+fn duplicates(files: &[PathBuf], n: usize) {
+    println!("\n== duplicate photos ==");
+    let p = photos();
+    let bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    photo::face_hash_of(&bytes[0], &p).expect("the generated photos have a face");
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    for i in 0..n {
+        photo::face_hash_of(&bytes[i % bytes.len()], &p).expect("a face");
+    }
+    let (ms, rate) = per_photo(started.elapsed(), n);
+    let cpu = (process_cpu() - cpu_before) * 1000.0 / n as f64;
+    println!(
+        "{:<40} {ms:6.1} ms   {rate:6.1} photos/s   {cpu:5.1} ms CPU a photo",
+        "face hash alone (sync's pre-pass)"
+    );
+
+    // 100,000 random hashes, 200 of them copies: the multi-index's time.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut hashes: Vec<photo::FaceHash> = (0..100_000).map(|_| photo::FaceHash(next())).collect();
+    for k in 0..200 {
+        let flipped = hashes[k * 97].0 ^ (1 << (next() % 64)) ^ (1 << (next() % 64));
+        hashes.push(photo::FaceHash(flipped));
+    }
+    let started = Instant::now();
+    let pairs = facesync::plan::duplicates::near_pairs(&hashes);
+    println!(
+        "{:<40} {:6.1} ms   {} pairs found",
+        "compare 100,200 face hashes",
+        started.elapsed().as_secs_f64() * 1000.0,
+        pairs.len()
+    );
+
+    // The labelled set: each portrait of fixtures/faces and copies of it (re-saved, halved,
+    // brighter, trimmed, as PNG) must match; photos of different portraits must not.
+    let faces = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
+    let mut labelled: Vec<(usize, photo::FaceHash)> = Vec::new();
+    let mut copies_total = 0;
+    let mut caught = 0;
+    for (k, name) in ["astronaut", "obama", "obama2", "biden"].iter().enumerate() {
+        let original = std::fs::read(faces.join(format!("{name}.jpg"))).unwrap();
+        let hash = photo::face_hash_of(&original, &p).expect("a portrait has a face");
+        labelled.push((k, hash));
+        for copy in copies_of(&original) {
+            copies_total += 1;
+            if let Some(h) = photo::face_hash_of(&copy, &p) {
+                caught += usize::from(h.same_photo(hash));
+                labelled.push((k, h));
+            }
+        }
+    }
+    let (mut different, mut false_matches) = (0, 0);
+    for (i, (a, ha)) in labelled.iter().enumerate() {
+        for (b, hb) in &labelled[i + 1..] {
+            if a != b {
+                different += 1;
+                false_matches += usize::from(ha.same_photo(*hb));
+            }
+        }
+    }
+    println!(
+        "duplicate_photo: {caught}/{copies_total} pairs caught, {false_matches}/{different} false (labelled set: fixtures/faces and copies)"
+    );
+}
+
+/// A photo's copies as an HR folder may hold them.
+fn copies_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let image = image::load_from_memory(bytes).unwrap().into_rgb8();
+    let (w, h) = image.dimensions();
+    let jpeg = |image: &RgbImage, quality: u8| {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+            .encode_image(image)
+            .unwrap();
+        out
+    };
+    let half = image::imageops::resize(&image, w / 2, h / 2, image::imageops::FilterType::Triangle);
+    let mut brighter = image.clone();
+    for px in brighter.pixels_mut() {
+        for c in px.0.iter_mut() {
+            *c = (f32::from(*c) * 1.1).round().min(255.0) as u8;
+        }
+    }
+    let trimmed = image::imageops::crop_imm(&image, 6, 4, w - 10, h - 8).to_image();
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    vec![
+        jpeg(&image, 30),
+        jpeg(&half, 90),
+        jpeg(&brighter, 90),
+        jpeg(&trimmed, 90),
+        png.into_inner(),
+    ]
 }
 
 fn per_photo(d: Duration, n: usize) -> (f64, f64) {

@@ -95,6 +95,7 @@ path = "roster.csv"
 [photos]
 dir = "photos"
 face_check = false
+duplicate_photos = "off"
 [state]
 database = "facesync.db"
 [targets.feishu]
@@ -405,6 +406,7 @@ fn write_scale_config(dir: &Path, emu: &Emulator, only: &[&str]) {
     let url = emu.base_url();
     let mut text = String::from(
         "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\nface_check = false\n\
+         duplicate_photos = \"off\"\n\
          [state]\ndatabase = \"facesync.db\"\n[report]\nhtml = \"facesync-report.html\"\n",
     );
     for name in ["staff", "staff2"] {

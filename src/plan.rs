@@ -7,7 +7,9 @@
 //! every photo that would be sent through the photo pipeline (so an unfit photo is found now,
 //! not by the cloud), and records the findings through the store.
 
-use std::collections::HashMap;
+pub mod duplicates;
+
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,11 +18,11 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use crate::config::{Config, Profile};
+use crate::config::{Config, DuplicatePhotos, Profile};
 use crate::delivery::About;
 use crate::identity::Directory;
 use crate::matching::{self, PhotoFile, PhotoIndex};
-use crate::photo::{self, PhotoStage};
+use crate::photo::{self, FaceHash, FaceSeen, PhotoStage};
 use crate::reason::{Finding, ReasonCode};
 use crate::roster::{self, Row};
 use crate::store::{Compared, DeliveryRecord, PersonRecord, Previous, State, Store};
@@ -114,6 +116,9 @@ pub struct Plan {
     pub photo_paths: HashMap<String, PathBuf>,
     /// What an admin must hear about even when nobody fails (an empty roster).
     pub warnings: Vec<String>,
+    /// Photos decoded for their face hash alone (the duplicate check's pre-pass): those
+    /// neither prepared by this plan nor known to the state DB.
+    pub faces_hashed: usize,
 }
 
 impl Plan {
@@ -159,9 +164,11 @@ pub fn decide(
             .map(|code| Finding::new(code, prev.reason.clone().unwrap_or_default()))
     };
     // A photo the pipeline already found unfit stays unfit until it changes: not decoded again.
+    // Not so a duplicate photo: that depends on the other people's photos, checked every run.
     if prev.state == State::Invalid
         && same
         && let Some(f) = cached_finding()
+        && f.code != ReasonCode::DuplicatePhoto
     {
         return (Action::Invalid, Some(f));
     }
@@ -452,8 +459,25 @@ pub async fn build(
     let picked = pick::choose(config, &mut plan, &sets, targets.len()).await;
     let mut to_save = to_save;
     sets.save_choices(&mut to_save, &plan, picked, targets.len());
-    if !options.defer_photo_check {
-        check_photos(config, &mut plan, targets.len(), options).await?;
+    let seen = if options.defer_photo_check {
+        Vec::new()
+    } else {
+        check_photos(config, &mut plan, targets.len(), options).await?
+    };
+    phase("photos checked");
+    let mut duplicate_rows = HashSet::new();
+    if config.photos.duplicate_photos != DuplicatePhotos::Off && !targets.is_empty() {
+        let faces = face_hashes(config, store, &mut plan, &people, &first_copy, seen).await?;
+        phase("face hashes known");
+        duplicate_rows = mark_duplicates(config, &mut plan, targets.len(), &people, &faces);
+        phase("duplicate photos found");
+    }
+    // A settled row turned invalid by a duplicate photo is written too, from its whole row.
+    let mut settled_rows: HashMap<usize, Vec<DeliveryRecord>> = HashMap::new();
+    for &i in &duplicate_rows {
+        if previous.iter().any(|p| p.is_settled(i)) {
+            settled_rows.insert(i, store.deliveries_of(&people[i].id).await?);
+        }
     }
 
     phase("items decided");
@@ -464,12 +488,18 @@ pub async fn build(
         }
         for (t, previous) in previous.iter().enumerate() {
             // A settled row stays as it is (its item is unchanged, or skipped with
-            // --only-failed; the photo stage only looks at uploads).
-            if previous.is_settled(i) {
-                continue;
-            }
+            // --only-failed; the photo stage only looks at uploads), unless its photo is
+            // another person's.
             let item = &plan.items[i * targets.len() + t];
-            if let Some(record) = record_for(previous.row(i), item, &fingerprints[&item.target]) {
+            let prev = if previous.is_settled(i) {
+                match settled_rows.get(&i) {
+                    Some(rows) => rows.iter().find(|d| *d.target == *item.target),
+                    None => continue,
+                }
+            } else {
+                previous.row(i)
+            };
+            if let Some(record) = record_for(prev, item, &fingerprints[&item.target]) {
                 deliveries.push(record);
             }
             if deliveries.len() >= SAVE_BATCH {
@@ -523,13 +553,14 @@ impl Shared {
 
 /// Runs the photo of every person with something to upload through the photo pipeline, once
 /// for all their targets: a photo found unfit turns those items invalid with the finding. With
-/// `options.preview`, writes the normalized photos there.
+/// `options.preview`, writes the normalized photos there. Returns what was seen of each
+/// prepared photo's face, by roster row index.
 async fn check_photos(
     config: &Config,
     plan: &mut Plan,
     targets: usize,
     options: &PlanOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(usize, FaceSeen)>> {
     let stage = PhotoStage::new(config.photos.clone());
     let mut specs = Vec::new();
     for first in (0..plan.items.len()).step_by(targets.max(1)) {
@@ -556,7 +587,9 @@ async fn check_photos(
     let jobs = specs.into_iter().map(|(uploads, profiles, path)| {
         let stage = stage.clone();
         async move {
-            let result = stage.prepare_file(path.clone(), profiles.clone()).await;
+            let (seen, result) = stage
+                .prepare_file_hashed(path.clone(), profiles.clone())
+                .await;
             let per_target = match result {
                 // One target's budget must not make the photo invalid for the others.
                 Err(f) if f.code.may_be_one_targets() && profiles.len() > 1 => {
@@ -569,12 +602,16 @@ async fn check_photos(
                 Err(f) => vec![Err(f); profiles.len()],
                 Ok(outs) => outs.into_iter().map(|o| Ok(vec![o])).collect(),
             };
-            (uploads, per_target)
+            (uploads, per_target, seen)
         }
     });
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
-    while let Some((uploads, per_target)) = results.next().await {
+    let mut seen_all = Vec::new();
+    while let Some((uploads, per_target, seen)) = results.next().await {
+        if let Some(&first) = uploads.first() {
+            seen_all.push((first / targets.max(1), seen));
+        }
         for (k, result) in uploads.into_iter().zip(per_target) {
             let item = &mut plan.items[k];
             match result {
@@ -595,7 +632,202 @@ async fn check_photos(
             }
         }
     }
-    Ok(())
+    Ok(seen_all)
+}
+
+/// The face hash of every roster person with a photo (first copies of an id only), by roster
+/// row index: what `check_photos` just saw, else what the state DB holds by the photo's source
+/// hash, else computed now (decoded at the face detector's size: on a first run, every photo;
+/// on a nightly run, the new and changed photos `check_photos` did not prepare, and with
+/// `sync`, which prepares as it delivers, all of those). Records the new hashes and forgets
+/// those of photos no one has any more. Holds one small entry per person.
+async fn face_hashes(
+    config: &Config,
+    store: &Store,
+    plan: &mut Plan,
+    people: &[Shared],
+    first_copy: &[bool],
+    seen: Vec<(usize, FaceSeen)>,
+) -> anyhow::Result<Vec<Option<FaceHash>>> {
+    struct Entry {
+        row: usize,
+        stored: Option<Option<FaceHash>>,
+        seen: Option<Option<FaceHash>>,
+    }
+    let mut by_source: HashMap<Arc<str>, Entry> = HashMap::with_capacity(people.len());
+    for (i, person) in people.iter().enumerate() {
+        if let (true, Some(hash)) = (first_copy[i], &person.hash) {
+            by_source.entry(hash.clone()).or_insert(Entry {
+                row: i,
+                stored: None,
+                seen: None,
+            });
+        }
+    }
+    for (i, face) in seen {
+        if let (Some(hash), Some(looked)) = (&people[i].hash, face.looked())
+            && let Some(entry) = by_source.get_mut(hash)
+        {
+            entry.seen = Some(looked);
+        }
+    }
+    let mut stale = Vec::new();
+    store
+        .each_face_hash(|source, face| match by_source.get_mut(source) {
+            Some(entry) => entry.stored = Some(face.map(|f| FaceHash(f as u64))),
+            None => stale.push(source.to_string()),
+        })
+        .await?;
+    let missing: Vec<(Arc<str>, PathBuf)> = by_source
+        .iter()
+        .filter(|(_, e)| e.seen.is_none() && e.stored.is_none())
+        .filter_map(|(hash, e)| {
+            let relative = people[e.row].photo.as_deref()?;
+            Some((hash.clone(), plan.photo_path(relative)))
+        })
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            "looking for the face in {} photos for the duplicate check",
+            missing.len()
+        );
+    }
+    plan.faces_hashed = missing.len();
+    let stage = PhotoStage::new(config.photos.clone());
+    let jobs = missing.into_iter().map(|(hash, path)| {
+        let stage = stage.clone();
+        async move { (hash, stage.face_hash_file(path).await) }
+    });
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let mut computed = futures::stream::iter(jobs).buffer_unordered(parallel);
+    while let Some((hash, face)) = computed.next().await {
+        if let Some(entry) = by_source.get_mut(&hash) {
+            entry.seen = Some(face);
+        }
+    }
+    let fresh: Vec<(String, Option<i64>)> = by_source
+        .iter()
+        .filter_map(|(hash, e)| match e.seen {
+            Some(face) if e.stored != Some(face) => {
+                Some((hash.to_string(), face.map(|f| f.0 as i64)))
+            }
+            _ => None,
+        })
+        .collect();
+    store.save_face_hashes(&fresh).await?;
+    store.forget_face_hashes(&stale).await?;
+    Ok(people
+        .iter()
+        .enumerate()
+        .map(|(i, person)| {
+            let entry = by_source.get(person.hash.as_ref()?)?;
+            if !first_copy[i] {
+                return None;
+            }
+            entry.seen.or(entry.stored).flatten()
+        })
+        .collect())
+}
+
+/// Other people named in a `duplicate_photo` message; the rest are counted.
+const NAMED: usize = 3;
+
+/// Finds the people whose face hashes are one photo (the same file included) and, with
+/// `photos.duplicate_photos = "refuse"`, makes every item of theirs that is not already invalid
+/// invalid with `duplicate_photo`; with "warn", adds a warning. Pairs in
+/// `photos.allow_same_photo` are left alone. Returns the row indexes made invalid.
+fn mark_duplicates(
+    config: &Config,
+    plan: &mut Plan,
+    targets: usize,
+    people: &[Shared],
+    faces: &[Option<FaceHash>],
+) -> HashSet<usize> {
+    let allowed: HashSet<(&str, &str)> = config
+        .photos
+        .allow_same_photo
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let is_allowed = |a: &str, b: &str| {
+        !allowed.is_empty() && allowed.contains(&if a <= b { (a, b) } else { (b, a) })
+    };
+    let near = duplicates::neighbours(
+        faces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.map(|f| (i, f))),
+    );
+    let mut marked = HashSet::new();
+    for (person, others) in near.each() {
+        let me = &people[person];
+        let mut named = Vec::new();
+        let mut count = 0;
+        for other in others {
+            if *people[other].id == *me.id || is_allowed(&me.id, &people[other].id) {
+                continue;
+            }
+            count += 1;
+            if named.len() < NAMED {
+                named.push(&people[other]);
+            }
+        }
+        if count == 0 {
+            continue;
+        }
+        let message = duplicate_message(&named, count);
+        match config.photos.duplicate_photos {
+            DuplicatePhotos::Refuse => {
+                let finding = Finding::new(ReasonCode::DuplicatePhoto, message);
+                for item in &mut plan.items[person * targets..(person + 1) * targets] {
+                    if item.action != Action::Invalid {
+                        item.action = Action::Invalid;
+                        item.finding = Some(finding.clone());
+                        item.quality = None;
+                    }
+                }
+                marked.insert(person);
+            }
+            DuplicatePhotos::Warn => {
+                let warning = format!("{} (row {}): {message}", me.id, me.row);
+                tracing::warn!("{warning}");
+                plan.warnings.push(warning);
+            }
+            DuplicatePhotos::Off => {}
+        }
+    }
+    marked
+}
+
+/// "the same photo as E1002's (row 17, E1002.jpg) and ...: check who ...".
+fn duplicate_message(named: &[&Shared], count: usize) -> String {
+    let mut list: Vec<String> = named
+        .iter()
+        .map(|p| {
+            format!(
+                "{}'s (row {}, {})",
+                p.id,
+                p.row,
+                p.photo.as_deref().unwrap_or("no photo")
+            )
+        })
+        .collect();
+    let more = count - named.len();
+    if more > 0 {
+        list.push(format!("{more} other people's"));
+    }
+    let list = match list.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => list.concat(),
+    };
+    let whose = if count == 1 {
+        "if these are the same person under two ids"
+    } else {
+        "if some are the same person under several ids"
+    };
+    format!(
+        "the same photo as {list}: check who is in this photo; {whose}, allow it with photos.allow_same_photo"
+    )
 }
 
 /// Writes `<dir>/<target>/<id>.<ext>`.

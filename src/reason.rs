@@ -42,6 +42,8 @@ pub enum ReasonCode {
     FaceBlurry,
     FaceTooDark,
     FaceTooBright,
+    // One photo under two roster ids (`photos.duplicate_photos`).
+    DuplicatePhoto,
     // Answers from a target.
     UserNotFound,
     FaceRejected,
@@ -87,6 +89,7 @@ impl ReasonCode {
         Self::FaceBlurry,
         Self::FaceTooDark,
         Self::FaceTooBright,
+        Self::DuplicatePhoto,
         Self::UserNotFound,
         Self::FaceRejected,
         Self::NotInAccessGroup,
@@ -130,6 +133,7 @@ impl ReasonCode {
             Self::FaceBlurry => "face_blurry",
             Self::FaceTooDark => "face_too_dark",
             Self::FaceTooBright => "face_too_bright",
+            Self::DuplicatePhoto => "duplicate_photo",
             Self::UserNotFound => "user_not_found",
             Self::FaceRejected => "face_rejected",
             Self::NotInAccessGroup => "not_in_access_group",
@@ -225,6 +229,9 @@ impl ReasonCode {
                 "ask for a retake with light on the face, not from behind the person"
             }
             Self::FaceTooBright => "ask for a retake without flash or direct sun on the face",
+            Self::DuplicatePhoto => {
+                "two roster ids have the same photo: check who is in it and give the other person their own; one person under two ids: allow the pair with photos.allow_same_photo"
+            }
             Self::UserNotFound => {
                 "the target does not know this user: add the user there, or fix the id column"
             }

@@ -41,6 +41,7 @@ fn workspace() -> tempfile::TempDir {
 path = "roster.csv"
 [photos]
 dir = "photos"
+duplicate_photos = "off"
 [state]
 database = "state/facesync.db"
 [targets.feishu]

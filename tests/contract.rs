@@ -327,6 +327,7 @@ impl<'a> Bench<'a> {
         let text = format!(
             "[roster]\npath = \"roster.csv\"\n\
              [photos]\ndir = \"photos\"\nface_check = {face_check}\n\
+             duplicate_photos = \"off\"\n\
              [state]\ndatabase = \"facesync.db\"\n\
              [targets.{NAME}]\nkind = \"{kind}\"\nbase_url = \"{url}\"\n\
              rate_per_second = 200\nconcurrency = {concurrency}\nmax_retries = {retries}\n\

@@ -319,6 +319,7 @@ async fn a_full_terminal_fails_the_room_check_and_its_clock_is_compared() {
         ws.config_path(),
         format!(
             "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\n\
+             duplicate_photos = \"off\"\n\
              [state]\ndatabase = \"facesync.db\"\n{section}"
         ),
     )

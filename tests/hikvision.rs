@@ -82,6 +82,7 @@ fn section_with(emu: &Emulator, terminal: &str, password: &str, extra: &str) -> 
 fn configure(ws: &Workspace, sections: &[String]) {
     let text = format!(
         "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\n\
+         duplicate_photos = \"off\"\n\
          [state]\ndatabase = \"facesync.db\"\n{}",
         sections.concat()
     );

@@ -470,7 +470,8 @@ async fn two_targets_of_one_kind_each_keep_their_own_state() {
     std::fs::write(
         ws.config_path(),
         format!(
-            "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\n[state]\n\
+            "[roster]\npath = \"roster.csv\"\n[photos]\ndir = \"photos\"\n\
+             duplicate_photos = \"off\"\n[state]\n\
              database = \"facesync.db\"\n{}{}",
             section("lobby", "front"),
             section("gate2", "back")

@@ -46,6 +46,8 @@ mobile = "mobile"
 
 [photos]
 dir = "photos"
+# The demo's sixteen photos are made from four portraits: several people share one.
+duplicate_photos = "off"
 
 [state]
 database = "facesync.db"

@@ -79,6 +79,17 @@ pub enum Pick {
     Best,
 }
 
+/// What the duplicate check (`photos.duplicate_photos`) does with one photo under two roster ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicatePhotos {
+    /// Both people are `invalid` (`duplicate_photo`) at every target.
+    Refuse,
+    /// Sent all the same, with a warning naming both.
+    Warn,
+    /// No face hashes compared (photos are still hashed as they are prepared).
+    Off,
+}
+
 /// What a target needs of the face, checked by the quality gate (`photos.quality`). The
 /// defaults refuse only what the vendors are known to refuse. Angles in degrees.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -174,6 +185,21 @@ pub struct PhotoConfig {
     pub quality: QualityGate,
     /// Several photos for one person: refused, or the best one chosen (needs `face_check`).
     pub pick: Pick,
+    /// One photo under two roster ids.
+    pub duplicate_photos: DuplicatePhotos,
+    /// Pairs of roster ids allowed the same photo (one person under two ids), each pair
+    /// sorted.
+    pub allow_same_photo: Vec<(String, String)>,
+}
+
+impl PhotoConfig {
+    /// Whether `a` and `b` may share a photo (`photos.allow_same_photo`).
+    pub fn allows_same_photo(&self, a: &str, b: &str) -> bool {
+        let pair = if a <= b { (a, b) } else { (b, a) };
+        self.allow_same_photo
+            .iter()
+            .any(|(x, y)| (x.as_str(), y.as_str()) == pair)
+    }
 }
 
 /// How a target wants its photos: format and limits.
@@ -490,6 +516,8 @@ struct RawPhotos {
     portrait_margin: f64,
     quality: String,
     pick: String,
+    duplicate_photos: String,
+    allow_same_photo: Vec<Vec<String>>,
 }
 
 impl Default for RawPhotos {
@@ -506,6 +534,8 @@ impl Default for RawPhotos {
             portrait_margin: 0.6,
             quality: "refuse".into(),
             pick: "ambiguous".into(),
+            duplicate_photos: "refuse".into(),
+            allow_same_photo: Vec::new(),
         }
     }
 }
@@ -722,6 +752,44 @@ impl Validator<'_> {
                 "\"best\" measures the face in every candidate photo: it needs photos.face_check = true",
             ));
         }
+        let duplicate_photos = match raw.duplicate_photos.as_str() {
+            "refuse" => DuplicatePhotos::Refuse,
+            "warn" => DuplicatePhotos::Warn,
+            "off" => DuplicatePhotos::Off,
+            other => {
+                return Err(self.err(
+                    "photos.duplicate_photos",
+                    format!(
+                        "`{other}` is not a duplicate photo setting: expected \"refuse\", \"warn\" or \"off\""
+                    ),
+                ));
+            }
+        };
+        let mut allow_same_photo = Vec::with_capacity(raw.allow_same_photo.len());
+        for (i, pair) in raw.allow_same_photo.iter().enumerate() {
+            let key = format!("photos.allow_same_photo[{i}]");
+            let [a, b] = pair.as_slice() else {
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "must be a pair of two roster ids, like [\"E1001\", \"E1002\"]; it has {}",
+                        pair.len()
+                    ),
+                ));
+            };
+            let (a, b) = (a.trim(), b.trim());
+            if a.is_empty() || b.is_empty() {
+                return Err(self.err(&key, "a roster id is empty: give both ids of the pair"));
+            }
+            if a == b {
+                return Err(self.err(
+                    &key,
+                    format!("names `{a}` twice: give the two ids that share one photo"),
+                ));
+            }
+            let pair = if a <= b { (a, b) } else { (b, a) };
+            allow_same_photo.push((pair.0.to_string(), pair.1.to_string()));
+        }
         if raw.max_pixels == 0 {
             return Err(self.err("photos.max_pixels", "must be a positive number of pixels"));
         }
@@ -755,6 +823,8 @@ impl Validator<'_> {
             portrait_margin: raw.portrait_margin as f32,
             quality,
             pick,
+            duplicate_photos,
+            allow_same_photo,
         })
     }
 
@@ -912,6 +982,69 @@ mod tests {
             .to_string();
         for part in expected {
             assert!(err.contains(part), "error `{err}` should mention `{part}`");
+        }
+    }
+
+    #[test]
+    fn duplicate_photo_settings_are_checked_and_pairs_kept_sorted() {
+        let photos = |lines: &str| {
+            parse(&format!("[roster]\npath = \"r.csv\"\n[photos]\n{lines}\n")).map(|c| c.photos)
+        };
+        let p = photos("").unwrap();
+        assert_eq!(p.duplicate_photos, DuplicatePhotos::Refuse);
+        assert!(p.allow_same_photo.is_empty());
+        let p = photos(
+            "duplicate_photos = \"warn\"\nallow_same_photo = [[\"E1002\", \" E1001 \"], [\"A\", \"B\"]]",
+        )
+        .unwrap();
+        assert_eq!(p.duplicate_photos, DuplicatePhotos::Warn);
+        assert_eq!(
+            p.allow_same_photo,
+            [("E1001".into(), "E1002".into()), ("A".into(), "B".into())]
+        );
+        assert!(p.allows_same_photo("E1002", "E1001"));
+        assert!(p.allows_same_photo("E1001", "E1002"));
+        assert!(!p.allows_same_photo("E1001", "A"));
+        assert_eq!(
+            photos("duplicate_photos = \"off\"")
+                .unwrap()
+                .duplicate_photos,
+            DuplicatePhotos::Off
+        );
+        for (lines, expected) in [
+            (
+                "duplicate_photos = \"ask\"",
+                &["photos.duplicate_photos", "\"warn\""][..],
+            ),
+            (
+                "allow_same_photo = [[\"E1\", \"E2\", \"E3\"]]",
+                &[
+                    "photos.allow_same_photo[0]",
+                    "pair of two roster ids",
+                    "it has 3",
+                ],
+            ),
+            (
+                "allow_same_photo = [[\"E1\", \"E2\"], [\"E1\"]]",
+                &["photos.allow_same_photo[1]", "it has 1"],
+            ),
+            (
+                "allow_same_photo = [[\"E1\", \" \"]]",
+                &["photos.allow_same_photo[0]", "empty"],
+            ),
+            (
+                "allow_same_photo = [[\"E1\", \"E1\"]]",
+                &["photos.allow_same_photo[0]", "`E1` twice"],
+            ),
+            ("allow_same_photo = [\"E1\", \"E2\"]", &["allow_same_photo"]),
+        ] {
+            let err = photos(lines).expect_err(lines).to_string();
+            for part in expected {
+                assert!(
+                    err.contains(part),
+                    "{lines}: `{err}` should mention `{part}`"
+                );
+            }
         }
     }
 

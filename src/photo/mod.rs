@@ -10,6 +10,7 @@ mod buffers;
 mod check;
 mod decode;
 pub mod face;
+mod face_hash;
 mod jpeg;
 #[doc(hidden)]
 pub mod labelled;
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+pub use face_hash::{FaceHash, SAME_PHOTO};
 pub use quality::Quality;
 pub use stage::PhotoStage;
 pub use thumbnail::{thumbnail, thumbnail_marked};
@@ -59,6 +61,28 @@ pub struct StageTimes {
     pub encode: Duration,
 }
 
+/// What [`prepare`] learnt of the photo's face, for the duplicate check (`duplicate_photo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceSeen {
+    /// No face was looked for: the face check is off, or the photo failed before.
+    NotLooked,
+    /// Looked for, and none found.
+    NotFound,
+    /// The largest face's hash (whatever the face check's verdict on it).
+    Hashed(FaceHash),
+}
+
+impl FaceSeen {
+    /// What the state DB keeps: `None` when nothing was looked for, else the hash if any.
+    pub fn looked(self) -> Option<Option<FaceHash>> {
+        match self {
+            Self::NotLooked => None,
+            Self::NotFound => Some(None),
+            Self::Hashed(h) => Some(Some(h)),
+        }
+    }
+}
+
 /// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
 /// Pure and synchronous; CPU-bound (tens of milliseconds for a 12-megapixel photo).
 pub fn prepare(
@@ -69,6 +93,47 @@ pub fn prepare(
     prepare_timed(bytes, photos, profiles, &mut StageTimes::default())
 }
 
+/// [`prepare`], with the face's hash when a face was looked for.
+pub fn prepare_hashed(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
+    let mut seen = FaceSeen::NotLooked;
+    let result = guarded(|| {
+        prepare_checked(
+            bytes,
+            photos,
+            profiles,
+            &mut StageTimes::default(),
+            &mut seen,
+        )
+    });
+    (seen, result)
+}
+
+/// The hash of the photo's largest face, or `None` when there is no face or the photo cannot
+/// be decoded: what the duplicate check needs of a photo `prepare` has not seen. Decodes at the
+/// face detector's size only (a JPEG at its DCT scale), whatever the targets' profiles, and
+/// runs the detector; nothing is resized for a target or encoded.
+pub fn face_hash_of(bytes: &[u8], photos: &PhotoConfig) -> Option<FaceHash> {
+    guarded(|| {
+        if bytes.len() as u64 > photos.max_file_bytes {
+            return Ok(None);
+        }
+        let Ok(header) = decode::header(bytes, photos) else {
+            return Ok(None);
+        };
+        let need = detector_size(&header, photos);
+        let Ok(decoded) = decode::decode(bytes, &header, photos, need) else {
+            return Ok(None);
+        };
+        let faces = check::find_faces(&decoded.pixels, photos);
+        Ok(faces.first().map(|f| face_hash::face_hash(&decoded, f)))
+    })
+    .unwrap_or(None)
+}
+
 /// [`prepare`], adding the time of each step to `times`.
 pub fn prepare_timed(
     bytes: &[u8],
@@ -76,11 +141,13 @@ pub fn prepare_timed(
     profiles: &[(String, Profile)],
     times: &mut StageTimes,
 ) -> Result<Vec<Normalized>, Finding> {
-    // The decoders are not ours: a panic on a hostile file must cost one photo, not the run.
-    catch_unwind(AssertUnwindSafe(|| {
-        prepare_checked(bytes, photos, profiles, times)
-    }))
-    .unwrap_or_else(|panic| {
+    guarded(|| prepare_checked(bytes, photos, profiles, times, &mut FaceSeen::NotLooked))
+}
+
+/// Runs `work`, turning a panic into a `corrupt_image` finding: the decoders are not ours, and a
+/// panic on a hostile file must cost one photo, not the run.
+fn guarded<T>(work: impl FnOnce() -> Result<T, Finding>) -> Result<T, Finding> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -98,6 +165,7 @@ fn prepare_checked(
     photos: &PhotoConfig,
     profiles: &[(String, Profile)],
     times: &mut StageTimes,
+    seen: &mut FaceSeen,
 ) -> Result<Vec<Normalized>, Finding> {
     if bytes.len() as u64 > photos.max_file_bytes {
         return Err(file_too_large(bytes.len() as u64, photos.max_file_bytes));
@@ -110,7 +178,11 @@ fn prepare_checked(
     let (width, height) = decoded.dimensions();
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
-        let verdict = check::single_face(&decoded.pixels, photos);
+        let faces = check::find_faces(&decoded.pixels, photos);
+        *seen = faces.first().map_or(FaceSeen::NotFound, |f| {
+            FaceSeen::Hashed(face_hash::face_hash(&decoded, f))
+        });
+        let verdict = check::classify(&faces, width.min(height), photos);
         times.face_check += started.elapsed();
         match verdict {
             Ok(face) => Some(face),
@@ -201,16 +273,22 @@ fn decode_size(
         need = (need.0.max(pw), need.1.max(ph));
     }
     if photos.face_check {
-        let short = w.min(h);
-        let want = check::needed_short_side(photos).min(short);
-        let k = f64::from(want) / f64::from(short);
-        let (fw, fh) = (
-            (f64::from(w) * k).ceil() as u32,
-            (f64::from(h) * k).ceil() as u32,
-        );
-        need = (need.0.max(fw.min(w)), need.1.max(fh.min(h)));
+        let (fw, fh) = detector_size(header, photos);
+        need = (need.0.max(fw), need.1.max(fh));
     }
     need
+}
+
+/// The upright size the face detector's finest pass needs.
+fn detector_size(header: &decode::Header, photos: &PhotoConfig) -> (u32, u32) {
+    let (w, h) = header.upright_size();
+    let short = w.min(h);
+    let want = check::needed_short_side(photos).min(short);
+    let k = f64::from(want) / f64::from(short);
+    (
+        ((f64::from(w) * k).ceil() as u32).min(w),
+        ((f64::from(h) * k).ceil() as u32).min(h),
+    )
 }
 
 fn file_too_large(len: u64, max: u64) -> Finding {

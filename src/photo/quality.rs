@@ -411,6 +411,18 @@ fn landmarks_in(decoded: &Decoded, square: (f32, f32, f32)) -> Landmarks {
     )
 }
 
+/// The square (left, top, side) MTCNN would frame the face in, from the landmarks of two
+/// passes (the second on the first's framing): the detector's box moves by a window step
+/// between two sizes of one photo, this by a pixel or so (the face hash crops it). The
+/// detector's box, squared, when the landmarks frame nothing.
+pub(crate) fn landmark_square(decoded: &Decoded, face: &FaceBox) -> (f32, f32, f32) {
+    let start = face_square(face, 1.15);
+    let Some(square) = framed(&landmarks_in(decoded, start)) else {
+        return start;
+    };
+    framed(&landmarks_in(decoded, square)).unwrap_or(square)
+}
+
 /// A square around `face`, `k` times its larger side.
 fn face_square(face: &FaceBox, k: f32) -> (f32, f32, f32) {
     let side = face.width.max(face.height) as f32 * k;

@@ -107,6 +107,17 @@ pub(crate) fn grey(image: &GrayImage, width: u32, height: u32) -> GrayImage {
     plane(image, whole, width, height, Quality::Fast)
 }
 
+/// `region` (left, top, width, height; fractions allowed) of a grey image resized (bilinear,
+/// which averages over the whole source when shrinking).
+pub(crate) fn grey_region(
+    image: &GrayImage,
+    region: [f64; 4],
+    width: u32,
+    height: u32,
+) -> GrayImage {
+    plane(image, region, width, height, Quality::Fast)
+}
+
 /// `region` (left, top, width, height; fractions allowed) of one plane resized.
 fn plane(
     image: &GrayImage,

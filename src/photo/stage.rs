@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::{Normalized, file_too_large, prepare};
+use super::{FaceHash, FaceSeen, Normalized, face_hash_of, file_too_large, prepare_hashed};
 use crate::config::{PhotoConfig, Profile};
 use crate::reason::{Finding, ReasonCode};
 
@@ -41,6 +41,15 @@ impl PhotoStage {
         path: PathBuf,
         profiles: Vec<(String, Profile)>,
     ) -> Result<Vec<Normalized>, Finding> {
+        self.prepare_file_hashed(path, profiles).await.1
+    }
+
+    /// [`Self::prepare_file`], with what was seen of the face for the duplicate check.
+    pub async fn prepare_file_hashed(
+        &self,
+        path: PathBuf,
+        profiles: Vec<(String, Profile)>,
+    ) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
         let permit = self
             .permits
             .clone()
@@ -52,18 +61,46 @@ impl PhotoStage {
         // still counts against the bound until it really ends.
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let bytes = read_limited(&path, photos.max_file_bytes)?;
-            let prepared = prepare(&bytes, &photos, &profiles);
+            let bytes = match read_limited(&path, photos.max_file_bytes) {
+                Ok(bytes) => bytes,
+                Err(f) => return (FaceSeen::NotLooked, Err(f)),
+            };
+            let prepared = prepare_hashed(&bytes, &photos, &profiles);
             super::buffers::give(bytes);
             prepared
         })
         .await
         .unwrap_or_else(|e| {
-            Err(Finding::new(
-                ReasonCode::CorruptImage,
-                format!("preparing the photo failed: {e}"),
-            ))
+            (
+                FaceSeen::NotLooked,
+                Err(Finding::new(
+                    ReasonCode::CorruptImage,
+                    format!("preparing the photo failed: {e}"),
+                )),
+            )
         })
+    }
+
+    /// The face hash of the photo at `path` alone ([`face_hash_of`]: decoded at the detector's
+    /// size, nothing encoded); `None` when it has no face or cannot be read or decoded.
+    pub async fn face_hash_file(&self, path: PathBuf) -> Option<FaceHash> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the stage never closes its semaphore");
+        let photos = self.photos.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let bytes = read_limited(&path, photos.max_file_bytes).ok()?;
+            let hash = face_hash_of(&bytes, &photos);
+            super::buffers::give(bytes);
+            hash
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }
 

@@ -120,6 +120,19 @@ fn an_unfit_photo_is_not_decoded_again_until_it_changes() {
     check(Some(d), plain(), Action::Upload);
 }
 
+#[test]
+fn a_duplicate_photo_is_decided_again_every_run() {
+    // It depends on the other people's photos: the plan finds it again, or not.
+    let mut d = with_state(
+        delivered("old", F),
+        State::Invalid,
+        Some(ReasonCode::DuplicatePhoto),
+    );
+    d.source_hash = Some(H.into());
+    check(Some(d.clone()), plain(), Action::Upload);
+    check(Some(d), only_failed(), Action::Skip);
+}
+
 fn item(action: Action, finding: Option<Finding>) -> PlanItem {
     PlanItem {
         row: 2,
@@ -449,5 +462,160 @@ mod on_disk {
                 ("E1.jpg", b"FIRST")
             ])
         );
+    }
+
+    /// E1 a portrait, E2 the same photo resized and re-saved, E3 a cat; both targets, `photos`
+    /// lines added to the config.
+    fn setup_copies(photos: &str) -> (tempfile::TempDir, Config) {
+        let (dir, _) = setup();
+        std::fs::write(
+            dir.path().join("roster.csv"),
+            "employee_id,name\nE1,A\nE2,B\nE3,C\n",
+        )
+        .unwrap();
+        let portrait = fixture("../faces/obama.jpg");
+        std::fs::copy(&portrait, dir.path().join("photos/E1.jpg")).unwrap();
+        let face = image::open(&portrait).unwrap().into_rgb8();
+        let smaller = image::imageops::resize(
+            &face,
+            face.width() * 3 / 4,
+            face.height() * 3 / 4,
+            image::imageops::FilterType::Triangle,
+        );
+        smaller.save(dir.path().join("photos/E2.jpg")).unwrap();
+        std::fs::copy(fixture("cat.jpg"), dir.path().join("photos/E3.jpg")).unwrap();
+        let text = format!(
+            "[roster]\npath = \"roster.csv\"\n[photos]\n{photos}\n\
+             [targets.feishu]\napp_id = \"cli_x\"\n\
+             [targets.vzicloud]\napp_id = 2\ngroup_id = \"g\"\naccesskey_id = \"k\"\n"
+        );
+        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        (dir, config)
+    }
+
+    fn finding_of<'a>(plan: &'a Plan, id: &str, target: &str) -> &'a Finding {
+        plan.items
+            .iter()
+            .find(|i| &*i.id == id && &*i.target == target)
+            .and_then(|i| i.finding.as_ref())
+            .unwrap_or_else(|| panic!("{id} at {target} has a finding"))
+    }
+
+    #[tokio::test]
+    async fn one_photo_under_two_ids_is_invalid_for_both_naming_the_other() {
+        for defer in [false, true] {
+            let (_dir, config) = setup_copies("");
+            let options = PlanOptions {
+                defer_photo_check: defer,
+                ..PlanOptions::default()
+            };
+            for run in 0..2 {
+                let plan = plan_once(&config, &options).await;
+                for target in ["feishu", "vzicloud"] {
+                    for (id, other, row) in [("E1", "E2", 3), ("E2", "E1", 2)] {
+                        assert_eq!(
+                            action_of(&plan, id, target),
+                            (Action::Invalid, Some(ReasonCode::DuplicatePhoto)),
+                            "{id} defer {defer} run {run}"
+                        );
+                        let f = finding_of(&plan, id, target);
+                        assert!(
+                            f.message.starts_with(&format!(
+                                "the same photo as {other}'s (row {row}, {other}.jpg): check who is in this photo"
+                            )),
+                            "{}",
+                            f.message
+                        );
+                        assert!(
+                            f.message.contains("photos.allow_same_photo"),
+                            "{}",
+                            f.message
+                        );
+                    }
+                }
+                // The sync's plan (deferred) looks at every photo's face once, the cat's too;
+                // `plan` saw them all in the photo stage; the next run reads them all.
+                let hashed = if defer && run == 0 { 3 } else { 0 };
+                assert_eq!(plan.faces_hashed, hashed, "defer {defer} run {run}");
+            }
+            let store = Store::open(&config.state.database).await.unwrap();
+            let rows = store.deliveries().await.unwrap();
+            let e1 = &rows[&("E1".into(), "feishu".into())];
+            assert_eq!(
+                (e1.state, e1.reason_code),
+                (State::Invalid, Some(ReasonCode::DuplicatePhoto))
+            );
+            let mut stored = Vec::new();
+            store
+                .each_face_hash(|source, face| stored.push((source.to_string(), face)))
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), 3, "{stored:?}");
+            assert_eq!(stored.iter().filter(|(_, f)| f.is_none()).count(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn allowed_pairs_warnings_and_off_send_both() {
+        for photos in [
+            "allow_same_photo = [[\"E2\", \"E1\"]]",
+            "duplicate_photos = \"warn\"",
+            "duplicate_photos = \"off\"",
+        ] {
+            let (_dir, config) = setup_copies(photos);
+            let plan = plan_once(&config, &PlanOptions::default()).await;
+            for id in ["E1", "E2"] {
+                assert_eq!(
+                    action_of(&plan, id, "feishu"),
+                    (Action::Upload, None),
+                    "{photos}"
+                );
+            }
+            let warned = plan
+                .warnings
+                .iter()
+                .filter(|w| w.contains("the same photo as"))
+                .count();
+            assert_eq!(
+                warned,
+                if photos.contains("warn") { 2 } else { 0 },
+                "{photos}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_is_looked_at_again_when_the_other_photo_changes() {
+        let (dir, config) = setup_copies("");
+        let options = PlanOptions {
+            defer_photo_check: true,
+            ..PlanOptions::default()
+        };
+        let plan = plan_once(&config, &options).await;
+        assert_eq!(
+            action_of(&plan, "E1", "feishu"),
+            (Action::Invalid, Some(ReasonCode::DuplicatePhoto))
+        );
+        // E2 gets a photo of their own (here, one without a face): E1 is sent.
+        let path = dir.path().join("photos/E2.jpg");
+        std::fs::copy(fixture("cat.jpg"), &path).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        let plan = plan_once(&config, &options).await;
+        assert_eq!(action_of(&plan, "E1", "feishu"), (Action::Upload, None));
+        assert_eq!(action_of(&plan, "E2", "feishu"), (Action::Upload, None));
+        // The cat's hash was known: only the changed file... is the cat's bytes, known too.
+        assert_eq!(plan.faces_hashed, 0);
+        let store = Store::open(&config.state.database).await.unwrap();
+        let rows = store.deliveries().await.unwrap();
+        assert_eq!(rows[&("E1".into(), "feishu".into())].state, State::Pending);
+        // The resized copy's face hash is forgotten: no one has that photo any more.
+        let mut stored = 0;
+        store.each_face_hash(|_, _| stored += 1).await.unwrap();
+        assert_eq!(stored, 2);
     }
 }

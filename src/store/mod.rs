@@ -37,6 +37,12 @@ const PEOPLE_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(js
         person_id, name, roster_row, photo_path, photo_size, photo_mtime_ns, photo_hash))
     FROM (SELECT rowid, * FROM people WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
 
+/// The face hashes after rowid ?1, at most ?2: how many, the last rowid, and a JSON array of
+/// `[source hash, face hash]`.
+const FACE_HASHES_CHUNK_SQL: &str = "SELECT count(*), max(rowid), json_group_array(json_array(
+        source_hash, face_hash))
+    FROM (SELECT rowid, * FROM face_hashes WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)";
+
 /// The rows of target ?1 after rowid ?3, at most ?4 of them: how many, the last rowid, and a
 /// JSON array with `[person]` for each, or `[person, source hash, user id]` for a row that
 /// says the target holds that photo for that user under fingerprint ?2. A scan in rowid order:
@@ -733,6 +739,67 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             for d in chunk {
                 upsert_delivery(d).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    // ---- face hashes (the duplicate check) ----
+
+    /// Every stored face hash, streamed a chunk at a time: (photo source hash, face hash or
+    /// `None` for a photo without a face). The face hash is `photo::FaceHash`'s bits as an i64.
+    pub async fn each_face_hash(
+        &self,
+        mut each: impl FnMut(&str, Option<i64>),
+    ) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(FACE_HASHES_CHUNK_SQL)
+                .bind(after)
+                .bind(READ_CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            each_element(&text, |(source, face): (Cow<'_, str>, Option<i64>)| {
+                each(&source, face)
+            })?;
+            match last {
+                Some(last) if n == READ_CHUNK => after = last,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Records the face hash (or that there is no face) of each photo by its source hash.
+    pub async fn save_face_hashes(
+        &self,
+        hashes: &[(String, Option<i64>)],
+    ) -> Result<(), StoreError> {
+        for chunk in hashes.chunks(BATCH) {
+            let mut tx = self.pool.begin().await?;
+            for (source, face) in chunk {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO face_hashes (source_hash, face_hash) VALUES (?, ?)",
+                )
+                .bind(source)
+                .bind(face)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the face hashes of photos no one has any more.
+    pub async fn forget_face_hashes(&self, sources: &[String]) -> Result<(), StoreError> {
+        for chunk in sources.chunks(BATCH) {
+            let mut tx = self.pool.begin().await?;
+            for source in chunk {
+                sqlx::query("DELETE FROM face_hashes WHERE source_hash = ?")
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         }

@@ -90,6 +90,9 @@ path = "roster.csv"
 {columns}
 [photos]
 dir = "photos"
+# The tests reuse a few demo photos under many ids (tests/duplicates.rs checks the duplicate
+# check itself).
+duplicate_photos = "off"
 [state]
 database = "facesync.db"
 [targets.feishu]

@@ -1,7 +1,9 @@
 //! The quality gate on a labelled set made at test time: the public-domain portraits in
 //! fixtures/faces (made by fixtures/make_faces.py) as they are, which must pass, and copies of
 //! each with one controlled damage (made by `photo::labelled`, which the photos bench reports
-//! on too), which must be refused with that damage's reason.
+//! on too), which must be refused with that damage's reason. The same set holds the duplicate
+//! check's case, the same photo under two ids: each portrait and its copies (re-saved, resized,
+//! brighter, trimmed) are one photo; different portraits are not.
 
 use image::RgbImage;
 
@@ -192,4 +194,41 @@ fn a_refused_faces_thumbnail_marks_its_landmarks() {
         thumbnail_marked(&cat, &gated(), 160).unwrap(),
         thumbnail(&cat, &gated(), 160).unwrap()
     );
+}
+
+#[test]
+fn the_same_photo_under_two_ids_is_one_photo_and_different_portraits_are_not() {
+    // As the plan sees them: the hash `prepare` gives, for Feishu's, VziCloud's and a
+    // terminal's profiles at once.
+    let hash = |bytes: &[u8]| match prepare_hashed(bytes, &gated(), &targets()).0 {
+        FaceSeen::Hashed(h) => h,
+        other => panic!("{other:?}"),
+    };
+    let mut all = Vec::new();
+    for name in FACES {
+        let original = jpeg_of(&face(name));
+        let h = hash(&original);
+        all.push((name, h));
+        for (what, copy) in crate::photo::face_hash::tests::copies(&original) {
+            let c = hash(&copy);
+            assert!(
+                c.same_photo(h),
+                "{name} {what}: {} bits apart",
+                c.distance(h)
+            );
+            all.push((name, c));
+        }
+    }
+    // obama and obama2 are the same man in two photos: not a duplicate.
+    for (i, (a, ha)) in all.iter().enumerate() {
+        for (b, hb) in &all[i + 1..] {
+            if a != b {
+                assert!(
+                    !ha.same_photo(*hb),
+                    "{a} vs {b}: {} bits apart",
+                    ha.distance(*hb)
+                );
+            }
+        }
+    }
 }
