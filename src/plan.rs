@@ -466,7 +466,11 @@ pub async fn build(
     };
     phase("photos checked");
     let mut duplicate_rows = HashSet::new();
-    if config.photos.duplicate_photos != DuplicatePhotos::Off && !targets.is_empty() {
+    // The check compares faces: with `face_check = false` no face is looked for, so it is off.
+    if config.photos.face_check
+        && config.photos.duplicate_photos != DuplicatePhotos::Off
+        && !targets.is_empty()
+    {
         let faces = face_hashes(config, store, &mut plan, &people, &first_copy, seen).await?;
         phase("face hashes known");
         duplicate_rows = mark_duplicates(config, &mut plan, targets.len(), &people, &faces);

@@ -561,9 +561,14 @@ mod on_disk {
             "allow_same_photo = [[\"E2\", \"E1\"]]",
             "duplicate_photos = \"warn\"",
             "duplicate_photos = \"off\"",
+            // No face looked for, none compared.
+            "face_check = false",
         ] {
             let (_dir, config) = setup_copies(photos);
             let plan = plan_once(&config, &PlanOptions::default()).await;
+            if photos.starts_with("face_check") {
+                assert_eq!(plan.faces_hashed, 0);
+            }
             for id in ["E1", "E2"] {
                 assert_eq!(
                     action_of(&plan, id, "feishu"),
