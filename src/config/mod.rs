@@ -587,6 +587,30 @@ impl Validator<'_> {
         }
     }
 
+    /// The setting `value` names among `options`; otherwise an error naming `key`, what the
+    /// value was taken for (`what`, e.g. "a crop") and every value allowed.
+    fn choice<T: Copy>(
+        &self,
+        key: &str,
+        value: &str,
+        what: &str,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == value) {
+            return Ok(*v);
+        }
+        let quoted: Vec<String> = options
+            .iter()
+            .map(|(name, _)| format!("\"{name}\""))
+            .collect();
+        let expected = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(self.err(key, format!("`{value}` is not {what}: expected {expected}")))
+    }
+
     fn path(&self, key: &str, value: &str) -> Result<PathBuf, ConfigError> {
         if value.trim().is_empty() {
             return Err(self.err(
@@ -712,39 +736,28 @@ impl Validator<'_> {
     }
 
     fn photos(&self, raw: RawPhotos) -> Result<PhotoConfig, ConfigError> {
-        let crop = match raw.crop.as_str() {
-            "none" => Crop::None,
-            "portrait" => Crop::Portrait,
-            other => {
-                return Err(self.err(
-                    "photos.crop",
-                    format!("`{other}` is not a crop: expected \"none\" or \"portrait\""),
-                ));
-            }
-        };
-        let quality = match raw.quality.as_str() {
-            "refuse" => QualityGate::Refuse,
-            "warn" => QualityGate::Warn,
-            "off" => QualityGate::Off,
-            other => {
-                return Err(self.err(
-                    "photos.quality",
-                    format!(
-                        "`{other}` is not a quality gate setting: expected \"refuse\", \"warn\" or \"off\""
-                    ),
-                ));
-            }
-        };
-        let pick = match raw.pick.as_str() {
-            "ambiguous" => Pick::Ambiguous,
-            "best" => Pick::Best,
-            other => {
-                return Err(self.err(
-                    "photos.pick",
-                    format!("`{other}` is not a pick setting: expected \"ambiguous\" or \"best\""),
-                ));
-            }
-        };
+        let crop = self.choice(
+            "photos.crop",
+            &raw.crop,
+            "a crop",
+            &[("none", Crop::None), ("portrait", Crop::Portrait)],
+        )?;
+        let quality = self.choice(
+            "photos.quality",
+            &raw.quality,
+            "a quality gate setting",
+            &[
+                ("refuse", QualityGate::Refuse),
+                ("warn", QualityGate::Warn),
+                ("off", QualityGate::Off),
+            ],
+        )?;
+        let pick = self.choice(
+            "photos.pick",
+            &raw.pick,
+            "a pick setting",
+            &[("ambiguous", Pick::Ambiguous), ("best", Pick::Best)],
+        )?;
         // The choice ranks the candidates by what the quality gate measures on their one face.
         if pick == Pick::Best && !raw.face_check {
             return Err(self.err(
@@ -752,19 +765,16 @@ impl Validator<'_> {
                 "\"best\" measures the face in every candidate photo: it needs photos.face_check = true",
             ));
         }
-        let duplicate_photos = match raw.duplicate_photos.as_str() {
-            "refuse" => DuplicatePhotos::Refuse,
-            "warn" => DuplicatePhotos::Warn,
-            "off" => DuplicatePhotos::Off,
-            other => {
-                return Err(self.err(
-                    "photos.duplicate_photos",
-                    format!(
-                        "`{other}` is not a duplicate photo setting: expected \"refuse\", \"warn\" or \"off\""
-                    ),
-                ));
-            }
-        };
+        let duplicate_photos = self.choice(
+            "photos.duplicate_photos",
+            &raw.duplicate_photos,
+            "a duplicate photo setting",
+            &[
+                ("refuse", DuplicatePhotos::Refuse),
+                ("warn", DuplicatePhotos::Warn),
+                ("off", DuplicatePhotos::Off),
+            ],
+        )?;
         let mut allow_same_photo = Vec::with_capacity(raw.allow_same_photo.len());
         for (i, pair) in raw.allow_same_photo.iter().enumerate() {
             let key = format!("photos.allow_same_photo[{i}]");

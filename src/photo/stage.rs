@@ -50,22 +50,12 @@ impl PhotoStage {
         path: PathBuf,
         profiles: Vec<(String, Profile)>,
     ) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the stage never closes its semaphore");
-        let photos = self.photos.clone();
-        // The permit moves into the blocking task: if the caller gives up waiting, the work
-        // still counts against the bound until it really ends.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.run_bounded(move |photos| {
             let bytes = match read_limited(&path, photos.max_file_bytes) {
                 Ok(bytes) => bytes,
                 Err(f) => return (FaceSeen::NotLooked, Err(f)),
             };
-            let prepared = prepare_hashed(&bytes, &photos, &profiles);
+            let prepared = prepare_hashed(&bytes, photos, &profiles);
             super::buffers::give(bytes);
             prepared
         })
@@ -84,6 +74,24 @@ impl PhotoStage {
     /// The face hash of the photo at `path` alone ([`face_hash_of`]: decoded at the detector's
     /// size, nothing encoded); `None` when it has no face or cannot be read or decoded.
     pub async fn face_hash_file(&self, path: PathBuf) -> Option<FaceHash> {
+        self.run_bounded(move |photos| {
+            let bytes = read_limited(&path, photos.max_file_bytes).ok()?;
+            let hash = face_hash_of(&bytes, photos);
+            super::buffers::give(bytes);
+            hash
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Runs `work` on a blocking thread once the stage has room. The permit moves into the
+    /// blocking task: if the caller gives up waiting, the work still counts against the bound
+    /// until it really ends.
+    async fn run_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PhotoConfig) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
         let permit = self
             .permits
             .clone()
@@ -93,14 +101,9 @@ impl PhotoStage {
         let photos = self.photos.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let bytes = read_limited(&path, photos.max_file_bytes).ok()?;
-            let hash = face_hash_of(&bytes, &photos);
-            super::buffers::give(bytes);
-            hash
+            work(&photos)
         })
         .await
-        .ok()
-        .flatten()
     }
 }
 

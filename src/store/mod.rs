@@ -533,6 +533,34 @@ impl Store {
 
     // ---- people ----
 
+    /// Runs a chunk query ([`PEOPLE_CHUNK_SQL`] and its like) until the table is read: `params`
+    /// are bound first, then the last rowid read and [`READ_CHUNK`]; `each` gets each chunk's
+    /// JSON array.
+    async fn each_chunk(
+        &self,
+        sql: &str,
+        params: &[&str],
+        mut each: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let mut query = sqlx::query_as(sql);
+            for param in params {
+                query = query.bind(*param);
+            }
+            let (n, last, text): (i64, Option<i64>, String) = query
+                .bind(after)
+                .bind(READ_CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            each(&text)?;
+            match last {
+                Some(last) if n == READ_CHUNK => after = last,
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Every known person, by id.
     pub async fn people(&self) -> Result<HashMap<String, PersonRecord>, StoreError> {
         let mut people = HashMap::new();
@@ -551,19 +579,8 @@ impl Store {
         &self,
         mut each: impl FnMut(StoredPerson<'_>),
     ) -> Result<(), StoreError> {
-        let mut after = 0;
-        loop {
-            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(PEOPLE_CHUNK_SQL)
-                .bind(after)
-                .bind(READ_CHUNK)
-                .fetch_one(&self.pool)
-                .await?;
-            each_element(&text, &mut each)?;
-            match last {
-                Some(last) if n == READ_CHUNK => after = last,
-                _ => return Ok(()),
-            }
-        }
+        self.each_chunk(PEOPLE_CHUNK_SQL, &[], |text| each_element(text, &mut each))
+            .await
     }
 
     /// Inserts or refreshes people, in batches.
@@ -667,20 +684,10 @@ impl Store {
         target: &str,
         mut each: impl FnMut(DeliveredRow<'_>),
     ) -> Result<(), StoreError> {
-        let mut after = 0;
-        loop {
-            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(DELIVERED_CHUNK_SQL)
-                .bind(target)
-                .bind(after)
-                .bind(READ_CHUNK)
-                .fetch_one(&self.pool)
-                .await?;
-            each_element(&text, &mut each)?;
-            match last {
-                Some(last) if n == READ_CHUNK => after = last,
-                _ => return Ok(()),
-            }
-        }
+        self.each_chunk(DELIVERED_CHUNK_SQL, &[target], |text| {
+            each_element(text, &mut each)
+        })
+        .await
     }
 
     /// The delivery rows at `target` of these people (those that have one), each read by
@@ -753,21 +760,12 @@ impl Store {
         &self,
         mut each: impl FnMut(&str, Option<i64>),
     ) -> Result<(), StoreError> {
-        let mut after = 0;
-        loop {
-            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(FACE_HASHES_CHUNK_SQL)
-                .bind(after)
-                .bind(READ_CHUNK)
-                .fetch_one(&self.pool)
-                .await?;
-            each_element(&text, |(source, face): (Cow<'_, str>, Option<i64>)| {
+        self.each_chunk(FACE_HASHES_CHUNK_SQL, &[], |text| {
+            each_element(text, |(source, face): (Cow<'_, str>, Option<i64>)| {
                 each(&source, face)
-            })?;
-            match last {
-                Some(last) if n == READ_CHUNK => after = last,
-                _ => return Ok(()),
-            }
-        }
+            })
+        })
+        .await
     }
 
     /// Records the face hash (or that there is no face) of each photo by its source hash.
@@ -841,16 +839,8 @@ impl Store {
         };
         // The people whose rows are read whole.
         let mut wanted: Vec<usize> = Vec::new();
-        let mut after = 0;
-        loop {
-            let (n, last, text): (i64, Option<i64>, String) = sqlx::query_as(HOLDINGS_CHUNK_SQL)
-                .bind(target)
-                .bind(fingerprint)
-                .bind(after)
-                .bind(READ_CHUNK)
-                .fetch_one(&self.pool)
-                .await?;
-            each_element(&text, |held: Holding<'_>| {
+        self.each_chunk(HOLDINGS_CHUNK_SQL, &[target, fingerprint], |text| {
+            each_element(text, |held: Holding<'_>| {
                 let Some(&k) = index.get(&*held.0) else {
                     return;
                 };
@@ -865,24 +855,13 @@ impl Store {
                 } else {
                     wanted.push(k);
                 }
-            })?;
-            match last {
-                Some(last) if n == READ_CHUNK => after = last,
-                _ => break,
-            }
-        }
-        let sql = rows_of_people_sql();
-        for chunk in wanted.chunks(JSON_CHUNK) {
-            let ids: Vec<&str> = chunk.iter().map(|&k| people[k].person_id).collect();
-            let mut rows = sqlx::query(&sql)
-                .bind(to_json(&ids))
-                .bind(target)
-                .fetch(&self.pool);
-            while let Some(row) = rows.try_next().await? {
-                let d = DeliveryRecord::from_row(&row);
-                if let Some(&k) = index.get(d.person_id.as_str()) {
-                    previous.rows.insert(k, d);
-                }
+            })
+        })
+        .await?;
+        let ids: Vec<&str> = wanted.iter().map(|&k| people[k].person_id).collect();
+        for d in self.deliveries_at(target, &ids).await? {
+            if let Some(&k) = index.get(d.person_id.as_str()) {
+                previous.rows.insert(k, d);
             }
         }
         Ok(previous)
