@@ -56,7 +56,14 @@ pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> 
         Pixels::Planes { y, .. } => grey_thumbnail(y, short),
         Pixels::Rgb(image) => grey_thumbnail_rgb(image, short),
     };
-    let base = thumbnail(base_short);
+    let base = match pixels {
+        // A JPEG's block means are a thumbnail already: shrinking them costs a sixteenth of
+        // shrinking the luma plane, for the same picture at this size to within a level or two.
+        Pixels::Planes { dc: Some(dc), .. } if dc.width().min(dc.height()) >= base_short => {
+            grey_thumbnail(dc, base_short)
+        }
+        _ => thumbnail(base_short),
+    };
     let coarse_short = base_short.min(COARSE_SHORT);
     let coarse = if coarse_short < base_short {
         grey_thumbnail(&base, coarse_short)

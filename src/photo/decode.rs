@@ -58,6 +58,8 @@ pub(crate) enum Pixels {
         y: GrayImage,
         /// Cb and Cr; see [`super::jpeg::Planes`].
         chroma: Option<[GrayImage; 2]>,
+        /// Luma at 1/8 of the source's size, when `y` is larger; see [`super::jpeg::Planes`].
+        dc: Option<GrayImage>,
     },
 }
 
@@ -94,7 +96,7 @@ impl Decoded {
             Pixels::Rgb(image) => {
                 std::borrow::Cow::Owned(resize::rgb(image, region, width, height, quality))
             }
-            Pixels::Planes { y, chroma } => std::borrow::Cow::Owned(resize::planes(
+            Pixels::Planes { y, chroma, .. } => std::borrow::Cow::Owned(resize::planes(
                 y,
                 chroma.as_ref(),
                 region,
@@ -106,12 +108,33 @@ impl Decoded {
     }
 }
 
+impl Decoded {
+    /// `region` resized to `width` x `height` as a 4:2:0 JPEG's planes, when the picture is a
+    /// colour JPEG's planes (`None` otherwise: use [`Decoded::rgb`]).
+    pub(crate) fn ycbcr(
+        &self,
+        region: Region,
+        width: u32,
+        height: u32,
+        quality: Quality,
+    ) -> Option<resize::Ycbcr> {
+        match &self.pixels {
+            Pixels::Planes {
+                y,
+                chroma: Some(chroma),
+                ..
+            } => Some(resize::ycbcr(y, chroma, region, width, height, quality)),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for Decoded {
     /// The pixel buffers go back to this thread's pool for the next photo.
     fn drop(&mut self) {
         match std::mem::replace(&mut self.pixels, Pixels::Rgb(RgbImage::new(0, 0))) {
             Pixels::Rgb(image) => super::buffers::give(image.into_raw()),
-            Pixels::Planes { y, chroma } => {
+            Pixels::Planes { y, chroma, .. } => {
                 super::buffers::give(y.into_raw());
                 for plane in chroma.into_iter().flatten() {
                     super::buffers::give(plane.into_raw());
@@ -309,9 +332,10 @@ pub(crate) fn decode(
             image.apply_orientation(o);
             Pixels::Rgb(image.into_rgb8())
         }
-        Pixels::Planes { y, chroma } => Pixels::Planes {
+        Pixels::Planes { y, chroma, dc } => Pixels::Planes {
             y: orient(y, o),
             chroma: chroma.map(|[cb, cr]| [orient(cb, o), orient(cr, o)]),
+            dc: dc.map(|dc| orient(dc, o)),
         },
     };
     Ok(Decoded {
@@ -358,6 +382,7 @@ fn decode_jpeg(
                 return Ok(Pixels::Planes {
                     y: planes.y,
                     chroma: planes.chroma,
+                    dc: planes.dc,
                 });
             }
             // jpeg-decoder has the last word: it decodes what the fast path does not cover,

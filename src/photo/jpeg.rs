@@ -50,6 +50,9 @@ pub(crate) struct Planes {
     /// (`y` is cropped to an even size there, so the chroma grid stays exact under any
     /// rotation or flip). None for a grey JPEG.
     pub(crate) chroma: Option<[GrayImage; 2]>,
+    /// Luma at 1/8 of the stored size (each block's mean, which entropy decoding yields for
+    /// free), when `y` is larger than that: a thumbnail that costs nothing to shrink.
+    pub(crate) dc: Option<GrayImage>,
 }
 
 /// Decodes `bytes` at `size`/8 of the stored size (`size` is 1, 2 or 4; rounded up, as
@@ -64,11 +67,12 @@ pub(crate) fn decode_scaled(bytes: &[u8], size: usize, max_pixels: u64) -> Resul
         max_pixels,
     };
     let frame = parser.headers()?;
-    let planes = match size {
+    let (planes, dc) = match size {
         1 => decode_scan::<1>(&frame, bytes, parser.pos)?,
         2 => decode_scan::<2>(&frame, bytes, parser.pos)?,
         _ => decode_scan::<4>(&frame, bytes, parser.pos)?,
     };
+    let dc = dc.map(|plane| crop(plane, frame.width.div_ceil(8), frame.height.div_ceil(8)));
     let mut width = (frame.width * size).div_ceil(8);
     let mut height = (frame.height * size).div_ceil(8);
     let (sx, sy) = (frame.h_max - 1, frame.v_max - 1);
@@ -87,7 +91,7 @@ pub(crate) fn decode_scaled(bytes: &[u8], size: usize, max_pixels: u64) -> Resul
         }
         _ => None,
     };
-    Ok(Planes { y, chroma })
+    Ok(Planes { y, chroma, dc })
 }
 
 /// The top-left `width` x `height` of a plane, cropped in place.
@@ -700,8 +704,13 @@ const fn slots<const N: usize>() -> [u8; 128] {
 /// The slot of coefficients the inverse DCT does not use.
 const UNUSED: u8 = 16;
 
-/// Decodes the scan with `N`x`N` pixels a block (N = 1, 2 or 4).
-fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Result<Vec<Plane>> {
+/// Decodes the scan with `N`x`N` pixels a block (N = 1, 2 or 4); for N > 1, also the first
+/// component's block means (one pixel a block).
+fn decode_scan<const N: usize>(
+    frame: &Frame,
+    data: &[u8],
+    start: usize,
+) -> Result<(Vec<Plane>, Option<Plane>)> {
     let (mcus_x, mcus_y) = (
         frame.width.div_ceil(8 * frame.h_max),
         frame.height.div_ceil(8 * frame.v_max),
@@ -717,6 +726,15 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
             }
         })
         .collect();
+    let mut dc = (N > 1).then(|| {
+        let c = &frame.components[0];
+        let (bw, bh) = (mcus_x * c.h, mcus_y * c.v);
+        Plane {
+            width: bw,
+            // Small (a 64th of the luma): not worth a place in the pool.
+            pixels: vec![0; bw * bh],
+        }
+    });
     let slots = const { slots::<N>() };
     let idct = Idct::new(N);
     let mut coefficients = [0i32; 32];
@@ -742,6 +760,7 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
                    bx: usize,
                    by: usize| {
         decode_block(bits, &tables[c], prediction, &slots, &mut coefficients)?;
+        let mean = coefficients[0];
         idct.block::<N>(
             &mut coefficients,
             &tables[c].quant,
@@ -750,8 +769,9 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
             bx * N,
             by * N,
         );
-        Ok(())
+        Ok(mean)
     };
+    let dc_step = tables[0].quant[0].as_array()[0] / 8.0;
 
     // Interleaved MCUs; a lone component has 1x1 sampling (see `frame`), so each of its MCUs
     // is one block, as a non-interleaved scan codes it.
@@ -768,14 +788,13 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
             for (c, comp) in frame.components.iter().enumerate() {
                 for v in 0..comp.v {
                     for h in 0..comp.h {
-                        put(
-                            &mut bits,
-                            c,
-                            &mut predictions[c],
-                            &mut planes[c],
-                            mx * comp.h + h,
-                            my * comp.v + v,
-                        )?;
+                        let (bx, by) = (mx * comp.h + h, my * comp.v + v);
+                        let mean = put(&mut bits, c, &mut predictions[c], &mut planes[c], bx, by)?;
+                        if c == 0
+                            && let Some(dc) = dc.as_mut()
+                        {
+                            dc.pixels[by * dc.width + bx] = pixel(mean as f32 * dc_step);
+                        }
                     }
                 }
             }
@@ -785,7 +804,7 @@ fn decode_scan<const N: usize>(frame: &Frame, data: &[u8], start: usize) -> Resu
     if bits.overran() {
         return Err(Skip::Corrupt("the data ends early"));
     }
-    Ok(planes)
+    Ok((planes, dc))
 }
 
 /// A component's tables, looked up once per scan.

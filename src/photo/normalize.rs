@@ -9,7 +9,7 @@ use super::StageTimes;
 use super::decode::Decoded;
 use super::face::FaceBox;
 use super::quality::Level;
-use super::resize::{Quality, Region};
+use super::resize::{Quality, Region, Ycbcr};
 use crate::config::{OutputFormat, Profile};
 use crate::reason::{Finding, ReasonCode};
 
@@ -124,8 +124,31 @@ pub(crate) fn encode_for(
         ));
     }
     let floor_short = floor_short.max(profile.min_short_side).min(w.min(h));
+    // A JPEG goes to the encoder as the planes it stores, when the picture is a JPEG's planes and
+    // is not turned: no colour conversion either way.
+    let planar = profile.format == OutputFormat::Jpeg && level.is_none();
     let (w, h, bytes) = loop {
         let started = Instant::now();
+        if planar && let Some(planes) = decoded.ycbcr(region, w, h, Quality::Best) {
+            times.resize += started.elapsed();
+            let started = Instant::now();
+            let attempt = fit_jpeg(|q| jpeg_ycbcr(&planes, q), profile);
+            times.encode += started.elapsed();
+            match attempt {
+                Ok(bytes) => {
+                    return Ok(Encoded {
+                        bytes,
+                        width: w,
+                        height: h,
+                    });
+                }
+                Err(smallest) => match smaller(w, h, smallest, profile, floor_short) {
+                    Some(size) => (w, h) = size,
+                    None => break (w, h, smallest),
+                },
+            }
+            continue;
+        }
         let pixels = decoded.rgb(region, w, h, Quality::Best);
         times.resize += started.elapsed();
         let started = Instant::now();
@@ -144,7 +167,7 @@ pub(crate) fn encode_for(
         let pixels = levelled.as_ref().unwrap_or(&*pixels);
         let started = Instant::now();
         let attempt = match profile.format {
-            OutputFormat::Jpeg => fit_jpeg(pixels, profile),
+            OutputFormat::Jpeg => fit_jpeg(|q| jpeg(pixels, q), profile),
             OutputFormat::Png => {
                 let bytes = png(pixels);
                 if bytes.len() as u64 <= profile.max_bytes {
@@ -165,16 +188,10 @@ pub(crate) fn encode_for(
             }
             Err(smallest) => smallest,
         };
-        // Bytes grow about with the area: aim a little under the budget.
-        let k = ((profile.max_bytes as f64 / smallest as f64).sqrt() * 0.9).clamp(0.5, 0.9);
-        let (nw, nh) = (
-            ((f64::from(w) * k).floor() as u32).max(1),
-            ((f64::from(h) * k).floor() as u32).max(1),
-        );
-        if nw.min(nh) < floor_short {
-            break (w, h, smallest);
+        match smaller(w, h, smallest, profile, floor_short) {
+            Some(size) => (w, h) = size,
+            None => break (w, h, smallest),
         }
-        (w, h) = (nw, nh);
     };
     let how = match profile.format {
         OutputFormat::Jpeg => format!(" at quality {}", profile.min_quality),
@@ -187,6 +204,24 @@ pub(crate) fn encode_for(
             profile.max_bytes
         ),
     ))
+}
+
+/// The next size to try when `w` x `h` took `smallest` bytes at best, over the profile's
+/// budget; `None` below `floor_short` pixels on the shorter side.
+fn smaller(
+    w: u32,
+    h: u32,
+    smallest: usize,
+    profile: &Profile,
+    floor_short: u32,
+) -> Option<(u32, u32)> {
+    // Bytes grow about with the area: aim a little under the budget.
+    let k = ((profile.max_bytes as f64 / smallest as f64).sqrt() * 0.9).clamp(0.5, 0.9);
+    let (nw, nh) = (
+        ((f64::from(w) * k).floor() as u32).max(1),
+        ((f64::from(h) * k).floor() as u32).max(1),
+    );
+    (nw.min(nh) >= floor_short).then_some((nw, nh))
 }
 
 /// `image` turned by `degrees` about `centre` the way that levels a line at that angle: each
@@ -217,14 +252,15 @@ pub(crate) fn rotate(image: &RgbImage, degrees: f32, centre: (f32, f32)) -> RgbI
     RgbImage::from_raw(w, h, out).expect("the buffer has the image's size")
 }
 
-/// The best quality JPEG within the budget, or the size at `min_quality` when none fits.
-fn fit_jpeg(image: &RgbImage, profile: &Profile) -> Result<Vec<u8>, usize> {
+/// The best quality JPEG (`jpeg` encodes at a quality) within the budget, or the size at
+/// `min_quality` when none fits.
+fn fit_jpeg(jpeg: impl Fn(u8) -> Vec<u8>, profile: &Profile) -> Result<Vec<u8>, usize> {
     let top = TOP_QUALITY.max(profile.min_quality);
-    let best = jpeg(image, top);
+    let best = jpeg(top);
     if best.len() as u64 <= profile.max_bytes {
         return Ok(best);
     }
-    let mut low = jpeg(image, profile.min_quality);
+    let mut low = jpeg(profile.min_quality);
     if low.len() as u64 > profile.max_bytes {
         return Err(low.len());
     }
@@ -232,7 +268,7 @@ fn fit_jpeg(image: &RgbImage, profile: &Profile) -> Result<Vec<u8>, usize> {
     let (mut lo, mut hi) = (profile.min_quality, top);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        let bytes = jpeg(image, mid);
+        let bytes = jpeg(mid);
         if bytes.len() as u64 <= profile.max_bytes {
             lo = mid;
             low = bytes;
@@ -259,6 +295,50 @@ pub(crate) fn jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
         )
         .expect("encoding RGB into memory cannot fail for sizes within the profile");
     out
+}
+
+/// [`jpeg`] from the planes a 4:2:0 JPEG stores: the same file layout, nothing converted.
+pub(crate) fn jpeg_ycbcr(planes: &Ycbcr, quality: u8) -> Vec<u8> {
+    let (width, height) = planes.y.dimensions();
+    let mut out = Vec::with_capacity((width * height / 4) as usize);
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    encoder
+        .encode_image(Planar(planes))
+        .expect("encoding planes into memory cannot fail for sizes within the profile");
+    out
+}
+
+/// The encoder's view of [`Ycbcr`]: each row of the three planes, chroma given at the full
+/// width (each sample twice, each row twice), which the encoder's 2x2 subsampling averages
+/// back to exactly the half-size planes.
+struct Planar<'a>(&'a Ycbcr);
+
+impl jpeg_encoder::ImageBuffer for Planar<'_> {
+    fn get_jpeg_color_type(&self) -> jpeg_encoder::JpegColorType {
+        jpeg_encoder::JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.0.y.width() as u16
+    }
+
+    fn height(&self) -> u16 {
+        self.0.y.height() as u16
+    }
+
+    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
+        let width = self.0.y.width() as usize;
+        let row = usize::from(row);
+        buffers[0].extend_from_slice(&self.0.y.as_raw()[row * width..][..width]);
+        let half = self.0.cb.width() as usize;
+        for (buffer, plane) in buffers[1..3].iter_mut().zip([&self.0.cb, &self.0.cr]) {
+            let start = buffer.len();
+            let samples = &plane.as_raw()[row / 2 * half..][..half];
+            buffer.extend(samples.iter().flat_map(|&c| [c, c]));
+            buffer.truncate(start + width);
+        }
+    }
 }
 
 /// A PNG with no ancillary chunks.

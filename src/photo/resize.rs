@@ -186,6 +186,55 @@ pub(crate) fn planes(
     }
 }
 
+/// A picture at its output size as the planes a 4:2:0 JPEG stores: luma at full size, Cb and
+/// Cr at half size each way (rounded up).
+pub(crate) struct Ycbcr {
+    pub(crate) y: GrayImage,
+    pub(crate) cb: GrayImage,
+    pub(crate) cr: GrayImage,
+}
+
+/// `region` of a colour JPEG's planes resized to `width` x `height` for a 4:2:0 JPEG: luma with
+/// `quality`'s filter, chroma (bilinear) straight to half the output's size, which is what the
+/// encoder keeps of it. No colour conversion either way, and a quarter of the chroma work of
+/// [`planes`].
+pub(crate) fn ycbcr(
+    y: &GrayImage,
+    [cb, cr]: &[GrayImage; 2],
+    region: Region,
+    width: u32,
+    height: u32,
+    quality: Quality,
+) -> Ycbcr {
+    let luma_region = [
+        f64::from(region.left),
+        f64::from(region.top),
+        f64::from(region.width),
+        f64::from(region.height),
+    ];
+    let fx = f64::from(y.width()) / f64::from(cb.width());
+    let fy = f64::from(y.height()) / f64::from(cb.height());
+    let [left, top, w, h] = luma_region;
+    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+    // An odd output size gives chroma half a pixel more than luma: the region grows to match.
+    let (kw, kh) = (
+        f64::from(2 * cw) / f64::from(width),
+        f64::from(2 * ch) / f64::from(height),
+    );
+    let (cl, ct) = (left / fx, top / fy);
+    let chroma_region = [
+        cl,
+        ct,
+        (w / fx * kw).min(f64::from(cb.width()) - cl),
+        (h / fy * kh).min(f64::from(cb.height()) - ct),
+    ];
+    Ycbcr {
+        y: plane(y, luma_region, width, height, quality),
+        cb: plane(cb, chroma_region, cw, ch, Quality::Fast),
+        cr: plane(cr, chroma_region, cw, ch, Quality::Fast),
+    }
+}
+
 fn algorithm(quality: Quality) -> fr::ResizeAlg {
     match quality {
         Quality::Best => fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3),

@@ -723,3 +723,60 @@ fn planes_and_rgb_agree_for_every_orientation_and_region() {
         assert!(psnr > 30.0, "{name}: {psnr:.1} dB against the RGB path");
     }
 }
+
+#[test]
+fn a_jpeg_sent_from_its_planes_is_as_true_to_the_photo_as_the_rgb_path() {
+    // The planes go to the encoder as they are, chroma resized straight to half size (the RGB
+    // path upsamples chroma to full size and the encoder averages it back down). Against the
+    // photo decoded at full size and resized by the same filter, the planar file must be at
+    // least as close as the RGB path's, at even and odd sizes, for a region, in every
+    // orientation; and the file a JPEG of the same layout and size.
+    let mut names: Vec<String> = (1..=8).map(|n| format!("orient-{n}.jpg")).collect();
+    names.push("face.jpg".into());
+    for name in names {
+        let bytes = read(&name);
+        let header = decode::header(&bytes, &photos()).unwrap();
+        let (w, h) = header.upright_size();
+        let decoded = decode::decode(&bytes, &header, &photos(), (w / 2, h / 2)).unwrap();
+        let mut full = image::load_from_memory(&bytes).unwrap();
+        full.apply_orientation(header.orientation);
+        let full = full.into_rgb8();
+        let (dw, dh) = decoded.dimensions();
+        let whole = resize::Region::of(dw, dh);
+        let part = resize::Region {
+            left: dw / 5 + 1,
+            top: dh / 7 + 1,
+            width: dw / 2 + 1,
+            height: dh / 2 + 1,
+        };
+        for (region, ow, oh) in [(whole, dw, dh), (whole, dw / 2 + 1, dh / 2), (part, 61, 83)] {
+            let what = format!("{name} {region:?} to {ow}x{oh}");
+            let planes = decoded
+                .ycbcr(region, ow, oh, resize::Quality::Best)
+                .unwrap();
+            assert_eq!(planes.y.dimensions(), (ow, oh));
+            assert_eq!(planes.cb.dimensions(), (ow.div_ceil(2), oh.div_ceil(2)));
+            let planar = normalize::jpeg_ycbcr(&planes, 90);
+            let rgb = normalize::jpeg(&decoded.rgb(region, ow, oh, resize::Quality::Best), 90);
+            assert_eq!(jpeg_segments(&planar), jpeg_segments(&rgb), "{what}");
+            let a = image::load_from_memory(&planar).unwrap().into_rgb8();
+            let b = image::load_from_memory(&rgb).unwrap().into_rgb8();
+            assert_eq!(a.dimensions(), (ow, oh), "{what}");
+            // The same region of the full-size decode (twice the coordinates, to a pixel).
+            let k = f64::from(full.width()) / f64::from(dw);
+            let scaled = |v: u32| (f64::from(v) * k).round() as u32;
+            let source = resize::Region {
+                left: scaled(region.left),
+                top: scaled(region.top),
+                width: scaled(region.width).min(full.width() - scaled(region.left)),
+                height: scaled(region.height).min(full.height() - scaled(region.top)),
+            };
+            let truth = resize::rgb(&full, source, ow, oh, resize::Quality::Best);
+            let (planar_off, rgb_off) = (mean_difference(&a, &truth), mean_difference(&b, &truth));
+            assert!(
+                planar_off <= rgb_off * 1.05 + 0.1,
+                "{what}: {planar_off:.2} levels off the photo, the RGB path {rgb_off:.2}"
+            );
+        }
+    }
+}

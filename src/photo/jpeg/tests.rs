@@ -378,3 +378,43 @@ fn restart_markers_must_come_in_order() {
         Err(Skip::Corrupt(_))
     ));
 }
+
+#[test]
+fn the_block_means_are_the_eighth_scale_luma() {
+    // Every layout and scale: the means kept beside a larger decode are, pixel for pixel, the
+    // luma of a decode at 1/8, and a decode at 1/8 keeps none (it is that picture).
+    for (i, &(w, h)) in [(17, 33), (250, 333), (401, 299)].iter().enumerate() {
+        let image = picture(w, h, i as u64 + 3);
+        for sampling in [
+            SamplingFactor::F_1_1,
+            SamplingFactor::F_2_1,
+            SamplingFactor::F_2_2,
+        ] {
+            for (grey, restart) in [(false, 0), (true, 0), (false, 3)] {
+                let bytes = encode(&image, 90, sampling, grey, restart);
+                let eighth = decode_scaled(&bytes, 1, LIMIT).unwrap();
+                assert!(eighth.dc.is_none());
+                for size in [2, 4] {
+                    let planes = decode_scaled(&bytes, size, LIMIT).unwrap();
+                    let dc = planes.dc.expect("means beside a larger decode");
+                    assert_eq!(
+                        dc.dimensions(),
+                        (w.div_ceil(8), h.div_ceil(8)),
+                        "{w}x{h} {sampling:?} at {size}/8"
+                    );
+                    // The 1/8 luma is cropped to an even size where subsampled.
+                    let (ew, eh) = eighth.y.dimensions();
+                    for y in 0..eh {
+                        for x in 0..ew {
+                            assert_eq!(
+                                dc.get_pixel(x, y),
+                                eighth.y.get_pixel(x, y),
+                                "{w}x{h} {sampling:?} grey={grey} at {size}/8: ({x}, {y})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
