@@ -11,7 +11,8 @@
 //! `--labelled` only the quality gate's labelled set (its detection rates) and `--whole`
 //! only the first all-cores run (what to point a profiler at). `--duplicates` runs only the
 //! duplicate check's figures (the face hash alone, the 100,000-person comparison, the labelled
-//! set's detection rate), which every run prints first.
+//! set's detection rate), which every run prints first. `--pillow` runs only the alternating
+//! rounds against Pillow.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,7 +63,10 @@ fn main() {
         vzi[0].clone(),
     ];
 
-    duplicates(&files, count.min(40));
+    let pillow_only = args.iter().any(|a| a == "--pillow");
+    if !pillow_only {
+        duplicates(&files, count.min(40));
+    }
     if args.iter().any(|a| a == "--duplicates") {
         return;
     }
@@ -70,7 +74,7 @@ fn main() {
         "\n== steps, one stage thread (VziCloud profile: 810x1080 out), {} photos, wall time ==",
         count.min(40)
     );
-    if !args.iter().any(|a| a == "--whole") {
+    if !args.iter().any(|a| a == "--whole") && !pillow_only {
         println!("-- quality gate on (the default) --");
         steps(&files, count.min(40), &vzi, &photos());
         println!("-- quality gate off --");
@@ -82,7 +86,7 @@ fn main() {
         // Only the one-thread step run: what a profiler (perf record) should look at.
         return;
     }
-    if !args.iter().any(|a| a == "--whole") {
+    if !args.iter().any(|a| a == "--whole") && !pillow_only {
         labelled_set();
     }
 
@@ -99,7 +103,7 @@ fn main() {
         ("both default targets, face check off", no_face, &both),
     ];
     let only_first = args.iter().any(|a| a == "--whole");
-    for (name, p, profiles) in runs {
+    for (name, p, profiles) in runs.into_iter().filter(|_| !pillow_only) {
         let (rate, cpu) = whole(&files, count, p, profiles);
         println!(
             "{name:<40} {rate:6.1} photos/s measured   {cpu:5.1} ms CPU a photo = {:5.1} photos/s on {} idle cores",
@@ -112,12 +116,14 @@ fn main() {
         }
     }
 
-    println!("\n== peak memory, {memory_count} photos, both targets, face check on ==");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--memory", &memory_count.to_string()])
-        .output()
-        .expect("the bench re-runs itself");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !pillow_only {
+        println!("\n== peak memory, {memory_count} photos, both targets, face check on ==");
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--memory", &memory_count.to_string()])
+            .output()
+            .expect("the bench re-runs itself");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
 
     println!(
         "\n== Pillow baseline (benches/pillow_baseline.py): draft decode, same output size, both cores =="

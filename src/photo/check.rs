@@ -23,7 +23,7 @@ pub(crate) const SIMILAR: f64 = 0.6;
 const COARSE_SHORT: u32 = 160;
 
 /// The shorter side of the grey thumbnail both passes usually start from.
-const BASE_SHORT: u32 = 320;
+pub(crate) const BASE_SHORT: u32 = 320;
 
 /// Faces smaller than this fraction of `min_face_fraction` are not searched for: below it a
 /// photo is `no_face` rather than `face_too_small`.
@@ -49,6 +49,19 @@ pub(crate) fn single_face(pixels: &Pixels, photos: &PhotoConfig) -> Result<FaceB
 /// Every face found, largest first, in the image's pixel coordinates. A JPEG's luma plane is
 /// used as it is; RGB is shrunk first and then turned grey.
 pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> {
+    find(pixels, photos, false).expect("not limited to the base thumbnail")
+}
+
+/// [`find_faces`] when it needs no more than the base thumbnail ([`BASE_SHORT`] pixels on the
+/// shorter side), which it then takes from `pixels` as they are; `None` when a face smaller
+/// than the base thumbnail shows needs a search at a larger size. For an image of at least
+/// [`BASE_SHORT`] pixels (a JPEG's block means), the answer is the one [`find_faces`] gives on
+/// the photo at any larger size whose base thumbnail comes from those means too.
+pub(crate) fn find_faces_in_base(pixels: &Pixels, photos: &PhotoConfig) -> Option<Vec<FaceBox>> {
+    find(pixels, photos, true)
+}
+
+fn find(pixels: &Pixels, photos: &PhotoConfig, base_only: bool) -> Option<Vec<FaceBox>> {
     let (w, h) = pixels.dimensions();
     let short = w.min(h);
     let base_short = short.min(BASE_SHORT);
@@ -82,6 +95,9 @@ pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> 
     .max(search_floor(photos));
     let fine_short = ((f64::from(face::WINDOW) / wanted).ceil() as u32).min(short);
     if wanted < coarse_reach && fine_short > coarse_short {
+        if base_only && fine_short > base_short {
+            return None;
+        }
         let fine = if fine_short <= base_short {
             grey_thumbnail(&base, fine_short)
         } else {
@@ -99,7 +115,7 @@ pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> 
         }
         faces.sort_by_key(|f| std::cmp::Reverse(f.width));
     }
-    faces
+    Some(faces)
 }
 
 /// The largest face the fine pass (an image whose shorter side is `fine_short`) looks for, so

@@ -51,7 +51,8 @@ pub(crate) struct Planes {
     /// rotation or flip). None for a grey JPEG.
     pub(crate) chroma: Option<[GrayImage; 2]>,
     /// Luma at 1/8 of the stored size (each block's mean, which entropy decoding yields for
-    /// free), when `y` is larger than that: a thumbnail that costs nothing to shrink.
+    /// free), when `y` is larger than that: a thumbnail that costs nothing to shrink. The same
+    /// picture, to the pixel, as `y` of a decode at 1/8.
     pub(crate) dc: Option<GrayImage>,
 }
 
@@ -72,16 +73,24 @@ pub(crate) fn decode_scaled(bytes: &[u8], size: usize, max_pixels: u64) -> Resul
         2 => decode_scan::<2>(&frame, bytes, parser.pos)?,
         _ => decode_scan::<4>(&frame, bytes, parser.pos)?,
     };
-    let dc = dc.map(|plane| crop(plane, frame.width.div_ceil(8), frame.height.div_ceil(8)));
-    let mut width = (frame.width * size).div_ceil(8);
-    let mut height = (frame.height * size).div_ceil(8);
     let (sx, sy) = (frame.h_max - 1, frame.v_max - 1);
-    if sx == 1 && width > 1 {
-        width -= width % 2;
-    }
-    if sy == 1 && height > 1 {
-        height -= height % 2;
-    }
+    let cropped = |eighths: usize| {
+        let mut width = (frame.width * eighths).div_ceil(8);
+        let mut height = (frame.height * eighths).div_ceil(8);
+        if sx == 1 && width > 1 {
+            width -= width % 2;
+        }
+        if sy == 1 && height > 1 {
+            height -= height % 2;
+        }
+        (width, height)
+    };
+    // Cropped as a decode at 1/8 crops its luma: the same picture.
+    let dc = dc.map(|plane| {
+        let (w, h) = cropped(1);
+        crop(plane, w, h)
+    });
+    let (width, height) = cropped(size);
     let mut planes = planes.into_iter();
     let y = crop(planes.next().expect("one plane a component"), width, height);
     let chroma = match (planes.next(), planes.next()) {

@@ -124,6 +124,15 @@ pub fn face_hash_of(bytes: &[u8], photos: &PhotoConfig) -> Option<FaceHash> {
         let Ok(header) = decode::header(bytes, photos) else {
             return Ok(None);
         };
+        // A large JPEG decoded at 1/8 (its blocks' means: entropy decoding and next to nothing
+        // else) is the face check's base thumbnail already, and that is all the detector needs
+        // when the face is as large as in most portraits.
+        if let Some(need) = means_size(&header)
+            && let Ok(decoded) = decode::decode(bytes, &header, photos, need)
+            && let Some(faces) = check::find_faces_in_base(&decoded.pixels, photos)
+        {
+            return Ok(faces.first().map(|f| face_hash::face_hash(&decoded, f)));
+        }
         let need = detector_size(&header, photos);
         let Ok(decoded) = decode::decode(bytes, &header, photos, need) else {
             return Ok(None);
@@ -277,6 +286,17 @@ fn decode_size(
         need = (need.0.max(fw), need.1.max(fh));
     }
     need
+}
+
+/// The upright size of a JPEG at 1/8, when that is at least the face check's base thumbnail.
+fn means_size(header: &decode::Header) -> Option<(u32, u32)> {
+    if header.format != image::ImageFormat::Jpeg {
+        return None;
+    }
+    let (w, h) = header.upright_size();
+    let (w, h) = (w.div_ceil(8), h.div_ceil(8));
+    // Over, not at: a subsampled direction loses a pixel to an even crop.
+    (w.min(h) > check::BASE_SHORT).then_some((w, h))
 }
 
 /// The upright size the face detector's finest pass needs.

@@ -780,3 +780,71 @@ fn a_jpeg_sent_from_its_planes_is_as_true_to_the_photo_as_the_rgb_path() {
         }
     }
 }
+
+#[test]
+fn the_pre_pass_finds_on_the_block_means_the_face_the_stage_finds() {
+    // A phone-sized JPEG (shorter side 2,600: its 1/8 is at least the base thumbnail): the
+    // duplicate pre-pass decodes only its block means, the stage decodes at half size. Both
+    // take the face check's base thumbnail from the same means, so they find the same face, and
+    // their face hashes agree within what the hash's own tests allow between sizes.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
+    // The astronaut's face is small for a portrait: it needs a finer search than the base
+    // thumbnail, so the pre-pass decodes it at the detector's size instead.
+    for (name, in_base) in [("obama.jpg", true), ("astronaut.jpg", false)] {
+        let small = image::open(dir.join(name)).unwrap().into_rgb8();
+        let k = 2600.0 / f64::from(small.width().min(small.height()));
+        let (w, h) = (
+            (f64::from(small.width()) * k) as u32,
+            (f64::from(small.height()) * k) as u32,
+        );
+        let big = resize::rgb(
+            &small,
+            resize::Region::whole(&small),
+            w,
+            h,
+            resize::Quality::Fast,
+        );
+        let bytes = normalize::jpeg(&big, 90);
+        let p = gated();
+        let header = decode::header(&bytes, &p).unwrap();
+        let need = means_size(&header).expect("large enough for the means");
+        let means = decode::decode(&bytes, &header, &p, need).unwrap();
+        // A decode at 1/8 crops a subsampled direction to an even size.
+        let (mw, mh) = means.dimensions();
+        assert!(w.div_ceil(8) - mw <= 1 && h.div_ceil(8) - mh <= 1);
+        let found = check::find_faces_in_base(&means.pixels, &p);
+        assert_eq!(found.is_some(), in_base, "{name}");
+        let half = decode::decode(&bytes, &header, &p, (w / 2, h / 2)).unwrap();
+        assert!(matches!(
+            half.pixels,
+            decode::Pixels::Planes { dc: Some(_), .. }
+        ));
+        let stage = check::find_faces(&half.pixels, &p);
+        assert!(!stage.is_empty(), "{name}");
+        let scale = f64::from(half.dimensions().0) / f64::from(means.dimensions().0);
+        if let Some(found) = found {
+            assert_eq!(found.len(), stage.len(), "{name}");
+            for (a, b) in found.iter().zip(&stage) {
+                // The same box, each rounded to its own image's pixels.
+                let near = |x: i64, y: i64| (x as f64 * scale - y as f64).abs() <= scale;
+                assert!(
+                    near(a.x.into(), b.x.into())
+                        && near(a.y.into(), b.y.into())
+                        && near(a.width.into(), b.width.into()),
+                    "{name}: {a:?} at 1/8 against {b:?} at 1/2"
+                );
+            }
+        }
+        let pre_pass = face_hash_of(&bytes, &p).expect("a face");
+        let (seen, prepared) = prepare_hashed(&bytes, &p, &defaults()[1..]);
+        prepared.unwrap_or_else(|f| panic!("{name}: {f:?}"));
+        let FaceSeen::Hashed(staged) = seen else {
+            panic!("{name}: the stage hashed no face")
+        };
+        assert!(
+            pre_pass.distance(staged) <= 4,
+            "{name}: {} bits between the pre-pass's hash and the stage's",
+            pre_pass.distance(staged)
+        );
+    }
+}
