@@ -57,8 +57,14 @@ impl FaceHash {
 /// The hash of `face` (in the decoded image's coordinates), cropped where its landmarks
 /// frame it.
 pub(crate) fn face_hash(decoded: &Decoded, face: &FaceBox) -> FaceHash {
+    face_hash_in(decoded, super::quality::landmark_square(decoded, face))
+}
+
+/// The hash of the face whose landmarks frame the square (left, top, side)
+/// ([`super::quality::landmark_square`], which the quality gate's measures carry).
+pub(crate) fn face_hash_in(decoded: &Decoded, landmark_square: (f32, f32, f32)) -> FaceHash {
     let (w, h) = decoded.dimensions();
-    let square = crop_square(w, h, super::quality::landmark_square(decoded, face));
+    let square = crop_square(w, h, landmark_square);
     let grey = match &decoded.pixels {
         Pixels::Planes { y, .. } => resize::grey_region(y, square, SIDE as u32, SIDE as u32),
         Pixels::Rgb(image) => {

@@ -188,19 +188,26 @@ fn prepare_checked(
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
         let faces = check::find_faces(&decoded.pixels, photos);
-        *seen = faces.first().map_or(FaceSeen::NotFound, |f| {
-            FaceSeen::Hashed(face_hash::face_hash(&decoded, f))
-        });
         let verdict = check::classify(&faces, width.min(height), photos);
-        times.face_check += started.elapsed();
         match verdict {
+            // Hashed below, with the landmarks the gate finds anyway.
             Ok(face) => Some(face),
-            Err(finding) if photos.face_check => return Err(finding),
-            Err(_) => None,
+            Err(finding) => {
+                // The largest face, for the duplicate check, even when it cannot be sent.
+                *seen = faces.first().map_or(FaceSeen::NotFound, |f| {
+                    FaceSeen::Hashed(face_hash::face_hash(&decoded, f))
+                });
+                if photos.face_check {
+                    times.face_check += started.elapsed();
+                    return Err(finding);
+                }
+                None
+            }
         }
     } else {
         None
     };
+    times.face_check += started.elapsed();
     let region = match (photos.crop, face) {
         (Crop::None, _) => resize::Region::of(width, height),
         (Crop::Portrait, Some(face)) => {
@@ -213,6 +220,12 @@ fn prepare_checked(
         Some(face) if photos.quality != QualityGate::Off => Some(quality::measure(&decoded, &face)),
         _ => None,
     };
+    if let Some(face) = &face {
+        *seen = FaceSeen::Hashed(match &measures {
+            Some(m) => face_hash::face_hash_in(&decoded, m.hash_square),
+            None => face_hash::face_hash(&decoded, face),
+        });
+    }
     times.quality += started.elapsed();
     // Targets with the same profile share one encoding.
     let mut done: HashMap<&Profile, (normalize::Encoded, Option<Quality>)> = HashMap::new();

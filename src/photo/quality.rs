@@ -72,6 +72,8 @@ impl Eq for Quality {}
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Measures {
     pub(crate) landmarks: Landmarks,
+    /// The square the face hash crops ([`landmark_square`]), found on the way.
+    pub(crate) hash_square: (f32, f32, f32),
     pub(crate) eye_distance: f32,
     pub(crate) roll: f32,
     pub(crate) yaw: f32,
@@ -87,7 +89,7 @@ pub(crate) struct Measures {
 /// Measures the face `face` of `decoded`.
 pub(crate) fn measure(decoded: &Decoded, face: &FaceBox) -> Measures {
     let (w, h) = decoded.dimensions();
-    let landmarks = find_landmarks(decoded, face);
+    let (landmarks, hash_square) = find_landmarks(decoded, face);
     let geometry = Geometry::of(&landmarks);
     let probe = decoded.rgb(
         clamp(decoded, face_square(face, 1.0)),
@@ -101,6 +103,7 @@ pub(crate) fn measure(decoded: &Decoded, face: &FaceBox) -> Measures {
     let cy = face.y as f32 + face.height as f32 / 2.0;
     Measures {
         landmarks,
+        hash_square,
         eye_distance: geometry.eye_distance,
         roll: geometry.roll,
         yaw: geometry.yaw,
@@ -297,14 +300,15 @@ impl Geometry {
 /// around the eyes and mouth it found, framed as the network was trained; and, for a face that
 /// leans, on that square turned upright (twice if the first turn left a lean) (the network places the eyes of a leaning face less
 /// well: its estimate of the lean is refined by what it finds on the upright copy).
-fn find_landmarks(decoded: &Decoded, face: &FaceBox) -> Landmarks {
-    let first = landmarks_in(decoded, face_square(face, 1.15));
-    let Some(square) = framed(&first) else {
-        return first;
+/// Also returns the square the face hash crops ([`landmark_square`]), which the first two
+/// passes give.
+fn find_landmarks(decoded: &Decoded, face: &FaceBox) -> (Landmarks, (f32, f32, f32)) {
+    let passes = two_passes(decoded, face);
+    let Some(square) = passes.square else {
+        return (passes.landmarks, passes.hash_square);
     };
-    let second = landmarks_in(decoded, square);
-    let mut roll = Geometry::of(&second).roll;
-    let mut best = second;
+    let mut roll = Geometry::of(&passes.landmarks).roll;
+    let mut best = passes.landmarks;
     // The network underestimates a large lean: a second turn takes up what the first left.
     for _ in 0..2 {
         if roll.abs() < UPRIGHT_FROM {
@@ -320,7 +324,36 @@ fn find_landmarks(decoded: &Decoded, face: &FaceBox) -> Landmarks {
         }
         roll = found;
     }
-    best
+    (best, passes.hash_square)
+}
+
+/// What the first two passes of the landmark network find.
+struct TwoPasses {
+    /// The second pass's landmarks (the first's when they frame nothing).
+    landmarks: Landmarks,
+    /// The square the second pass ran on, if it ran.
+    square: Option<(f32, f32, f32)>,
+    /// The square the face hash crops: the second pass's framing, else the last square.
+    hash_square: (f32, f32, f32),
+}
+
+fn two_passes(decoded: &Decoded, face: &FaceBox) -> TwoPasses {
+    let start = face_square(face, 1.15);
+    let first = landmarks_in(decoded, start);
+    let Some(square) = framed(&first) else {
+        return TwoPasses {
+            landmarks: first,
+            square: None,
+            hash_square: start,
+        };
+    };
+    let second = landmarks_in(decoded, square);
+    let hash_square = framed(&second).unwrap_or(square);
+    TwoPasses {
+        landmarks: second,
+        square: Some(square),
+        hash_square,
+    }
 }
 
 /// From this lean on (degrees), the landmarks are found again on an upright copy.
@@ -416,11 +449,7 @@ fn landmarks_in(decoded: &Decoded, square: (f32, f32, f32)) -> Landmarks {
 /// between two sizes of one photo, this by a pixel or so (the face hash crops it). The
 /// detector's box, squared, when the landmarks frame nothing.
 pub(crate) fn landmark_square(decoded: &Decoded, face: &FaceBox) -> (f32, f32, f32) {
-    let start = face_square(face, 1.15);
-    let Some(square) = framed(&landmarks_in(decoded, start)) else {
-        return start;
-    };
-    framed(&landmarks_in(decoded, square)).unwrap_or(square)
+    two_passes(decoded, face).hash_square
 }
 
 /// A square around `face`, `k` times its larger side.
@@ -606,6 +635,7 @@ mod tests {
     fn measures(roll: f32, yaw: f32) -> Measures {
         Measures {
             landmarks: frontal(),
+            hash_square: (0.0, 0.0, 100.0),
             eye_distance: 60.0,
             roll,
             yaw,

@@ -848,3 +848,18 @@ fn the_pre_pass_finds_on_the_block_means_the_face_the_stage_finds() {
         );
     }
 }
+
+#[test]
+fn the_face_hash_is_the_same_with_the_gate_on_or_off() {
+    // With the gate on, the hash crops the square the gate's own landmark passes found (no
+    // passes of its own); off, it runs those passes itself. The hash must not depend on it.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
+    for name in ["obama.jpg", "biden.jpg", "astronaut.jpg", "obama2.jpg"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let hash = |p: &PhotoConfig| match prepare_hashed(&bytes, p, &defaults()[1..]).0 {
+            FaceSeen::Hashed(h) => h,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(hash(&gated()), hash(&photos()), "{name}");
+    }
+}
