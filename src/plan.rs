@@ -119,6 +119,9 @@ pub struct Plan {
     /// Photos decoded for their face hash alone (the duplicate check's pre-pass): those
     /// neither prepared by this plan nor known to the state DB.
     pub faces_hashed: usize,
+    /// The faces that pre-pass found, by photo path, for the photos to upload: `sync`'s photo
+    /// stage takes them instead of searching again.
+    pub face_hints: crate::photo::FaceHints,
 }
 
 impl Plan {
@@ -471,7 +474,16 @@ pub async fn build(
         && config.photos.duplicate_photos != DuplicatePhotos::Off
         && !targets.is_empty()
     {
-        let faces = face_hashes(config, store, &mut plan, &people, &first_copy, seen).await?;
+        let faces = face_hashes(
+            config,
+            store,
+            &mut plan,
+            targets.len(),
+            &people,
+            &first_copy,
+            seen,
+        )
+        .await?;
         phase("face hashes known");
         duplicate_rows = mark_duplicates(config, &mut plan, targets.len(), &people, &faces);
         phase("duplicate photos found");
@@ -649,6 +661,7 @@ async fn face_hashes(
     config: &Config,
     store: &Store,
     plan: &mut Plan,
+    targets: usize,
     people: &[Shared],
     first_copy: &[bool],
     seen: Vec<(usize, FaceSeen)>,
@@ -700,15 +713,27 @@ async fn face_hashes(
     let stage = PhotoStage::new(config.photos.clone());
     let jobs = missing.into_iter().map(|(hash, path)| {
         let stage = stage.clone();
-        async move { (hash, stage.face_hash_file(path).await) }
+        async move {
+            let hashed = stage.face_hash_file(path.clone()).await;
+            (hash, path, hashed)
+        }
     });
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut computed = futures::stream::iter(jobs).buffer_unordered(parallel);
-    while let Some((hash, face)) = computed.next().await {
+    let mut hints = HashMap::new();
+    while let Some((hash, path, (face, hint))) = computed.next().await {
         if let Some(entry) = by_source.get_mut(&hash) {
             entry.seen = Some(face);
+            // Only a photo about to be uploaded is prepared again.
+            let uploads = |k: usize| plan.items[k].action == Action::Upload;
+            if let Some(hint) = hint
+                && (entry.row * targets..(entry.row + 1) * targets).any(uploads)
+            {
+                hints.insert(path, hint);
+            }
         }
     }
+    plan.face_hints = Arc::new(hints);
     let fresh: Vec<(String, Option<i64>)> = by_source
         .iter()
         .filter_map(|(hash, e)| match e.seen {

@@ -320,7 +320,7 @@ async fn run_recorded(
             store,
             run_id,
             lanes,
-            stage: PhotoStage::new(config.photos.clone()),
+            stage: PhotoStage::new(config.photos.clone()).with_hints(plan.face_hints.clone()),
             stop: stop_new_work,
             invalid: &invalid,
             progress,

@@ -173,7 +173,7 @@ fn same_face(a: &FaceBox, b: &FaceBox) -> bool {
 }
 
 /// Maps boxes found in an image `from_width` wide to one `to_width` wide.
-fn scaled(faces: Vec<FaceBox>, to_width: u32, from_width: u32) -> Vec<FaceBox> {
+pub(crate) fn scaled(faces: Vec<FaceBox>, to_width: u32, from_width: u32) -> Vec<FaceBox> {
     let k = f64::from(to_width) / f64::from(from_width);
     faces
         .into_iter()

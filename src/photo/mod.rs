@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use face_hash::{FaceHash, SAME_PHOTO};
 pub use quality::Quality;
-pub use stage::PhotoStage;
+pub use stage::{FaceHints, PhotoStage};
 pub use thumbnail::{thumbnail, thumbnail_marked};
 
 use crate::config::{Crop, OutputFormat, PhotoConfig, Profile, QualityGate};
@@ -83,6 +83,20 @@ impl FaceSeen {
     }
 }
 
+/// The faces the duplicate pre-pass found in a large JPEG's block means ([`face_hash_of`]),
+/// handed to the stage that later prepares the same file, so that it does not search again.
+/// The stage's own search would give the same faces: it takes its base thumbnail from the same
+/// means, and the pre-pass keeps a hint only when no finer search was needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceHint {
+    /// Largest first, in the coordinates of the means (the photo, upright, at 1/8).
+    faces: Vec<face::FaceBox>,
+    /// The upright width of the means.
+    width: u32,
+    /// The file's length: a file replaced since is searched again.
+    len: u64,
+}
+
 /// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
 /// Pure and synchronous; CPU-bound (tens of milliseconds for a 12-megapixel photo).
 pub fn prepare(
@@ -99,6 +113,17 @@ pub fn prepare_hashed(
     photos: &PhotoConfig,
     profiles: &[(String, Profile)],
 ) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
+    prepare_hinted(bytes, photos, profiles, None)
+}
+
+/// [`prepare_hashed`], taking the faces from `hint` (when it is about this file) instead of
+/// searching for them.
+pub fn prepare_hinted(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+    profiles: &[(String, Profile)],
+    hint: Option<&FaceHint>,
+) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
     let mut seen = FaceSeen::NotLooked;
     let result = guarded(|| {
         prepare_checked(
@@ -107,6 +132,7 @@ pub fn prepare_hashed(
             profiles,
             &mut StageTimes::default(),
             &mut seen,
+            hint,
         )
     });
     (seen, result)
@@ -117,12 +143,21 @@ pub fn prepare_hashed(
 /// face detector's size only (a JPEG at its DCT scale), whatever the targets' profiles, and
 /// runs the detector; nothing is resized for a target or encoded.
 pub fn face_hash_of(bytes: &[u8], photos: &PhotoConfig) -> Option<FaceHash> {
+    face_hash_hinted(bytes, photos).0
+}
+
+/// [`face_hash_of`], with the faces found when they came from the block means (see
+/// [`FaceHint`]).
+pub fn face_hash_hinted(
+    bytes: &[u8],
+    photos: &PhotoConfig,
+) -> (Option<FaceHash>, Option<FaceHint>) {
     guarded(|| {
         if bytes.len() as u64 > photos.max_file_bytes {
-            return Ok(None);
+            return Ok((None, None));
         }
         let Ok(header) = decode::header(bytes, photos) else {
-            return Ok(None);
+            return Ok((None, None));
         };
         // A large JPEG decoded at 1/8 (its blocks' means: entropy decoding and next to nothing
         // else) is the face check's base thumbnail already, and that is all the detector needs
@@ -131,16 +166,45 @@ pub fn face_hash_of(bytes: &[u8], photos: &PhotoConfig) -> Option<FaceHash> {
             && let Ok(decoded) = decode::decode(bytes, &header, photos, need)
             && let Some(faces) = check::find_faces_in_base(&decoded.pixels, photos)
         {
-            return Ok(faces.first().map(|f| face_hash::face_hash(&decoded, f)));
+            let hash = faces.first().map(|f| face_hash::face_hash(&decoded, f));
+            let hint = FaceHint {
+                faces,
+                width: decoded.dimensions().0,
+                len: bytes.len() as u64,
+            };
+            return Ok((hash, Some(hint)));
         }
         let need = detector_size(&header, photos);
         let Ok(decoded) = decode::decode(bytes, &header, photos, need) else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let faces = check::find_faces(&decoded.pixels, photos);
-        Ok(faces.first().map(|f| face_hash::face_hash(&decoded, f)))
+        Ok((
+            faces.first().map(|f| face_hash::face_hash(&decoded, f)),
+            None,
+        ))
     })
-    .unwrap_or(None)
+    .unwrap_or((None, None))
+}
+
+/// The faces of `hint` in the decoded image's coordinates, when the hint is about this file
+/// and the image has the same block means (a JPEG decoded by the fast path).
+fn hinted_faces(
+    hint: &FaceHint,
+    len: usize,
+    decoded: &decode::Decoded,
+) -> Option<Vec<face::FaceBox>> {
+    let decode::Pixels::Planes { dc: Some(dc), .. } = &decoded.pixels else {
+        return None;
+    };
+    if hint.len != len as u64 || dc.width() != hint.width {
+        return None;
+    }
+    Some(check::scaled(
+        hint.faces.clone(),
+        decoded.dimensions().0,
+        hint.width,
+    ))
 }
 
 /// [`prepare`], adding the time of each step to `times`.
@@ -150,7 +214,16 @@ pub fn prepare_timed(
     profiles: &[(String, Profile)],
     times: &mut StageTimes,
 ) -> Result<Vec<Normalized>, Finding> {
-    guarded(|| prepare_checked(bytes, photos, profiles, times, &mut FaceSeen::NotLooked))
+    guarded(|| {
+        prepare_checked(
+            bytes,
+            photos,
+            profiles,
+            times,
+            &mut FaceSeen::NotLooked,
+            None,
+        )
+    })
 }
 
 /// Runs `work`, turning a panic into a `corrupt_image` finding: the decoders are not ours, and a
@@ -175,6 +248,7 @@ fn prepare_checked(
     profiles: &[(String, Profile)],
     times: &mut StageTimes,
     seen: &mut FaceSeen,
+    hint: Option<&FaceHint>,
 ) -> Result<Vec<Normalized>, Finding> {
     if bytes.len() as u64 > photos.max_file_bytes {
         return Err(file_too_large(bytes.len() as u64, photos.max_file_bytes));
@@ -187,7 +261,9 @@ fn prepare_checked(
     let (width, height) = decoded.dimensions();
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
-        let faces = check::find_faces(&decoded.pixels, photos);
+        let faces = hint
+            .and_then(|h| hinted_faces(h, bytes.len(), &decoded))
+            .unwrap_or_else(|| check::find_faces(&decoded.pixels, photos));
         let verdict = check::classify(&faces, width.min(height), photos);
         match verdict {
             // Hashed below, with the landmarks the gate finds anyway.

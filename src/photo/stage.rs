@@ -8,15 +8,24 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::{FaceHash, FaceSeen, Normalized, face_hash_of, file_too_large, prepare_hashed};
+use std::collections::HashMap;
+
+use super::{
+    FaceHash, FaceHint, FaceSeen, Normalized, face_hash_hinted, file_too_large, prepare_hinted,
+};
 use crate::config::{PhotoConfig, Profile};
 use crate::reason::{Finding, ReasonCode};
+
+/// The faces the duplicate pre-pass found, by photo path: the stage that prepares the photo
+/// later takes them instead of searching again.
+pub type FaceHints = Arc<HashMap<PathBuf, FaceHint>>;
 
 /// Bounded photo preparation; clones share the bound.
 #[derive(Debug, Clone)]
 pub struct PhotoStage {
     photos: Arc<PhotoConfig>,
     permits: Arc<Semaphore>,
+    hints: FaceHints,
 }
 
 impl PhotoStage {
@@ -31,7 +40,13 @@ impl PhotoStage {
         Self {
             photos: Arc::new(photos),
             permits: Arc::new(Semaphore::new(parallel.max(1))),
+            hints: FaceHints::default(),
         }
+    }
+
+    /// The same stage, taking a photo's faces from `hints` where it has them.
+    pub fn with_hints(self, hints: FaceHints) -> Self {
+        Self { hints, ..self }
     }
 
     /// Reads the photo at `path` (refusing files over `photos.max_file_bytes` before reading
@@ -50,12 +65,13 @@ impl PhotoStage {
         path: PathBuf,
         profiles: Vec<(String, Profile)>,
     ) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
+        let hints = self.hints.clone();
         self.run_bounded(move |photos| {
             let bytes = match read_limited(&path, photos.max_file_bytes) {
                 Ok(bytes) => bytes,
                 Err(f) => return (FaceSeen::NotLooked, Err(f)),
             };
-            let prepared = prepare_hashed(&bytes, photos, &profiles);
+            let prepared = prepare_hinted(&bytes, photos, &profiles, hints.get(&path));
             super::buffers::give(bytes);
             prepared
         })
@@ -71,18 +87,20 @@ impl PhotoStage {
         })
     }
 
-    /// The face hash of the photo at `path` alone ([`face_hash_of`]: decoded at the detector's
-    /// size, nothing encoded); `None` when it has no face or cannot be read or decoded.
-    pub async fn face_hash_file(&self, path: PathBuf) -> Option<FaceHash> {
+    /// The face hash of the photo at `path` alone ([`super::face_hash_of`]: decoded at 1/8 or
+    /// the detector's size, nothing encoded); `None` when it has no face or cannot be read or
+    /// decoded. With the faces found, when a stage can take them ([`FaceHint`]).
+    pub async fn face_hash_file(&self, path: PathBuf) -> (Option<FaceHash>, Option<FaceHint>) {
         self.run_bounded(move |photos| {
-            let bytes = read_limited(&path, photos.max_file_bytes).ok()?;
-            let hash = face_hash_of(&bytes, photos);
+            let Ok(bytes) = read_limited(&path, photos.max_file_bytes) else {
+                return (None, None);
+            };
+            let hashed = face_hash_hinted(&bytes, photos);
             super::buffers::give(bytes);
-            hash
+            hashed
         })
         .await
-        .ok()
-        .flatten()
+        .unwrap_or((None, None))
     }
 
     /// Runs `work` on a blocking thread once the stage has room. The permit moves into the

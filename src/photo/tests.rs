@@ -1,7 +1,9 @@
 //! The photo pipeline on real files (fixtures/images, made by fixtures/make_images.py): every
 //! bad input gets its reason, every good input fits every profile.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::RgbImage;
 
@@ -614,6 +616,62 @@ mod stage {
     use super::*;
 
     #[tokio::test]
+    async fn the_stage_takes_the_pre_pass_faces_for_that_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("E1.jpg");
+        let bytes = phone_sized("obama.jpg");
+        std::fs::write(&path, &bytes).unwrap();
+        let p = gated();
+        let (hash, hint) = face_hash_hinted(&bytes, &p);
+        let hint = hint.expect("a portrait's face is found in the block means");
+        let profiles = defaults()[1..].to_vec();
+        let with = |hint: FaceHint| {
+            PhotoStage::new(p.clone()).with_hints(Arc::new(HashMap::from([(path.clone(), hint)])))
+        };
+        // The pre-pass's faces give what searching again gives.
+        let (seen, out) = with(hint.clone())
+            .prepare_file_hashed(path.clone(), profiles.clone())
+            .await;
+        let (searched_seen, searched) = PhotoStage::new(p.clone())
+            .prepare_file_hashed(path.clone(), profiles.clone())
+            .await;
+        let (out, searched) = (out.unwrap(), searched.unwrap());
+        assert_eq!(
+            (out[0].width, out[0].height),
+            (searched[0].width, searched[0].height)
+        );
+        let (FaceSeen::Hashed(a), FaceSeen::Hashed(b)) = (seen, searched_seen) else {
+            panic!("{seen:?} {searched_seen:?}")
+        };
+        assert!(a.distance(b) <= 2, "{} bits", a.distance(b));
+        assert!(hash.expect("a face").distance(a) <= 4);
+        // The stage takes the hint as it is (it does not search): a hint without faces is
+        // `no_face`...
+        let empty = FaceHint {
+            faces: Vec::new(),
+            ..hint.clone()
+        };
+        let (_, refused) = with(empty.clone())
+            .prepare_file_hashed(path.clone(), profiles.clone())
+            .await;
+        assert_eq!(refused.unwrap_err().code, ReasonCode::NoFace);
+        // ...but only for the file it was made from: another length (the file was replaced)
+        // or another path is searched again.
+        let stale = FaceHint {
+            len: hint.len + 1,
+            ..empty.clone()
+        };
+        let (_, searched) = with(stale)
+            .prepare_file_hashed(path.clone(), profiles.clone())
+            .await;
+        assert!(searched.is_ok());
+        let other = dir.path().join("E2.jpg");
+        std::fs::write(&other, &bytes).unwrap();
+        let (_, searched) = with(empty).prepare_file_hashed(other, profiles).await;
+        assert!(searched.is_ok());
+    }
+
+    #[tokio::test]
     async fn the_stage_reads_bounds_and_prepares_files() {
         let stage = PhotoStage::with_parallelism(photos(), 1);
         let runs = GOOD.iter().map(|name| {
@@ -781,31 +839,38 @@ fn a_jpeg_sent_from_its_planes_is_as_true_to_the_photo_as_the_rgb_path() {
     }
 }
 
+/// A fixtures/faces portrait enlarged to a phone photo's size (shorter side 2,600, so that its
+/// 1/8 is more than the face check's base thumbnail), as a JPEG.
+fn phone_sized(name: &str) -> Vec<u8> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
+    let small = image::open(dir.join(name)).unwrap().into_rgb8();
+    let k = 2600.0 / f64::from(small.width().min(small.height()));
+    let (w, h) = (
+        (f64::from(small.width()) * k) as u32,
+        (f64::from(small.height()) * k) as u32,
+    );
+    let big = resize::rgb(
+        &small,
+        resize::Region::whole(&small),
+        w,
+        h,
+        resize::Quality::Fast,
+    );
+    normalize::jpeg(&big, 90)
+}
+
 #[test]
 fn the_pre_pass_finds_on_the_block_means_the_face_the_stage_finds() {
     // A phone-sized JPEG (shorter side 2,600: its 1/8 is at least the base thumbnail): the
     // duplicate pre-pass decodes only its block means, the stage decodes at half size. Both
     // take the face check's base thumbnail from the same means, so they find the same face, and
     // their face hashes agree within what the hash's own tests allow between sizes.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faces");
     // The astronaut's face is small for a portrait: it needs a finer search than the base
     // thumbnail, so the pre-pass decodes it at the detector's size instead.
     for (name, in_base) in [("obama.jpg", true), ("astronaut.jpg", false)] {
-        let small = image::open(dir.join(name)).unwrap().into_rgb8();
-        let k = 2600.0 / f64::from(small.width().min(small.height()));
-        let (w, h) = (
-            (f64::from(small.width()) * k) as u32,
-            (f64::from(small.height()) * k) as u32,
-        );
-        let big = resize::rgb(
-            &small,
-            resize::Region::whole(&small),
-            w,
-            h,
-            resize::Quality::Fast,
-        );
-        let bytes = normalize::jpeg(&big, 90);
+        let bytes = phone_sized(name);
         let p = gated();
+        let (w, h) = decode::header(&bytes, &p).unwrap().upright_size();
         let header = decode::header(&bytes, &p).unwrap();
         let need = means_size(&header).expect("large enough for the means");
         let means = decode::decode(&bytes, &header, &p, need).unwrap();
