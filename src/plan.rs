@@ -84,7 +84,7 @@ pub struct PlanItem {
     pub action: Action,
     /// Why it is invalid or skipped.
     pub finding: Option<Finding>,
-    /// The photo's path relative to the photo folder.
+    /// The photo's path relative to the photo folder (the file this target is sent).
     pub photo: Option<Arc<str>>,
     /// The id the target knows the person by; `None` for an upload whose id is still to be
     /// looked up by e-mail or mobile (`sync` does that first).
@@ -96,7 +96,8 @@ pub struct PlanItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Box<photo::Quality>>,
     /// With `photos.pick = "best"`, when this run chose among the person's several photos:
-    /// which and why (shared by the person's items).
+    /// which and why (shared by the person's items; each upload item's own when the choice
+    /// differs by target, and then `photo` is that target's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub picked: Option<Arc<Picked>>,
 }
@@ -568,7 +569,8 @@ impl Shared {
 }
 
 /// Runs the photo of every person with something to upload through the photo pipeline, once
-/// for all their targets: a photo found unfit turns those items invalid with the finding. With
+/// for all their targets (with `photos.pick = "best"`, each of a person's photos once for the
+/// targets that get it): a photo found unfit turns those items invalid with the finding. With
 /// `options.preview`, writes the normalized photos there. Returns what was seen of each
 /// prepared photo's face, by roster row index.
 async fn check_photos(
@@ -580,27 +582,41 @@ async fn check_photos(
     let stage = PhotoStage::new(config.photos.clone());
     let mut specs = Vec::new();
     for first in (0..plan.items.len()).step_by(targets.max(1)) {
-        let Some(relative) = plan.items[first].photo.as_deref() else {
-            continue;
-        };
-        let path = plan.photo_path(relative);
-        let uploads: Vec<usize> = (first..first + targets)
-            .filter(|&k| plan.items[k].action == Action::Upload)
-            .collect();
-        let profiles: Vec<(String, Profile)> = uploads
-            .iter()
-            .filter_map(|&k| {
-                let target = &plan.items[k].target;
-                config
-                    .delivery(target)
-                    .map(|d| (target.to_string(), d.profile.clone()))
-            })
-            .collect();
-        if !uploads.is_empty() && uploads.len() == profiles.len() {
-            specs.push((uploads, profiles, path));
+        // One photo for all the person's uploads, but with `photos.pick = "best"` each target
+        // may have its own: the uploads by photo, in target order.
+        let mut by_photo: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        for k in first..first + targets {
+            let item = &plan.items[k];
+            let Some(photo) = item
+                .photo
+                .as_ref()
+                .filter(|_| item.action == Action::Upload)
+            else {
+                continue;
+            };
+            match by_photo.iter_mut().find(|(p, _)| p == photo) {
+                Some((_, uploads)) => uploads.push(k),
+                None => by_photo.push((photo.clone(), vec![k])),
+            }
+        }
+        // A person is one face for the duplicate check: what is seen of their first photo.
+        for (g, (relative, uploads)) in by_photo.into_iter().enumerate() {
+            let path = plan.photo_path(&relative);
+            let profiles: Vec<(String, Profile)> = uploads
+                .iter()
+                .filter_map(|&k| {
+                    let target = &plan.items[k].target;
+                    config
+                        .delivery(target)
+                        .map(|d| (target.to_string(), d.profile.clone()))
+                })
+                .collect();
+            if uploads.len() == profiles.len() {
+                specs.push((uploads, profiles, path, g == 0));
+            }
         }
     }
-    let jobs = specs.into_iter().map(|(uploads, profiles, path)| {
+    let jobs = specs.into_iter().map(|(uploads, profiles, path, face)| {
         let stage = stage.clone();
         async move {
             let (seen, result) = stage
@@ -618,14 +634,14 @@ async fn check_photos(
                 Err(f) => vec![Err(f); profiles.len()],
                 Ok(outs) => outs.into_iter().map(|o| Ok(vec![o])).collect(),
             };
-            (uploads, per_target, seen)
+            (uploads, per_target, face.then_some(seen))
         }
     });
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut results = futures::stream::iter(jobs).buffer_unordered(parallel);
     let mut seen_all = Vec::new();
     while let Some((uploads, per_target, seen)) = results.next().await {
-        if let Some(&first) = uploads.first() {
+        if let (Some(&first), Some(seen)) = (uploads.first(), seen) {
             seen_all.push((first / targets.max(1), seen));
         }
         for (k, result) in uploads.into_iter().zip(per_target) {

@@ -805,3 +805,136 @@ async fn pick_best_sends_the_sharp_photo_of_several_and_a_second_run_is_unchange
     assert!(items.iter().all(|i| i["action"] == "upload"), "{items:?}");
     emu.shutdown().await;
 }
+
+/// Feishu takes at most 420 x 420 (and a softer face than the default allows), VziCloud its
+/// default 1920 x 1080; P001's two photos each pass at one target only: `P001.jpg`, the face
+/// smaller in a larger frame (900 x 900), has its eyes too close once shrunk for Feishu;
+/// `P001 (2).jpg`, a softened copy of the 420 x 420 original, is too blurred for VziCloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passes_at_both() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = Workspace::empty();
+    ws.add_people((1..=2).map(|i| format!("P{i:03}")));
+    ws.write_config(
+        &emu,
+        &Settings {
+            columns: "",
+            max_retries: 6,
+            feishu: "[targets.feishu.profile]\nmax_width = 420\nmax_height = 420\n\
+                     max_bytes = 1048576\nmin_sharpness = 5\n",
+            vzicloud: "",
+            extra: "",
+        },
+    );
+    let config = std::fs::read_to_string(ws.config_path()).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        config.replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n"),
+    )
+    .unwrap();
+    let photos = ws.path().join("photos");
+    let original = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
+    image::imageops::blur(&original, 0.8)
+        .save(photos.join("P001 (2).jpg"))
+        .unwrap();
+    let (w, h) = original.dimensions();
+    assert_eq!((w, h), (420, 420));
+    let larger = image::imageops::resize(&original, 672, 672, image::imageops::Lanczos3);
+    let mut frame = image::RgbImage::from_pixel(900, 900, image::Rgb([190, 190, 190]));
+    image::imageops::overlay(&mut frame, &larger, 114, 114);
+    frame.save(photos.join("P001.jpg")).unwrap();
+
+    let items = plan_items(&ws, "P001", &["--preview", "preview"]);
+    let by_target = |items: &[serde_json::Value], t: &str| {
+        items
+            .iter()
+            .find(|i| i["target"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {t} item in {items:?}"))
+    };
+    let (feishu, vzicloud) = (by_target(&items, "feishu"), by_target(&items, "vzicloud"));
+    for (item, photo, other, code) in [
+        (&feishu, "P001 (2).jpg", "P001.jpg", "eyes_too_close"),
+        (&vzicloud, "P001.jpg", "P001 (2).jpg", "face_blurry"),
+    ] {
+        let target = item["target"].as_str().unwrap();
+        assert_eq!(item["action"], "upload", "{item}");
+        assert_eq!(item["photo"], photo, "{item}");
+        let picked = &item["picked"];
+        assert_eq!(picked["chosen"], photo, "{picked}");
+        assert_eq!(picked["target"], target, "{picked}");
+        assert!(
+            picked["why"]
+                .as_str()
+                .unwrap()
+                .contains("no candidate passes at every target"),
+            "{picked}"
+        );
+        let candidates = picked["candidates"].as_array().unwrap();
+        let verdict = |name: &str| {
+            candidates
+                .iter()
+                .find(|c| c["photo"] == name)
+                .unwrap_or_else(|| panic!("no {name} in {picked}"))
+        };
+        assert_eq!(verdict(photo)["passes"], true, "{picked}");
+        assert_eq!(verdict(other)["passes"], false, "{picked}");
+        assert_eq!(verdict(other)["reason_code"], code, "{picked}");
+        assert_eq!(verdict(other)["refused_for"], serde_json::json!([target]));
+    }
+    let table = ws.facesync(&["plan", "-c", "config.toml"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("P001: picked 'P001 (2).jpg' of 2 for feishu: ")
+            && table.contains("'P001.jpg' refused for feishu: eyes_too_close")
+            && table.contains("P001: picked 'P001.jpg' of 2 for vzicloud: ")
+            && table.contains("'P001 (2).jpg' refused for vzicloud: face_blurry"),
+        "{table}"
+    );
+
+    let first = ws.sync(SyncOptions::default()).await;
+    assert_eq!(first.exit_code(), 0, "{}", render_summary(&first));
+    assert_eq!(target(&first, "feishu").delivered, 2);
+    assert_eq!(target(&first, "vzicloud").delivered, 2);
+    // Each target received its own file, normalized as `plan --preview` showed it: Feishu the
+    // softened copy (420 x 420), VziCloud the larger frame (900 x 900).
+    let to_feishu = emu.feishu_face("P001").expect("P001 at feishu");
+    let faces = emu.vzicloud_faces("staff", "P001");
+    assert_eq!(faces.len(), 1);
+    let to_vzicloud = &faces[0].bytes;
+    for (target, received, size) in [
+        ("feishu", &to_feishu, (420, 420)),
+        ("vzicloud", to_vzicloud, (900, 900)),
+    ] {
+        let preview = std::fs::read(ws.path().join(format!("preview/{target}/P001.jpg"))).unwrap();
+        assert_eq!(received, &preview, "{target}");
+        let image = image::load_from_memory(received).unwrap();
+        assert_eq!((image.width(), image.height()), size, "{target}");
+    }
+    // The person's one stored photo: the first target's choice.
+    let store = ws.store().await;
+    let stored = store.people().await.unwrap()["P001"].clone();
+    store.close().await;
+    assert_eq!(stored.photo_path.as_deref(), Some("P001 (2).jpg"));
+
+    // The same files the next night: nothing decided or sent again.
+    let uploads = emu.stats().requests_of("feishu.face_upload");
+    let updates = emu.stats().requests_of("vzicloud.face_update");
+    let second = ws.sync(SyncOptions::default()).await;
+    assert_eq!(second.exit_code(), 0, "{}", render_summary(&second));
+    for t in ["feishu", "vzicloud"] {
+        assert_eq!(
+            target(&second, t).unchanged,
+            2,
+            "{}",
+            render_summary(&second)
+        );
+    }
+    assert_eq!(emu.stats().requests_of("feishu.face_upload"), uploads);
+    assert_eq!(emu.stats().requests_of("vzicloud.face_update"), updates);
+    for item in plan_items(&ws, "P001", &[]) {
+        assert_eq!(item["action"], "unchanged", "{item}");
+        assert!(item.get("picked").is_none(), "not decided again: {item}");
+    }
+    emu.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! `facesync plan`: what sync would do, per person and target, with no network.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -138,18 +139,24 @@ pub(super) fn print(plan: &Plan, format: Format, out: &mut impl Write) -> anyhow
             if !people.is_empty() {
                 writeln!(out, "{}", people.render())?;
             }
-            // `photos.pick = "best"`: which of several photos each person gets, and why.
+            // `photos.pick = "best"`: which of several photos each person gets, and why (once
+            // for all their targets, or once per target when the choice differs by target).
             let picked = plan
                 .items
                 .iter()
                 .filter_map(|i| Some((i, i.picked.as_ref()?)));
+            let mut shown: Vec<&Arc<plan::Picked>> = Vec::new();
             let mut last: Option<&str> = None;
             let mut any = false;
             for (item, p) in picked {
-                if last == Some(&*item.id) {
-                    continue;
+                if last != Some(&*item.id) {
+                    shown.clear();
                 }
                 last = Some(&*item.id);
+                if shown.iter().any(|s| Arc::ptr_eq(s, p)) {
+                    continue;
+                }
+                shown.push(p);
                 any = true;
                 writeln!(out, "{}: {}", item.id, p.line())?;
             }

@@ -36,32 +36,35 @@ impl InvalidCounts {
     }
 }
 
-/// One person to upload, with the plan items of the targets that need them.
+/// One person's photo to upload, with the plan items of the targets that get it: one per person,
+/// but with `photos.pick = "best"` a person whose targets get different photos is one per photo.
 pub(super) struct Work<'p> {
     pub(super) items: Vec<&'p PlanItem>,
     pub(super) path: std::path::PathBuf,
 }
 
-/// The people to upload, in roster order, each with the targets that need them.
+/// The people to upload, in roster order, each with the targets that need them (each photo of a
+/// person whose targets get different ones apart, next to each other); `limit` counts people.
 pub(super) fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>> {
-    let mut order: Vec<Arc<str>> = Vec::new();
-    let mut by_person: HashMap<Arc<str>, Work<'_>> = HashMap::new();
+    let mut order: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+    let mut by_photo: HashMap<(Arc<str>, Arc<str>), Work<'_>> = HashMap::new();
     // An upload without a target id is one whose lookup failed or never ran: not sent.
     for item in plan
         .items
         .iter()
         .filter(|i| i.action == Action::Upload && i.target_user_id.is_some())
     {
-        let Some(path) = item.photo.as_deref().map(|p| plan.photo_path(p)) else {
+        let Some(photo) = &item.photo else {
             continue;
         };
-        by_person
-            .entry(item.id.clone())
+        let key = (item.id.clone(), photo.clone());
+        by_photo
+            .entry(key.clone())
             .or_insert_with(|| {
-                order.push(item.id.clone());
+                order.push(key);
                 Work {
                     items: Vec::new(),
-                    path,
+                    path: plan.photo_path(photo),
                 }
             })
             .items
@@ -69,10 +72,19 @@ pub(super) fn work_list(plan: &plan::Plan, limit: Option<usize>) -> Vec<Work<'_>
     }
     let mut work: Vec<Work<'_>> = order
         .into_iter()
-        .filter_map(|id| by_person.remove(&id))
+        .filter_map(|key| by_photo.remove(&key))
         .collect();
     if let Some(n) = limit {
-        work.truncate(n);
+        let mut people = 0;
+        let mut last: Option<Arc<str>> = None;
+        work.retain(|w| {
+            let id = &w.items[0].id;
+            if last.as_ref() != Some(id) {
+                people += 1;
+                last = Some(id.clone());
+            }
+            people <= n
+        });
     }
     work
 }

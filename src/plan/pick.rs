@@ -3,12 +3,15 @@
 //! A person with several candidates has one source hash for the whole set (each file's blake3,
 //! in path order), so an unchanged set is unchanged and any added, changed or removed
 //! candidate decides again. Only a person with something to upload is decided: every
-//! candidate goes through the photo pipeline with each upload target's profile, the quality
-//! gate measuring even when `photos.quality = "off"`; candidates it refuses are out, and of the
-//! others the best [`score`] is sent (a photo sent with a quality warning only when no candidate
-//! is free of them). The person's stored photo is the one chosen, with the set's total size and
-//! a digest of its listing in place of one file's size and mtime, so that the next night finds
-//! the set unchanged without reading a photo.
+//! candidate goes through the photo pipeline for each upload target's profile, the quality
+//! gate measuring even when `photos.quality = "off"`, and gets a verdict per target. When some
+//! candidates pass at every upload target, the person gets one photo: candidates refused at any
+//! target are out, and of the others the best [`score`] is sent (a photo sent with a quality
+//! warning only when no candidate is free of them). When none passes everywhere, each target
+//! gets the best that passes there (a target where none does is invalid). The person's stored
+//! photo is one path, the choice of the first target in target order that has one, with the
+//! set's total size and a digest of its listing in place of one file's size and mtime, so that
+//! the next night finds the set unchanged without reading a photo.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use serde::Serialize;
 use super::{Action, Plan};
 use crate::config::{Config, Profile, QualityGate};
 use crate::matching::PhotoFile;
-use crate::photo::{Normalized, PhotoStage, Quality};
+use crate::photo::{PhotoStage, Quality};
 use crate::reason::{Finding, ReasonCode};
 use crate::store::PersonRecord;
 
@@ -139,7 +142,10 @@ impl Sets {
 impl Sets {
     /// Writes the photo chosen for each person in `picked` (row index, photo) into their
     /// record in `to_save`, adding one when only the choice changed, so the next run finds
-    /// the choice with the set.
+    /// the choice with the set. One path a person, whatever each target was sent: when the
+    /// choice differs by target, [`choose`] gives the first target's (by name) that has one.
+    /// Which it is changes nothing the next night: the set's hash, size and listing are
+    /// compared, and any candidate is taken as the stored choice.
     pub(super) fn save_choices(
         &self,
         to_save: &mut Vec<PersonRecord>,
@@ -193,12 +199,18 @@ fn set_hash(files: &[(String, std::path::PathBuf)]) -> std::io::Result<String> {
 /// What the choice among a person's candidates was, for `plan --format json` and the table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Picked {
-    /// The candidate sent; `None`: none passes (the person is invalid).
+    /// The candidate sent; `None`: none passes (the person, or with `target`, that target's
+    /// item, is invalid).
     pub chosen: Option<String>,
     /// Why, in a sentence.
     pub why: String,
     /// Every candidate, in path order.
     pub candidates: Vec<Candidate>,
+    /// The one target this choice is for, when no candidate passes at every upload target and
+    /// each gets its own (`passes` and `reason` are then this target's); `None`: one choice
+    /// for all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// One candidate's verdict.
@@ -217,9 +229,12 @@ pub struct Candidate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measures: Option<Measures>,
     pub passes: bool,
+    /// The upload targets that refuse it, in target order (empty: it passes at every one).
+    pub refused_for: Vec<String>,
 }
 
-/// The measures the score is made of (the eye distance: the least over the targets).
+/// The measures the score is made of (the eye distance: the least over the targets the choice
+/// is for, or that one target's when each target gets its own).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Measures {
     pub eye_distance: f32,
@@ -236,15 +251,25 @@ impl Eq for Measures {}
 
 impl Picked {
     /// The line the table and the log show: `picked 'E1001 (2).jpg' of 3: it passes and is
-    /// sharpest (sharpness 41 vs 23); 'E1001.jpg' refused: face_blurry`.
+    /// sharpest (sharpness 41 vs 23); 'E1001.jpg' refused: face_blurry`; for one target
+    /// (`picked 'E1001 (2).jpg' of 2 for feishu: ...; 'E1001.jpg' refused for feishu: ...`).
     pub fn line(&self) -> String {
+        let at = self
+            .target
+            .as_deref()
+            .map(|t| format!(" for {t}"))
+            .unwrap_or_default();
         let mut line = match &self.chosen {
-            Some(c) => format!("picked '{c}' of {}: {}", self.candidates.len(), self.why),
+            Some(c) => format!(
+                "picked '{c}' of {}{at}: {}",
+                self.candidates.len(),
+                self.why
+            ),
             None => self.why.clone(),
         };
         for c in self.candidates.iter().filter(|c| !c.passes) {
             if let Some(code) = c.reason_code {
-                line.push_str(&format!("; '{}' refused: {code}", c.photo));
+                line.push_str(&format!("; '{}' refused{at}: {code}", c.photo));
             }
         }
         line
@@ -306,54 +331,128 @@ fn reason_against(chosen: &Measures, other: &Measures) -> Option<String> {
     })
 }
 
-/// A candidate as the pipeline left it.
-type Prepared = Result<Vec<Normalized>, Finding>;
+/// What the pipeline made of a candidate at one upload target: what the gate measured there
+/// (`None`: no face measured), or why it refuses the candidate there.
+pub(crate) type AtTarget = Result<Option<Quality>, Finding>;
 
-/// Decides among `files` from what the pipeline made of each (same order, path order); when
-/// none passes, also the closest candidate and the person's finding.
+/// One target's (or every target's) choice: why, and when none passes, the closest candidate
+/// and the finding its item is invalid with.
+pub(crate) type Decided = (Arc<Picked>, Option<(String, Finding)>);
+
+/// Decides among `files` (path order) from each one's verdict at each of `targets` (upload
+/// targets, target order): `verdicts[candidate][target]`. Returns one decision per target:
+/// the same one for all when some candidate passes at every target or none passes at any;
+/// otherwise each target's own, among the candidates that pass there.
 pub(crate) fn decide(
     files: &[&str],
-    prepared: Vec<Prepared>,
-) -> (Picked, Option<(String, Finding)>) {
-    let mut candidates: Vec<Candidate> = Vec::with_capacity(files.len());
-    // The finding of a refused candidate, kept for the person if none passes.
-    let mut findings: Vec<Option<Finding>> = Vec::with_capacity(files.len());
-    for (photo, result) in files.iter().zip(prepared) {
-        let photo = photo.to_string();
-        match result {
-            Ok(outs) => {
-                let qualities: Vec<&Quality> =
-                    outs.iter().filter_map(|o| o.quality.as_ref()).collect();
-                let measures = measures_of(&qualities);
-                let failing = qualities
-                    .iter()
-                    .flat_map(|q| q.failing.iter())
-                    .next()
-                    .copied();
-                candidates.push(Candidate {
-                    photo,
-                    reason_code: failing,
-                    reason: None,
-                    score: measures.as_ref().map(|m| (score(m) * 10.0).round() / 10.0),
-                    measures,
-                    passes: true,
-                });
-                findings.push(None);
-            }
-            Err(f) => {
-                let measures = f.quality.as_deref().and_then(|q| measures_of(&[q]));
-                candidates.push(Candidate {
-                    photo,
-                    reason_code: Some(f.code),
-                    reason: Some(f.message.clone()),
-                    score: measures.as_ref().map(|m| (score(m) * 10.0).round() / 10.0),
-                    measures,
-                    passes: false,
-                });
-                findings.push(Some(f));
-            }
-        }
+    targets: &[&str],
+    verdicts: Vec<Vec<AtTarget>>,
+) -> Vec<Decided> {
+    let refused_for: Vec<Vec<String>> = verdicts
+        .iter()
+        .map(|v| {
+            targets
+                .iter()
+                .zip(v)
+                .filter(|(_, at)| at.is_err())
+                .map(|(t, _)| t.to_string())
+                .collect()
+        })
+        .collect();
+    let everywhere = refused_for.iter().any(Vec::is_empty);
+    let somewhere = refused_for.iter().any(|r| r.len() < targets.len());
+    if everywhere || !somewhere {
+        let (candidates, findings): (Vec<_>, Vec<_>) = files
+            .iter()
+            .zip(&verdicts)
+            .zip(&refused_for)
+            .map(|((photo, v), r)| candidate(photo, &v.iter().collect::<Vec<_>>(), r))
+            .unzip();
+        let (picked, finding) = among(candidates, findings, None);
+        let picked = Arc::new(picked);
+        return vec![(picked, finding); targets.len()];
     }
+    targets
+        .iter()
+        .enumerate()
+        .map(|(t, target)| {
+            let (candidates, findings): (Vec<_>, Vec<_>) = files
+                .iter()
+                .zip(&verdicts)
+                .zip(&refused_for)
+                .map(|((photo, v), r)| candidate(photo, &[&v[t]], r))
+                .unzip();
+            let (picked, finding) = among(candidates, findings, Some(target));
+            (Arc::new(picked), finding)
+        })
+        .collect()
+}
+
+/// One candidate's verdict over `verdicts` (one target's, or every target's: it passes only
+/// if every one does, with the least eye distance), and its finding when refused (the first
+/// target's that refuses it).
+fn candidate(
+    photo: &str,
+    verdicts: &[&AtTarget],
+    refused_for: &[String],
+) -> (Candidate, Option<Finding>) {
+    let photo = photo.to_string();
+    let refused_for = refused_for.to_vec();
+    if let Some(Err(f)) = verdicts.iter().find(|v| v.is_err()) {
+        let measures = f.quality.as_deref().and_then(|q| measures_of(&[q]));
+        let candidate = Candidate {
+            photo,
+            reason_code: Some(f.code),
+            reason: Some(f.message.clone()),
+            score: measures.as_ref().map(rounded_score),
+            measures,
+            passes: false,
+            refused_for,
+        };
+        return (candidate, Some(f.clone()));
+    }
+    let qualities: Vec<&Quality> = verdicts
+        .iter()
+        .filter_map(|v| v.as_ref().ok()?.as_ref())
+        .collect();
+    let measures = measures_of(&qualities);
+    let failing = qualities
+        .iter()
+        .flat_map(|q| q.failing.iter())
+        .next()
+        .copied();
+    let candidate = Candidate {
+        photo,
+        reason_code: failing,
+        reason: None,
+        score: measures.as_ref().map(rounded_score),
+        measures,
+        passes: true,
+        refused_for,
+    };
+    (candidate, None)
+}
+
+fn rounded_score(m: &Measures) -> f32 {
+    (score(m) * 10.0).round() / 10.0
+}
+
+/// Chooses among `candidates` (path order; `findings`: each refused one's): passing without a
+/// warning first, then by score, then the first by path; when none passes, the closest. For
+/// `target` alone, when the choice differs by target.
+fn among(
+    candidates: Vec<Candidate>,
+    findings: Vec<Option<Finding>>,
+    target: Option<&str>,
+) -> (Picked, Option<(String, Finding)>) {
+    let at = target.map(|t| format!(" for {t}")).unwrap_or_default();
+    let target = target.map(str::to_string);
+    // Why one photo does not go to every target.
+    let differs = if target.is_some() {
+        " (no candidate passes at every target: each gets the best that passes there)"
+    } else {
+        ""
+    };
     // Passing without a warning first, then by score; a tie goes to the first by path.
     let rank = |c: &Candidate| (c.reason_code.is_none(), c.score.unwrap_or(0.0));
     let mut order: Vec<usize> = (0..candidates.len())
@@ -384,7 +483,7 @@ pub(crate) fn decide(
                 .clone()
                 .expect("a refused candidate has a finding");
             let why = format!(
-                "none of the {n} candidate photos passes; the closest, '{}': {}",
+                "none of the {n} candidate photos passes{at}; the closest, '{}': {}",
                 candidates[best].photo, f.message
             );
             let mut finding = Finding::new(f.code, why.clone());
@@ -394,6 +493,7 @@ pub(crate) fn decide(
                 chosen: None,
                 why,
                 candidates,
+                target,
             };
             (picked, Some((closest, finding)))
         }
@@ -405,8 +505,9 @@ pub(crate) fn decide(
             (
                 Picked {
                     chosen: Some(candidates[*only].photo.clone()),
-                    why,
+                    why: format!("{why}{differs}"),
                     candidates,
+                    target,
                 },
                 None,
             )
@@ -434,8 +535,9 @@ pub(crate) fn decide(
             (
                 Picked {
                     chosen: Some(a.photo.clone()),
-                    why,
+                    why: format!("{why}{differs}"),
                     candidates,
+                    target,
                 },
                 None,
             )
@@ -458,10 +560,39 @@ fn measures_of(qualities: &[&Quality]) -> Option<Measures> {
     })
 }
 
-/// Chooses for every person with several candidates and something to upload: their items'
-/// photo becomes the one chosen (with `picked` saying why), or the uploads turn invalid when
-/// none passes (with the closest candidate as their photo). Returns the rows decided and the
-/// photo each now has.
+/// What the pipeline makes of one candidate at each of `profiles`' targets (one decode for
+/// all; as in `check_photos`, a finding that may be one target's alone is looked at again for
+/// each target on its own, so it refuses the candidate only where it holds).
+async fn verdicts(
+    stage: &PhotoStage,
+    path: &std::path::Path,
+    profiles: &[(String, Profile)],
+) -> Vec<AtTarget> {
+    match stage
+        .prepare_file(path.to_path_buf(), profiles.to_vec())
+        .await
+    {
+        Ok(outs) => outs.into_iter().map(|o| Ok(o.quality)).collect(),
+        Err(f) if f.code.may_be_one_targets() && profiles.len() > 1 => {
+            let mut each = Vec::with_capacity(profiles.len());
+            for p in profiles {
+                let out = stage
+                    .prepare_file(path.to_path_buf(), vec![p.clone()])
+                    .await;
+                each.push(out.map(|mut outs| outs.pop().and_then(|o| o.quality)));
+            }
+            each
+        }
+        Err(f) => vec![Err(f); profiles.len()],
+    }
+}
+
+/// Chooses for every person with several candidates and something to upload: each upload
+/// item's photo becomes the one chosen for its target (with `picked` saying why), or the item
+/// turns invalid when none passes there (with the closest candidate as its photo). The
+/// person's other items get the person's photo: one choice for all, or when the choice
+/// differs by target, the first target's (in target order) that has one. Returns the rows
+/// decided and the person's photo, the one the state DB keeps.
 pub(super) async fn choose(
     config: &Config,
     plan: &mut Plan,
@@ -481,16 +612,17 @@ pub(super) async fn choose(
     rows.sort_unstable();
     let mut jobs = Vec::new();
     for i in rows {
-        let items = i * targets..(i + 1) * targets;
-        let profiles: Vec<(String, Profile)> = plan.items[items.clone()]
-            .iter()
-            .filter(|item| item.action == Action::Upload)
-            .filter_map(|item| {
+        // The upload items (plan item indexes) and their targets' profiles, in target order.
+        let (uploads, profiles): (Vec<usize>, Vec<(String, Profile)>) = (i * targets
+            ..(i + 1) * targets)
+            .filter(|&k| plan.items[k].action == Action::Upload)
+            .filter_map(|k| {
+                let target = &plan.items[k].target;
                 config
-                    .delivery(&item.target)
-                    .map(|d| (item.target.to_string(), d.profile.clone()))
+                    .delivery(target)
+                    .map(|d| (k, (target.to_string(), d.profile.clone())))
             })
-            .collect();
+            .unzip();
         if profiles.is_empty() {
             continue;
         }
@@ -502,39 +634,54 @@ pub(super) async fn choose(
             .map(|f| (f.relative.clone(), f.path.clone()))
             .collect();
         jobs.push(async move {
-            let prepared = futures::future::join_all(
+            let verdicts = futures::future::join_all(
                 files
                     .iter()
-                    .map(|(_, path)| stage.prepare_file(path.clone(), profiles.clone())),
+                    .map(|(_, path)| verdicts(&stage, path, &profiles)),
             )
             .await;
             let names: Vec<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
-            (i, decide(&names, prepared))
+            let targets: Vec<&str> = profiles.iter().map(|(t, _)| t.as_str()).collect();
+            (i, uploads, decide(&names, &targets, verdicts))
         });
     }
     let mut chosen = Vec::new();
     let mut results = futures::stream::iter(jobs).buffer_unordered(4);
-    while let Some((i, (picked, finding))) = results.next().await {
+    while let Some((i, uploads, decided)) = results.next().await {
         let id = plan.items[i * targets].id.clone();
-        tracing::info!("{id}: {}", picked.line());
-        let photo: Arc<str> = match (&picked.chosen, &finding) {
-            (Some(c), _) => Arc::from(c.as_str()),
-            (None, Some((closest, _))) => Arc::from(closest.as_str()),
-            (None, None) => unreachable!("a choice or a finding"),
+        let photo_of = |(picked, finding): &Decided| -> Arc<str> {
+            match (&picked.chosen, finding) {
+                (Some(c), _) => Arc::from(c.as_str()),
+                (None, Some((closest, _))) => Arc::from(closest.as_str()),
+                (None, None) => unreachable!("a choice or a finding"),
+            }
         };
-        let picked = Arc::new(picked);
-        for item in &mut plan.items[i * targets..(i + 1) * targets] {
-            item.photo = Some(photo.clone());
-            item.picked = Some(picked.clone());
-            if item.action == Action::Upload
-                && let Some((_, f)) = &finding
-            {
+        for (k, d) in decided.iter().enumerate() {
+            if k == 0 || !Arc::ptr_eq(&d.0, &decided[k - 1].0) {
+                tracing::info!("{id}: {}", d.0.line());
+            }
+        }
+        let person = decided
+            .iter()
+            .find(|(picked, _)| picked.chosen.is_some())
+            .unwrap_or(&decided[0]);
+        let person_photo = photo_of(person);
+        for k in i * targets..(i + 1) * targets {
+            let item = &mut plan.items[k];
+            let Some(d) = uploads.iter().position(|&u| u == k).map(|at| &decided[at]) else {
+                item.photo = Some(person_photo.clone());
+                item.picked = Some(person.0.clone());
+                continue;
+            };
+            item.photo = Some(photo_of(d));
+            item.picked = Some(d.0.clone());
+            if let Some((_, f)) = &d.1 {
                 item.action = Action::Invalid;
                 item.quality = f.quality.clone();
                 item.finding = Some(Finding::new(f.code, f.message.clone()));
             }
         }
-        chosen.push((i, photo));
+        chosen.push((i, person_photo));
     }
     chosen.sort_unstable();
     chosen
@@ -543,19 +690,10 @@ pub(super) async fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutputFormat;
 
     /// A candidate the pipeline passed, with these measures (and failing codes).
-    fn passed(sharpness: f32, eyes: f32, yaw: f32, failing: &[ReasonCode]) -> Prepared {
-        Ok(vec![Normalized {
-            target: "t".into(),
-            bytes: Vec::new(),
-            format: OutputFormat::Jpeg,
-            width: 480,
-            height: 640,
-            hash: String::new(),
-            quality: Some(quality(sharpness, eyes, yaw, failing)),
-        }])
+    fn passed(sharpness: f32, eyes: f32, yaw: f32, failing: &[ReasonCode]) -> AtTarget {
+        Ok(Some(quality(sharpness, eyes, yaw, failing)))
     }
 
     fn quality(sharpness: f32, eyes: f32, yaw: f32, failing: &[ReasonCode]) -> Quality {
@@ -576,15 +714,18 @@ mod tests {
         }
     }
 
-    fn refused(code: ReasonCode) -> Prepared {
+    fn refused(code: ReasonCode) -> AtTarget {
         Err(Finding::new(code, format!("t: {code}")))
     }
 
-    /// The candidate chosen (or `None`) and the sentence's words.
-    fn check(prepared: Vec<Prepared>, chosen: Option<&str>, words: &[&str]) {
+    /// The candidate chosen (or `None`) and the sentence's words, with one target.
+    fn check(prepared: Vec<AtTarget>, chosen: Option<&str>, words: &[&str]) {
         let files = ["a.jpg", "b.jpg", "c.jpg"];
         let n = prepared.len();
-        let (picked, finding) = decide(&files[..n], prepared);
+        let verdicts = prepared.into_iter().map(|p| vec![p]).collect();
+        let mut decided = decide(&files[..n], &["t"], verdicts);
+        assert_eq!(decided.len(), 1);
+        let (picked, finding) = decided.remove(0);
         assert_eq!(picked.chosen.as_deref(), chosen);
         assert_eq!(finding.is_some(), chosen.is_none());
         let line = picked.line();
@@ -654,7 +795,12 @@ mod tests {
             0.0,
             &[FaceBlurry],
         )));
-        let (picked, finding) = decide(&["a.jpg", "b.jpg"], vec![refused(NoFace), blurry]);
+        let mut decided = decide(
+            &["a.jpg", "b.jpg"],
+            &["t"],
+            vec![vec![refused(NoFace)], vec![blurry]],
+        );
+        let (picked, finding) = decided.remove(0);
         let (closest, finding) = finding.expect("nobody passes");
         assert_eq!(picked.chosen, None);
         assert_eq!(closest, "b.jpg");
@@ -667,6 +813,105 @@ mod tests {
                 && finding.message.contains("'b.jpg': t: blurred"),
             "{}",
             finding.message
+        );
+    }
+
+    /// A verdict at one of two targets: `+` passes (sharpness 30 + the number's tens), `e` is
+    /// refused as eyes_too_close, `n` as no_face.
+    fn at(v: &str, target: &str) -> AtTarget {
+        use ReasonCode::*;
+        match v {
+            "n" => Err(Finding::new(NoFace, format!("{target}: no face"))),
+            "e" => Err(Finding::new(EyesTooClose, format!("{target}: eyes"))
+                .with_quality(quality(40.0, 20.0, 0.0, &[EyesTooClose]))),
+            sharp => Ok(Some(quality(sharp.parse().unwrap(), 80.0, 0.0, &[]))),
+        }
+    }
+
+    /// Candidates a.jpg, b.jpg, ... with their verdicts at feishu and vzicloud, and what each
+    /// target gets: the photo, or `!closest` when none passes there.
+    fn check_targets(verdicts: &[(&str, &str)], expected: [&str; 2]) -> Vec<Decided> {
+        let files = ["a.jpg", "b.jpg", "c.jpg"];
+        let targets = ["feishu", "vzicloud"];
+        let n = verdicts.len();
+        let at_each = verdicts
+            .iter()
+            .map(|(f, v)| vec![at(f, "feishu"), at(v, "vzicloud")])
+            .collect();
+        let decided = decide(&files[..n], &targets, at_each);
+        let got: Vec<String> = decided
+            .iter()
+            .map(|(p, f)| match (&p.chosen, f) {
+                (Some(c), _) => c.clone(),
+                (None, Some((closest, _))) => format!("!{closest}"),
+                (None, None) => panic!("a choice or a finding"),
+            })
+            .collect();
+        assert_eq!(got, expected, "{verdicts:?}");
+        decided
+    }
+
+    #[test]
+    fn a_candidate_refused_at_one_target_only_is_still_sent_to_the_other() {
+        // One passes everywhere: one choice for all, as with one target (the sharper b.jpg,
+        // refused at feishu, is out).
+        let d = check_targets(&[("30", "30"), ("e", "60")], ["a.jpg", "a.jpg"]);
+        assert!(Arc::ptr_eq(&d[0].0, &d[1].0), "one choice, shared");
+        assert_eq!(d[0].0.target, None);
+        assert_eq!(d[0].0.candidates[1].refused_for, ["feishu"]);
+        assert!(d[0].0.candidates[0].refused_for.is_empty());
+        assert_eq!(
+            d[0].0.line(),
+            "picked 'a.jpg' of 2: it is the only one that passes; 'b.jpg' refused: eyes_too_close"
+        );
+
+        // None passes everywhere: each target its best there.
+        let d = check_targets(&[("e", "30"), ("30", "e")], ["b.jpg", "a.jpg"]);
+        assert_eq!(d[0].0.target.as_deref(), Some("feishu"));
+        assert_eq!(d[1].0.target.as_deref(), Some("vzicloud"));
+        assert_eq!(
+            d[0].0.line(),
+            "picked 'b.jpg' of 2 for feishu: it is the only one that passes (no candidate \
+             passes at every target: each gets the best that passes there); 'a.jpg' refused \
+             for feishu: eyes_too_close"
+        );
+        let a = &d[0].0.candidates[0];
+        assert_eq!(
+            (a.passes, a.refused_for.as_slice()),
+            (false, &["feishu".to_string()][..])
+        );
+        let a = &d[1].0.candidates[0];
+        assert_eq!((a.passes, a.reason_code), (true, None));
+        assert_eq!(
+            a.refused_for,
+            ["feishu"],
+            "the same verdicts at every target"
+        );
+
+        // The same ranking at each target: the sharper of those that pass there.
+        check_targets(&[("e", "30"), ("30", "e"), ("50", "n")], ["c.jpg", "a.jpg"]);
+
+        // A target where none passes is invalid with its closest candidate's finding; the
+        // other still gets its photo.
+        let d = check_targets(&[("e", "30"), ("n", "n")], ["!a.jpg", "a.jpg"]);
+        let (_, finding) = d[0].1.as_ref().expect("none passes at feishu");
+        assert_eq!(finding.code, ReasonCode::EyesTooClose);
+        assert!(
+            finding
+                .message
+                .starts_with("none of the 2 candidate photos passes for feishu; the closest, 'a.jpg': feishu: eyes"),
+            "{}",
+            finding.message
+        );
+        assert!(d[1].1.is_none());
+
+        // None passes at any target: one finding for all, as with one target.
+        let d = check_targets(&[("e", "n"), ("n", "n")], ["!a.jpg", "!a.jpg"]);
+        assert!(Arc::ptr_eq(&d[0].0, &d[1].0));
+        assert!(
+            d[0].0
+                .why
+                .starts_with("none of the 2 candidate photos passes; ")
         );
     }
 
