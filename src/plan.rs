@@ -475,7 +475,7 @@ pub async fn build(
         && config.photos.duplicate_photos != DuplicatePhotos::Off
         && !targets.is_empty()
     {
-        let faces = face_hashes(
+        let (faces, extra) = face_hashes(
             config,
             store,
             &mut plan,
@@ -486,7 +486,7 @@ pub async fn build(
         )
         .await?;
         phase("face hashes known");
-        duplicate_rows = mark_duplicates(config, &mut plan, targets.len(), &people, &faces);
+        duplicate_rows = mark_duplicates(config, &mut plan, targets.len(), &people, &faces, &extra);
         phase("duplicate photos found");
     }
     // A settled row turned invalid by a duplicate photo is written too, from its whole row.
@@ -669,10 +669,13 @@ async fn check_photos(
 
 /// The face hash of every roster person with a photo (first copies of an id only), by roster
 /// row index: what `check_photos` just saw, else what the state DB holds by the photo's source
-/// hash, else computed now (decoded at the face detector's size: on a first run, every photo;
-/// on a nightly run, the new and changed photos `check_photos` did not prepare, and with
-/// `sync`, which prepares as it delivers, all of those). Records the new hashes and forgets
-/// those of photos no one has any more. Holds one small entry per person.
+/// hash, else computed now (the pre-pass, [`crate::photo::face_hash_hinted`]: on a first run,
+/// every photo; on a nightly run, the new and changed photos `check_photos` did not prepare,
+/// and with `sync`, which prepares as it delivers, all of those). The photo hashed is the one
+/// the person's first target gets (with `photos.pick = "best"`, the one chosen). Records the
+/// new hashes and forgets those of photos no one has any more. Holds one small entry per
+/// person. Also returns, by row, the hashes of the other photos of a person whose targets get
+/// different photos (`pick = "best"` choosing per target), looked at every run.
 async fn face_hashes(
     config: &Config,
     store: &Store,
@@ -681,7 +684,7 @@ async fn face_hashes(
     people: &[Shared],
     first_copy: &[bool],
     seen: Vec<(usize, FaceSeen)>,
-) -> anyhow::Result<Vec<Option<FaceHash>>> {
+) -> anyhow::Result<(Vec<Option<FaceHash>>, Vec<(usize, FaceHash)>)> {
     struct Entry {
         row: usize,
         stored: Option<Option<FaceHash>>,
@@ -715,7 +718,7 @@ async fn face_hashes(
         .iter()
         .filter(|(_, e)| e.seen.is_none() && e.stored.is_none())
         .filter_map(|(hash, e)| {
-            let relative = people[e.row].photo.as_deref()?;
+            let relative = sent_photo(plan, targets, e.row).or(people[e.row].photo.as_deref())?;
             Some((hash.clone(), plan.photo_path(relative)))
         })
         .collect();
@@ -761,7 +764,33 @@ async fn face_hashes(
         .collect();
     store.save_face_hashes(&fresh).await?;
     store.forget_face_hashes(&stale).await?;
-    Ok(people
+    // The other photos of people whose targets get different ones: few, not stored (the state
+    // DB keeps one face hash a source hash), so looked at again every run.
+    let mut others: Vec<(usize, PathBuf)> = Vec::new();
+    for (i, first) in first_copy.iter().enumerate() {
+        let Some(sent) = sent_photo(plan, targets, i).filter(|_| *first) else {
+            continue;
+        };
+        let mut seen_here: Vec<&str> = vec![sent];
+        for item in &plan.items[i * targets..(i + 1) * targets] {
+            if let Some(photo) = item.photo.as_deref()
+                && !seen_here.contains(&photo)
+            {
+                seen_here.push(photo);
+                others.push((i, plan.photo_path(photo)));
+            }
+        }
+    }
+    let jobs = others.into_iter().map(|(i, path)| {
+        let stage = stage.clone();
+        async move { (i, stage.face_hash_file(path).await.0) }
+    });
+    let extra: Vec<(usize, FaceHash)> = futures::stream::iter(jobs)
+        .buffer_unordered(parallel)
+        .filter_map(|(i, face)| async move { face.map(|f| (i, f)) })
+        .collect()
+        .await;
+    let faces = people
         .iter()
         .enumerate()
         .map(|(i, person)| {
@@ -771,7 +800,13 @@ async fn face_hashes(
             }
             entry.seen.or(entry.stored).flatten()
         })
-        .collect())
+        .collect();
+    Ok((faces, extra))
+}
+
+/// The photo the first target of row `i` gets, when its item names one.
+fn sent_photo(plan: &Plan, targets: usize, i: usize) -> Option<&str> {
+    plan.items.get(i * targets)?.photo.as_deref()
 }
 
 /// Other people named in a `duplicate_photo` message; the rest are counted.
@@ -787,6 +822,7 @@ fn mark_duplicates(
     targets: usize,
     people: &[Shared],
     faces: &[Option<FaceHash>],
+    extra: &[(usize, FaceHash)],
 ) -> HashSet<usize> {
     let allowed: HashSet<(&str, &str)> = config
         .photos
@@ -801,9 +837,12 @@ fn mark_duplicates(
         faces
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.map(|f| (i, f))),
+            .filter_map(|(i, f)| f.map(|f| (i, f)))
+            .chain(extra.iter().copied()),
     );
     let mut marked = HashSet::new();
+    // A person with several photos (`extra`) comes once a photo: warned about once.
+    let mut warned = HashSet::new();
     for (person, others) in near.each() {
         let me = &people[person];
         let mut named = Vec::new();
@@ -833,12 +872,12 @@ fn mark_duplicates(
                 }
                 marked.insert(person);
             }
-            DuplicatePhotos::Warn => {
+            DuplicatePhotos::Warn if warned.insert(person) => {
                 let warning = format!("{} (row {}): {message}", me.id, me.row);
                 tracing::warn!("{warning}");
                 plan.warnings.push(warning);
             }
-            DuplicatePhotos::Off => {}
+            DuplicatePhotos::Warn | DuplicatePhotos::Off => {}
         }
     }
     marked

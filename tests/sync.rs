@@ -938,3 +938,77 @@ async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passe
     }
     emu.shutdown().await;
 }
+
+/// With `pick = "best"` choosing per target, every photo a person is sent is checked for
+/// being someone else's: here the one only VziCloud would get is P002's photo too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_best_checks_each_target_s_photo_for_another_person_s() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = Workspace::empty();
+    ws.add_people((1..=2).map(|i| format!("P{i:03}")));
+    ws.write_config(
+        &emu,
+        &Settings {
+            columns: "",
+            max_retries: 6,
+            feishu: "[targets.feishu.profile]\nmax_width = 420\nmax_height = 420\n\
+                     max_bytes = 1048576\nmin_sharpness = 5\n",
+            vzicloud: "",
+            extra: "",
+        },
+    );
+    let config = std::fs::read_to_string(ws.config_path()).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        config
+            .replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n")
+            .replace(
+                "duplicate_photos = \"off\"\n",
+                "duplicate_photos = \"refuse\"\n",
+            ),
+    )
+    .unwrap();
+    // P001's candidates, as in the test above: a softened copy of their own photo, which only
+    // Feishu takes, and a larger framing, which only VziCloud takes; but that one is of P002's
+    // face, and it is P002's photo too. P001's first target's photo is not.
+    let photos = ws.path().join("photos");
+    let own = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
+    image::imageops::blur(&own, 0.8)
+        .save(photos.join("P001 (2).jpg"))
+        .unwrap();
+    let theirs = image::open(photos.join("P002.jpg")).unwrap().to_rgb8();
+    let (w, h) = (theirs.width() * 8 / 5, theirs.height() * 8 / 5);
+    let larger = image::imageops::resize(&theirs, w, h, image::imageops::Lanczos3);
+    // Framed wide enough that at Feishu's 420 pixels the eyes are too close.
+    let mut frame = image::RgbImage::from_pixel(w * 2, h * 2, image::Rgb([190, 190, 190]));
+    image::imageops::overlay(&mut frame, &larger, i64::from(w) / 2, i64::from(h) / 4);
+    frame.save(photos.join("P001.jpg")).unwrap();
+    std::fs::copy(photos.join("P001.jpg"), photos.join("P002.jpg")).unwrap();
+    let p001 = plan_items(&ws, "P001", &[]);
+    for (target, photo) in [("feishu", "P001 (2).jpg"), ("vzicloud", "P001.jpg")] {
+        let item = p001.iter().find(|i| i["target"] == target).unwrap();
+        assert_eq!(item["picked"]["chosen"], photo, "{item}");
+    }
+
+    for (id, other) in [("P001", "P002"), ("P002", "P001")] {
+        let items = plan_items(&ws, id, &[]);
+        let vzicloud = items.iter().find(|i| i["target"] == "vzicloud").unwrap();
+        assert_eq!(vzicloud["action"], "invalid", "{vzicloud}");
+        assert_eq!(vzicloud["reason_code"], "duplicate_photo", "{vzicloud}");
+        assert!(
+            vzicloud["reason"].as_str().unwrap().contains(other),
+            "{vzicloud}"
+        );
+    }
+    let run = ws.sync(SyncOptions::default()).await;
+    assert_eq!(
+        target(&run, "vzicloud").delivered,
+        0,
+        "{}",
+        render_summary(&run)
+    );
+    assert!(emu.vzicloud_faces("staff", "P001").is_empty());
+    assert!(emu.vzicloud_faces("staff", "P002").is_empty());
+    assert!(emu.feishu_face("P001").is_none());
+    emu.shutdown().await;
+}
