@@ -46,8 +46,8 @@ pub(crate) fn single_face(pixels: &Pixels, photos: &PhotoConfig) -> Result<FaceB
     classify(&faces, w.min(h), photos)
 }
 
-/// Every face found, largest first, in the image's pixel coordinates. A JPEG's luma plane is
-/// used as it is; RGB is shrunk first and then turned grey.
+/// Every face found, largest first, in the image's pixel coordinates. A JPEG's block means or
+/// luma plane are shrunk as they are; RGB is shrunk first and then turned grey.
 pub(crate) fn find_faces(pixels: &Pixels, photos: &PhotoConfig) -> Vec<FaceBox> {
     find(pixels, photos, false).expect("not limited to the base thumbnail")
 }
@@ -83,13 +83,17 @@ fn find(pixels: &Pixels, photos: &PhotoConfig, base_only: bool) -> Option<Vec<Fa
     } else {
         base.clone()
     };
-    let mut faces = scaled(face::detect(&coarse), w, coarse.width());
+    let found = face::detect(&coarse);
+    // The largest face's share of the shorter side, measured in the coarse image itself: the
+    // same whatever size the photo was decoded at, so that the search below is too.
+    let largest = found.iter().map(|f| f.width).max();
+    let mut faces = scaled(found, w, coarse.width());
     faces.sort_by_key(|f| std::cmp::Reverse(f.width));
 
     // Faces below this fraction of the shorter side were too small for the coarse pass.
     let coarse_reach = f64::from(face::WINDOW) / f64::from(coarse_short);
-    let wanted = match faces.first() {
-        Some(largest) => SIMILAR * f64::from(largest.width) / f64::from(short),
+    let wanted = match largest {
+        Some(width) => SIMILAR * f64::from(width) / f64::from(coarse_short),
         None => search_floor(photos),
     }
     .max(search_floor(photos));

@@ -13,7 +13,9 @@
 //! the four fixtures/faces portraits re-saved at JPEG quality 30, halved, made 10% brighter,
 //! trimmed by a few pixels or saved as PNG differ from the original by 0 to 6 bits (20 copies:
 //! 0 eleven times, 2 five times, 4 twice, 6 twice); `prepare`'s hash (decoded at the outputs'
-//! size) and the pre-pass's (at the detector's) by at most 4. Different photos: the portraits
+//! size) and the pre-pass's (at the detector's) by at most 4 (the pre-pass now decodes a
+//! phone-sized JPEG at 1/8: `the_pre_pass_finds_on_the_block_means_the_face_the_stage_finds`
+//! holds that hash within 4 bits of the stage's too). Different photos: the portraits
 //! 26 to 34 bits apart, the same man's two photos (obama, obama2) 28; the 7 small faces (about
 //! 45 px) of the group photo at least 12; a mirrored copy 32. So two hashes at most
 //! [`SAME_PHOTO`] = 8 bits apart are one photo: above every copy measured, below the closest

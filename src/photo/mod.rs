@@ -93,8 +93,10 @@ pub struct FaceHint {
     faces: Vec<face::FaceBox>,
     /// The upright width of the means.
     width: u32,
-    /// The file's length: a file replaced since is searched again.
+    /// The file's length and (when [`PhotoStage`] read it) modification time: a file changed
+    /// since is searched again.
     len: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 /// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
@@ -171,6 +173,7 @@ pub fn face_hash_hinted(
                 faces,
                 width: decoded.dimensions().0,
                 len: bytes.len() as u64,
+                modified: None,
             };
             return Ok((hash, Some(hint)));
         }

@@ -128,56 +128,48 @@ pub(crate) fn encode_for(
     // is not turned: no colour conversion either way.
     let planar = profile.format == OutputFormat::Jpeg && level.is_none();
     let (w, h, bytes) = loop {
-        let started = Instant::now();
-        if planar && let Some(planes) = decoded.ycbcr(region, w, h, Quality::Best) {
-            times.resize += started.elapsed();
-            let started = Instant::now();
-            let attempt = fit_jpeg(|q| jpeg_ycbcr(&planes, q), profile);
-            times.encode += started.elapsed();
-            match attempt {
-                Ok(bytes) => {
-                    return Ok(Encoded {
-                        bytes,
-                        width: w,
-                        height: h,
-                    });
-                }
-                Err(smallest) => match smaller(w, h, smallest, profile, floor_short) {
-                    Some(size) => (w, h) = size,
-                    None => break (w, h, smallest),
-                },
-            }
-            continue;
-        }
-        let pixels = decoded.rgb(region, w, h, Quality::Best);
-        times.resize += started.elapsed();
-        let started = Instant::now();
-        let levelled = level.map(|l| {
-            let (kx, ky) = (
-                w as f32 / region.width as f32,
-                h as f32 / region.height as f32,
-            );
-            let centre = (
-                (l.centre.0 - region.left as f32) * kx,
-                (l.centre.1 - region.top as f32) * ky,
-            );
-            rotate(&pixels, l.degrees, centre)
-        });
-        times.quality += started.elapsed();
-        let pixels = levelled.as_ref().unwrap_or(&*pixels);
-        let started = Instant::now();
-        let attempt = match profile.format {
-            OutputFormat::Jpeg => fit_jpeg(|q| jpeg(pixels, q), profile),
-            OutputFormat::Png => {
-                let bytes = png(pixels);
-                if bytes.len() as u64 <= profile.max_bytes {
-                    Ok(bytes)
-                } else {
-                    Err(bytes.len())
-                }
+        let attempt = match planar
+            .then(|| {
+                timed(&mut times.resize, || {
+                    decoded.ycbcr(region, w, h, Quality::Best)
+                })
+            })
+            .flatten()
+        {
+            Some(planes) => timed(&mut times.encode, || {
+                fit_jpeg(|q| jpeg_ycbcr(&planes, q), profile)
+            }),
+            None => {
+                let pixels = timed(&mut times.resize, || {
+                    decoded.rgb(region, w, h, Quality::Best)
+                });
+                let levelled = timed(&mut times.quality, || {
+                    level.map(|l| {
+                        let (kx, ky) = (
+                            w as f32 / region.width as f32,
+                            h as f32 / region.height as f32,
+                        );
+                        let centre = (
+                            (l.centre.0 - region.left as f32) * kx,
+                            (l.centre.1 - region.top as f32) * ky,
+                        );
+                        rotate(&pixels, l.degrees, centre)
+                    })
+                });
+                let pixels = levelled.as_ref().unwrap_or(&*pixels);
+                timed(&mut times.encode, || match profile.format {
+                    OutputFormat::Jpeg => fit_jpeg(|q| jpeg(pixels, q), profile),
+                    OutputFormat::Png => {
+                        let bytes = png(pixels);
+                        if bytes.len() as u64 <= profile.max_bytes {
+                            Ok(bytes)
+                        } else {
+                            Err(bytes.len())
+                        }
+                    }
+                })
             }
         };
-        times.encode += started.elapsed();
         let smallest = match attempt {
             Ok(bytes) => {
                 return Ok(Encoded {
@@ -204,6 +196,14 @@ pub(crate) fn encode_for(
             profile.max_bytes
         ),
     ))
+}
+
+/// `work`'s result, its time added to `total`.
+fn timed<T>(total: &mut std::time::Duration, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = work();
+    *total += started.elapsed();
+    out
 }
 
 /// The next size to try when `w` x `h` took `smallest` bytes at best, over the profile's
@@ -310,8 +310,8 @@ pub(crate) fn jpeg_ycbcr(planes: &Ycbcr, quality: u8) -> Vec<u8> {
 }
 
 /// The encoder's view of [`Ycbcr`]: each row of the three planes, chroma given at the full
-/// width (each sample twice, each row twice), which the encoder's 2x2 subsampling averages
-/// back to exactly the half-size planes.
+/// width (each sample twice, each row twice): the encoder's 2x2 subsampling keeps every other
+/// sample of each row and column, which gives back exactly the half-size planes.
 struct Planar<'a>(&'a Ycbcr);
 
 impl jpeg_encoder::ImageBuffer for Planar<'_> {

@@ -172,11 +172,7 @@ pub(crate) fn planes(
                 .expect("the buffer has 3 bytes a pixel")
         }
         Some([cb, cr]) => {
-            // Chroma is exactly 1 or 2 times smaller than luma in each direction.
-            let fx = f64::from(y.width()) / f64::from(cb.width());
-            let fy = f64::from(y.height()) / f64::from(cb.height());
-            let [left, top, w, h] = luma_region;
-            let chroma_region = [left / fx, top / fy, w / fx, h / fy];
+            let chroma_region = chroma_region(y, cb, luma_region);
             // Chroma has half the detail to begin with and the eye sees little of it: the
             // triangle filter (libjpeg's own choice for upsampling it) at a third of the cost.
             let cb = plane(cb, chroma_region, width, height, Quality::Fast);
@@ -212,27 +208,32 @@ pub(crate) fn ycbcr(
         f64::from(region.width),
         f64::from(region.height),
     ];
-    let fx = f64::from(y.width()) / f64::from(cb.width());
-    let fy = f64::from(y.height()) / f64::from(cb.height());
-    let [left, top, w, h] = luma_region;
     let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
     // An odd output size gives chroma half a pixel more than luma: the region grows to match.
     let (kw, kh) = (
         f64::from(2 * cw) / f64::from(width),
         f64::from(2 * ch) / f64::from(height),
     );
-    let (cl, ct) = (left / fx, top / fy);
+    let [cl, ct, w, h] = chroma_region(y, cb, luma_region);
     let chroma_region = [
         cl,
         ct,
-        (w / fx * kw).min(f64::from(cb.width()) - cl),
-        (h / fy * kh).min(f64::from(cb.height()) - ct),
+        (w * kw).min(f64::from(cb.width()) - cl),
+        (h * kh).min(f64::from(cb.height()) - ct),
     ];
     Ycbcr {
         y: plane(y, luma_region, width, height, quality),
         cb: plane(cb, chroma_region, cw, ch, Quality::Fast),
         cr: plane(cr, chroma_region, cw, ch, Quality::Fast),
     }
+}
+
+/// A region of luma (left, top, width, height) in the chroma planes' pixels: chroma is exactly
+/// 1 or 2 times smaller than luma in each direction.
+fn chroma_region(y: &GrayImage, cb: &GrayImage, [left, top, w, h]: [f64; 4]) -> [f64; 4] {
+    let fx = f64::from(y.width()) / f64::from(cb.width());
+    let fy = f64::from(y.height()) / f64::from(cb.height());
+    [left / fx, top / fy, w / fx, h / fy]
 }
 
 fn algorithm(quality: Quality) -> fr::ResizeAlg {

@@ -5,6 +5,7 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
 
@@ -67,11 +68,14 @@ impl PhotoStage {
     ) -> (FaceSeen, Result<Vec<Normalized>, Finding>) {
         let hints = self.hints.clone();
         self.run_bounded(move |photos| {
-            let bytes = match read_limited(&path, photos.max_file_bytes) {
-                Ok(bytes) => bytes,
+            let (bytes, modified) = match read_limited(&path, photos.max_file_bytes) {
+                Ok(read) => read,
                 Err(f) => return (FaceSeen::NotLooked, Err(f)),
             };
-            let prepared = prepare_hinted(&bytes, photos, &profiles, hints.get(&path));
+            // Only for the file as the pre-pass read it: same length (checked in
+            // `prepare_hinted`) and same modification time.
+            let hint = hints.get(&path).filter(|h| h.modified == modified);
+            let prepared = prepare_hinted(&bytes, photos, &profiles, hint);
             super::buffers::give(bytes);
             prepared
         })
@@ -92,12 +96,12 @@ impl PhotoStage {
     /// decoded. With the faces found, when a stage can take them ([`FaceHint`]).
     pub async fn face_hash_file(&self, path: PathBuf) -> (Option<FaceHash>, Option<FaceHint>) {
         self.run_bounded(move |photos| {
-            let Ok(bytes) = read_limited(&path, photos.max_file_bytes) else {
+            let Ok((bytes, modified)) = read_limited(&path, photos.max_file_bytes) else {
                 return (None, None);
             };
-            let hashed = face_hash_hinted(&bytes, photos);
+            let (hash, hint) = face_hash_hinted(&bytes, photos);
             super::buffers::give(bytes);
-            hashed
+            (hash, hint.map(|h| FaceHint { modified, ..h }))
         })
         .await
         .unwrap_or((None, None))
@@ -125,7 +129,11 @@ impl PhotoStage {
     }
 }
 
-fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, Finding> {
+/// The file's bytes, and when it was last modified (what a [`FaceHint`] is checked against).
+fn read_limited(
+    path: &std::path::Path,
+    max: u64,
+) -> Result<(Vec<u8>, Option<SystemTime>), Finding> {
     let unreadable = |e: std::io::Error| {
         Finding::new(
             ReasonCode::PhotoUnreadable,
@@ -133,7 +141,8 @@ fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, Finding> {
         )
     };
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let len = file.metadata().map_err(unreadable)?.len();
+    let metadata = file.metadata().map_err(unreadable)?;
+    let len = metadata.len();
     if len > max {
         return Err(file_too_large(len, max));
     }
@@ -145,5 +154,5 @@ fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, Finding> {
     if bytes.len() as u64 > max {
         return Err(file_too_large(bytes.len() as u64, max));
     }
-    Ok(bytes)
+    Ok((bytes, metadata.modified().ok()))
 }

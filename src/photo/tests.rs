@@ -622,8 +622,11 @@ mod stage {
         let bytes = phone_sized("obama.jpg");
         std::fs::write(&path, &bytes).unwrap();
         let p = gated();
-        let (hash, hint) = face_hash_hinted(&bytes, &p);
+        let (hash, hint) = PhotoStage::new(p.clone())
+            .face_hash_file(path.clone())
+            .await;
         let hint = hint.expect("a portrait's face is found in the block means");
+        assert!(hint.modified.is_some());
         let profiles = defaults()[1..].to_vec();
         let with = |hint: FaceHint| {
             PhotoStage::new(p.clone()).with_hints(Arc::new(HashMap::from([(path.clone(), hint)])))
@@ -655,13 +658,23 @@ mod stage {
             .prepare_file_hashed(path.clone(), profiles.clone())
             .await;
         assert_eq!(refused.unwrap_err().code, ReasonCode::NoFace);
-        // ...but only for the file it was made from: another length (the file was replaced)
-        // or another path is searched again.
+        // ...but only for the file it was made from: another length or modification time (the
+        // file was replaced or edited), or another path, is searched again.
         let stale = FaceHint {
             len: hint.len + 1,
             ..empty.clone()
         };
         let (_, searched) = with(stale)
+            .prepare_file_hashed(path.clone(), profiles.clone())
+            .await;
+        assert!(searched.is_ok());
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+            .unwrap();
+        let (_, searched) = with(empty.clone())
             .prepare_file_hashed(path.clone(), profiles.clone())
             .await;
         assert!(searched.is_ok());
@@ -785,7 +798,7 @@ fn planes_and_rgb_agree_for_every_orientation_and_region() {
 #[test]
 fn a_jpeg_sent_from_its_planes_is_as_true_to_the_photo_as_the_rgb_path() {
     // The planes go to the encoder as they are, chroma resized straight to half size (the RGB
-    // path upsamples chroma to full size and the encoder averages it back down). Against the
+    // path upsamples chroma to full size and the encoder keeps every other sample). Against the
     // photo decoded at full size and resized by the same filter, the planar file must be at
     // least as close as the RGB path's, at even and odd sizes, for a region, in every
     // orientation; and the file a JPEG of the same layout and size.

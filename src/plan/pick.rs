@@ -670,7 +670,8 @@ pub(super) async fn choose(
             let item = &mut plan.items[k];
             let Some(d) = uploads.iter().position(|&u| u == k).map(|at| &decided[at]) else {
                 item.photo = Some(person_photo.clone());
-                item.picked = Some(person.0.clone());
+                // A choice made for another target says nothing of this one.
+                item.picked = person.0.target.is_none().then(|| person.0.clone());
                 continue;
             };
             item.photo = Some(photo_of(d));
