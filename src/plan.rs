@@ -689,6 +689,8 @@ async fn face_hashes(
         row: usize,
         stored: Option<Option<FaceHash>>,
         seen: Option<Option<FaceHash>>,
+        /// The stored hashes of the person's further photos (keys `<source hash>#<k>`).
+        further: Vec<(String, FaceHash)>,
     }
     let mut by_source: HashMap<Arc<str>, Entry> = HashMap::with_capacity(people.len());
     for (i, person) in people.iter().enumerate() {
@@ -697,6 +699,7 @@ async fn face_hashes(
                 row: i,
                 stored: None,
                 seen: None,
+                further: Vec::new(),
             });
         }
     }
@@ -709,9 +712,21 @@ async fn face_hashes(
     }
     let mut stale = Vec::new();
     store
-        .each_face_hash(|source, face| match by_source.get_mut(source) {
-            Some(entry) => entry.stored = Some(face.map(|f| FaceHash(f as u64))),
-            None => stale.push(source.to_string()),
+        .each_face_hash(|source, face| {
+            // A further photo's hash: `<source hash>#<k>` (a source hash is hex).
+            if let Some((base, _)) = source.split_once(FURTHER) {
+                match (by_source.get_mut(base), face) {
+                    (Some(entry), Some(f)) => {
+                        entry.further.push((source.to_string(), FaceHash(f as u64)))
+                    }
+                    _ => stale.push(source.to_string()),
+                }
+                return;
+            }
+            match by_source.get_mut(source) {
+                Some(entry) => entry.stored = Some(face.map(|f| FaceHash(f as u64))),
+                None => stale.push(source.to_string()),
+            }
         })
         .await?;
     let missing: Vec<(Arc<str>, PathBuf)> = by_source
@@ -764,13 +779,21 @@ async fn face_hashes(
         .collect();
     store.save_face_hashes(&fresh).await?;
     store.forget_face_hashes(&stale).await?;
-    // The other photos of people whose targets get different ones: few, not stored (the state
-    // DB keeps one face hash a source hash), so looked at again every run.
+    // The further photos of people whose targets get different ones (`pick = "best"`): hashed
+    // whenever the person is decided, and kept as `<source hash>#<k>` for the nights they are
+    // not (then their items show one photo only).
     let mut others: Vec<(usize, PathBuf)> = Vec::new();
+    let mut decided = HashSet::new();
     for (i, first) in first_copy.iter().enumerate() {
         let Some(sent) = sent_photo(plan, targets, i).filter(|_| *first) else {
             continue;
         };
+        if plan.items[i * targets..(i + 1) * targets]
+            .iter()
+            .any(|item| item.picked.is_some())
+        {
+            decided.insert(i);
+        }
         let mut seen_here: Vec<&str> = vec![sent];
         for item in &plan.items[i * targets..(i + 1) * targets] {
             if let Some(photo) = item.photo.as_deref()
@@ -785,11 +808,28 @@ async fn face_hashes(
         let stage = stage.clone();
         async move { (i, stage.face_hash_file(path).await.0) }
     });
-    let extra: Vec<(usize, FaceHash)> = futures::stream::iter(jobs)
+    let mut extra: Vec<(usize, FaceHash)> = futures::stream::iter(jobs)
         .buffer_unordered(parallel)
         .filter_map(|(i, face)| async move { face.map(|f| (i, f)) })
         .collect()
         .await;
+    extra.sort_unstable();
+    // Kept as well as what was kept before: a target not sent to on this run may still hold
+    // an earlier choice. They go with the set (a changed set is a new source hash).
+    let mut save = Vec::new();
+    for (hash, entry) in by_source.iter().filter(|(_, e)| decided.contains(&e.row)) {
+        let mut k = entry.further.len();
+        for (_, face) in extra.iter().filter(|(i, _)| *i == entry.row) {
+            if entry.further.iter().all(|(_, f)| f != face) {
+                k += 1;
+                save.push((format!("{hash}{FURTHER}{k}"), Some(face.0 as i64)));
+            }
+        }
+    }
+    for entry in by_source.values() {
+        extra.extend(entry.further.iter().map(|(_, face)| (entry.row, *face)));
+    }
+    store.save_face_hashes(&save).await?;
     let faces = people
         .iter()
         .enumerate()
@@ -803,6 +843,9 @@ async fn face_hashes(
         .collect();
     Ok((faces, extra))
 }
+
+/// Separates a source hash from the number of a further photo in the face hash table's keys.
+const FURTHER: char = '#';
 
 /// The photo the first target of row `i` gets, when its item names one.
 fn sent_photo(plan: &Plan, targets: usize, i: usize) -> Option<&str> {

@@ -1012,3 +1012,91 @@ async fn pick_best_checks_each_target_s_photo_for_another_person_s() {
     assert!(emu.feishu_face("P001").is_none());
     emu.shutdown().await;
 }
+
+/// A photo only one target got is compared on the nights its person is not decided again
+/// too: a new id that arrives with a copy of it is caught, and so is the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_best_keeps_comparing_a_photo_only_one_target_got() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = Workspace::empty();
+    ws.add_people((1..=2).map(|i| format!("P{i:03}")));
+    ws.write_config(
+        &emu,
+        &Settings {
+            columns: "",
+            max_retries: 6,
+            feishu: "[targets.feishu.profile]\nmax_width = 420\nmax_height = 420\n\
+                     max_bytes = 1048576\nmin_sharpness = 5\n",
+            vzicloud: "",
+            extra: "",
+        },
+    );
+    let config = std::fs::read_to_string(ws.config_path()).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        config
+            .replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n")
+            .replace(
+                "duplicate_photos = \"off\"\n",
+                "duplicate_photos = \"refuse\"\n",
+            ),
+    )
+    .unwrap();
+    // P001's candidates: a softened copy of their photo (Feishu only) and a wide framing of a
+    // face no one on the roster has (VziCloud only).
+    let photos = ws.path().join("photos");
+    let own = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
+    image::imageops::blur(&own, 0.8)
+        .save(photos.join("P001 (2).jpg"))
+        .unwrap();
+    let face = image::open(demo_photo("E1005.jpg")).unwrap().to_rgb8();
+    let (w, h) = (face.width() * 8 / 5, face.height() * 8 / 5);
+    let larger = image::imageops::resize(&face, w, h, image::imageops::Lanczos3);
+    let mut frame = image::RgbImage::from_pixel(w * 2, h * 2, image::Rgb([190, 190, 190]));
+    image::imageops::overlay(&mut frame, &larger, i64::from(w) / 2, i64::from(h) / 4);
+    frame.save(photos.join("P001.jpg")).unwrap();
+
+    let first = ws.sync(SyncOptions::default()).await;
+    assert_eq!(
+        target(&first, "feishu").delivered,
+        2,
+        "{}",
+        render_summary(&first)
+    );
+    assert_eq!(
+        target(&first, "vzicloud").delivered,
+        2,
+        "{}",
+        render_summary(&first)
+    );
+    assert_eq!(emu.vzicloud_faces("staff", "P001").len(), 1);
+
+    // The next night P003 arrives with a copy of the photo only VziCloud got of P001's; P001's
+    // set is unchanged, so P001 is not decided again.
+    let roster = std::fs::read_to_string(ws.path().join("roster.csv")).unwrap();
+    std::fs::write(
+        ws.path().join("roster.csv"),
+        format!("{roster}P003,Person 3\n"),
+    )
+    .unwrap();
+    std::fs::copy(photos.join("P001.jpg"), photos.join("P003.jpg")).unwrap();
+    for (id, other) in [("P003", "P001"), ("P001", "P003")] {
+        let items = plan_items(&ws, id, &[]);
+        let vzicloud = items.iter().find(|i| i["target"] == "vzicloud").unwrap();
+        assert_eq!(vzicloud["action"], "invalid", "{vzicloud}");
+        assert_eq!(vzicloud["reason_code"], "duplicate_photo", "{vzicloud}");
+        assert!(
+            vzicloud["reason"].as_str().unwrap().contains(other),
+            "{vzicloud}"
+        );
+    }
+    let second = ws.sync(SyncOptions::default()).await;
+    assert_eq!(
+        target(&second, "vzicloud").delivered,
+        0,
+        "{}",
+        render_summary(&second)
+    );
+    assert!(emu.vzicloud_faces("staff", "P003").is_empty());
+    emu.shutdown().await;
+}
