@@ -806,17 +806,14 @@ async fn pick_best_sends_the_sharp_photo_of_several_and_a_second_run_is_unchange
     emu.shutdown().await;
 }
 
-/// Feishu takes at most 420 x 420 (and a softer face than the default allows), VziCloud its
-/// default 1920 x 1080; P001's two photos each pass at one target only: `P001.jpg`, the face
-/// smaller in a larger frame (900 x 900), has its eyes too close once shrunk for Feishu;
-/// `P001 (2).jpg`, a softened copy of the 420 x 420 original, is too blurred for VziCloud.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passes_at_both() {
-    let emu = emulator(EmulatorConfig::default()).await;
+/// P001 and P002 with `photos.pick = "best"` (and the duplicate check on or off): Feishu takes
+/// at most 420 x 420 and a softer face than the default allows, VziCloud its defaults; P001 has
+/// a second candidate, `P001 (2).jpg`, a softened copy of their photo, too blurred for VziCloud.
+fn two_profiles_picking_best(emu: &facesync_emulator::Emulator, duplicates: bool) -> Workspace {
     let ws = Workspace::empty();
     ws.add_people((1..=2).map(|i| format!("P{i:03}")));
     ws.write_config(
-        &emu,
+        emu,
         &Settings {
             columns: "",
             max_retries: 6,
@@ -826,17 +823,44 @@ async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passe
             extra: "",
         },
     );
-    let config = std::fs::read_to_string(ws.config_path()).unwrap();
-    std::fs::write(
-        ws.config_path(),
-        config.replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n"),
-    )
-    .unwrap();
+    let mut config = std::fs::read_to_string(ws.config_path())
+        .unwrap()
+        .replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n");
+    if duplicates {
+        config = config.replace(
+            "duplicate_photos = \"off\"\n",
+            "duplicate_photos = \"refuse\"\n",
+        );
+    }
+    std::fs::write(ws.config_path(), config).unwrap();
     let photos = ws.path().join("photos");
     let original = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
     image::imageops::blur(&original, 0.8)
         .save(photos.join("P001 (2).jpg"))
         .unwrap();
+    ws
+}
+
+/// `face` enlarged and framed wide enough that at Feishu's 420 pixels its eyes are too close,
+/// while VziCloud takes it.
+fn wide_frame(face: &image::RgbImage) -> image::RgbImage {
+    let (w, h) = (face.width() * 8 / 5, face.height() * 8 / 5);
+    let larger = image::imageops::resize(face, w, h, image::imageops::Lanczos3);
+    let mut frame = image::RgbImage::from_pixel(w * 2, h * 2, image::Rgb([190, 190, 190]));
+    image::imageops::overlay(&mut frame, &larger, i64::from(w) / 2, i64::from(h) / 4);
+    frame
+}
+
+/// Feishu takes at most 420 x 420 (and a softer face than the default allows), VziCloud its
+/// default 1920 x 1080; P001's two photos each pass at one target only: `P001.jpg`, the face
+/// smaller in a larger frame (900 x 900), has its eyes too close once shrunk for Feishu;
+/// `P001 (2).jpg`, a softened copy of the 420 x 420 original, is too blurred for VziCloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passes_at_both() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let ws = two_profiles_picking_best(&emu, false);
+    let photos = ws.path().join("photos");
+    let original = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
     let (w, h) = original.dimensions();
     assert_eq!((w, h), (420, 420));
     let larger = image::imageops::resize(&original, 672, 672, image::imageops::Lanczos3);
@@ -944,45 +968,13 @@ async fn pick_best_sends_each_target_the_photo_that_passes_there_when_none_passe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pick_best_checks_each_target_s_photo_for_another_person_s() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::empty();
-    ws.add_people((1..=2).map(|i| format!("P{i:03}")));
-    ws.write_config(
-        &emu,
-        &Settings {
-            columns: "",
-            max_retries: 6,
-            feishu: "[targets.feishu.profile]\nmax_width = 420\nmax_height = 420\n\
-                     max_bytes = 1048576\nmin_sharpness = 5\n",
-            vzicloud: "",
-            extra: "",
-        },
-    );
-    let config = std::fs::read_to_string(ws.config_path()).unwrap();
-    std::fs::write(
-        ws.config_path(),
-        config
-            .replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n")
-            .replace(
-                "duplicate_photos = \"off\"\n",
-                "duplicate_photos = \"refuse\"\n",
-            ),
-    )
-    .unwrap();
+    let ws = two_profiles_picking_best(&emu, true);
     // P001's candidates, as in the test above: a softened copy of their own photo, which only
     // Feishu takes, and a larger framing, which only VziCloud takes; but that one is of P002's
     // face, and it is P002's photo too. P001's first target's photo is not.
     let photos = ws.path().join("photos");
-    let own = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
-    image::imageops::blur(&own, 0.8)
-        .save(photos.join("P001 (2).jpg"))
-        .unwrap();
     let theirs = image::open(photos.join("P002.jpg")).unwrap().to_rgb8();
-    let (w, h) = (theirs.width() * 8 / 5, theirs.height() * 8 / 5);
-    let larger = image::imageops::resize(&theirs, w, h, image::imageops::Lanczos3);
-    // Framed wide enough that at Feishu's 420 pixels the eyes are too close.
-    let mut frame = image::RgbImage::from_pixel(w * 2, h * 2, image::Rgb([190, 190, 190]));
-    image::imageops::overlay(&mut frame, &larger, i64::from(w) / 2, i64::from(h) / 4);
-    frame.save(photos.join("P001.jpg")).unwrap();
+    wide_frame(&theirs).save(photos.join("P001.jpg")).unwrap();
     std::fs::copy(photos.join("P001.jpg"), photos.join("P002.jpg")).unwrap();
     let p001 = plan_items(&ws, "P001", &[]);
     for (target, photo) in [("feishu", "P001 (2).jpg"), ("vzicloud", "P001.jpg")] {
@@ -1018,43 +1010,12 @@ async fn pick_best_checks_each_target_s_photo_for_another_person_s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pick_best_keeps_comparing_a_photo_only_one_target_got() {
     let emu = emulator(EmulatorConfig::default()).await;
-    let ws = Workspace::empty();
-    ws.add_people((1..=2).map(|i| format!("P{i:03}")));
-    ws.write_config(
-        &emu,
-        &Settings {
-            columns: "",
-            max_retries: 6,
-            feishu: "[targets.feishu.profile]\nmax_width = 420\nmax_height = 420\n\
-                     max_bytes = 1048576\nmin_sharpness = 5\n",
-            vzicloud: "",
-            extra: "",
-        },
-    );
-    let config = std::fs::read_to_string(ws.config_path()).unwrap();
-    std::fs::write(
-        ws.config_path(),
-        config
-            .replace("dir = \"photos\"\n", "dir = \"photos\"\npick = \"best\"\n")
-            .replace(
-                "duplicate_photos = \"off\"\n",
-                "duplicate_photos = \"refuse\"\n",
-            ),
-    )
-    .unwrap();
+    let ws = two_profiles_picking_best(&emu, true);
     // P001's candidates: a softened copy of their photo (Feishu only) and a wide framing of a
     // face no one on the roster has (VziCloud only).
     let photos = ws.path().join("photos");
-    let own = image::open(photos.join("P001.jpg")).unwrap().to_rgb8();
-    image::imageops::blur(&own, 0.8)
-        .save(photos.join("P001 (2).jpg"))
-        .unwrap();
     let face = image::open(demo_photo("E1005.jpg")).unwrap().to_rgb8();
-    let (w, h) = (face.width() * 8 / 5, face.height() * 8 / 5);
-    let larger = image::imageops::resize(&face, w, h, image::imageops::Lanczos3);
-    let mut frame = image::RgbImage::from_pixel(w * 2, h * 2, image::Rgb([190, 190, 190]));
-    image::imageops::overlay(&mut frame, &larger, i64::from(w) / 2, i64::from(h) / 4);
-    frame.save(photos.join("P001.jpg")).unwrap();
+    wide_frame(&face).save(photos.join("P001.jpg")).unwrap();
 
     let first = ws.sync(SyncOptions::default()).await;
     assert_eq!(
