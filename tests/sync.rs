@@ -841,6 +841,25 @@ fn two_profiles_picking_best(emu: &facesync_emulator::Emulator, duplicates: bool
     ws
 }
 
+/// Checks that `plan` makes each (id, other) pair's VziCloud item `duplicate_photo` naming the
+/// other, then runs a sync.
+async fn duplicates_refused_at_vzicloud(
+    ws: &Workspace,
+    pairs: [(&str, &str); 2],
+) -> facesync::deliver::Summary {
+    for (id, other) in pairs {
+        let items = plan_items(ws, id, &[]);
+        let vzicloud = items.iter().find(|i| i["target"] == "vzicloud").unwrap();
+        assert_eq!(vzicloud["action"], "invalid", "{vzicloud}");
+        assert_eq!(vzicloud["reason_code"], "duplicate_photo", "{vzicloud}");
+        assert!(
+            vzicloud["reason"].as_str().unwrap().contains(other),
+            "{vzicloud}"
+        );
+    }
+    ws.sync(SyncOptions::default()).await
+}
+
 /// `face` enlarged and framed wide enough that at Feishu's 420 pixels its eyes are too close,
 /// while VziCloud takes it.
 fn wide_frame(face: &image::RgbImage) -> image::RgbImage {
@@ -982,17 +1001,7 @@ async fn pick_best_checks_each_target_s_photo_for_another_person_s() {
         assert_eq!(item["picked"]["chosen"], photo, "{item}");
     }
 
-    for (id, other) in [("P001", "P002"), ("P002", "P001")] {
-        let items = plan_items(&ws, id, &[]);
-        let vzicloud = items.iter().find(|i| i["target"] == "vzicloud").unwrap();
-        assert_eq!(vzicloud["action"], "invalid", "{vzicloud}");
-        assert_eq!(vzicloud["reason_code"], "duplicate_photo", "{vzicloud}");
-        assert!(
-            vzicloud["reason"].as_str().unwrap().contains(other),
-            "{vzicloud}"
-        );
-    }
-    let run = ws.sync(SyncOptions::default()).await;
+    let run = duplicates_refused_at_vzicloud(&ws, [("P001", "P002"), ("P002", "P001")]).await;
     assert_eq!(
         target(&run, "vzicloud").delivered,
         0,
@@ -1041,17 +1050,7 @@ async fn pick_best_keeps_comparing_a_photo_only_one_target_got() {
     )
     .unwrap();
     std::fs::copy(photos.join("P001.jpg"), photos.join("P003.jpg")).unwrap();
-    for (id, other) in [("P003", "P001"), ("P001", "P003")] {
-        let items = plan_items(&ws, id, &[]);
-        let vzicloud = items.iter().find(|i| i["target"] == "vzicloud").unwrap();
-        assert_eq!(vzicloud["action"], "invalid", "{vzicloud}");
-        assert_eq!(vzicloud["reason_code"], "duplicate_photo", "{vzicloud}");
-        assert!(
-            vzicloud["reason"].as_str().unwrap().contains(other),
-            "{vzicloud}"
-        );
-    }
-    let second = ws.sync(SyncOptions::default()).await;
+    let second = duplicates_refused_at_vzicloud(&ws, [("P003", "P001"), ("P001", "P003")]).await;
     assert_eq!(
         target(&second, "vzicloud").delivered,
         0,
