@@ -137,6 +137,28 @@ impl Plan {
         self.items.iter().any(|i| i.action == Action::Invalid)
     }
 
+    /// The photos of row `row`'s items that `keep` keeps, each with those items' indexes, in
+    /// target order: one photo, except with `photos.pick = "best"` choosing per target.
+    fn photos_of(
+        &self,
+        row: usize,
+        targets: usize,
+        keep: impl Fn(&PlanItem) -> bool,
+    ) -> Vec<(Arc<str>, Vec<usize>)> {
+        let mut by_photo: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        for k in row * targets..(row + 1) * targets {
+            let item = &self.items[k];
+            let Some(photo) = item.photo.as_ref().filter(|_| keep(item)) else {
+                continue;
+            };
+            match by_photo.iter_mut().find(|(p, _)| p == photo) {
+                Some((_, items)) => items.push(k),
+                None => by_photo.push((photo.clone(), vec![k])),
+            }
+        }
+        by_photo
+    }
+
     /// The absolute path of a photo by its path relative to the photo folder (for the photo
     /// stage).
     pub fn photo_path(&self, relative: &str) -> PathBuf {
@@ -581,24 +603,10 @@ async fn check_photos(
 ) -> anyhow::Result<Vec<(usize, FaceSeen)>> {
     let stage = PhotoStage::new(config.photos.clone());
     let mut specs = Vec::new();
-    for first in (0..plan.items.len()).step_by(targets.max(1)) {
+    for row in 0..plan.items.len() / targets.max(1) {
         // One photo for all the person's uploads, but with `photos.pick = "best"` each target
-        // may have its own: the uploads by photo, in target order.
-        let mut by_photo: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
-        for k in first..first + targets {
-            let item = &plan.items[k];
-            let Some(photo) = item
-                .photo
-                .as_ref()
-                .filter(|_| item.action == Action::Upload)
-            else {
-                continue;
-            };
-            match by_photo.iter_mut().find(|(p, _)| p == photo) {
-                Some((_, uploads)) => uploads.push(k),
-                None => by_photo.push((photo.clone(), vec![k])),
-            }
-        }
+        // may have its own: the uploads by photo.
+        let by_photo = plan.photos_of(row, targets, |item| item.action == Action::Upload);
         // A person is one face for the duplicate check: what is seen of their first photo.
         for (g, (relative, uploads)) in by_photo.into_iter().enumerate() {
             let path = plan.photo_path(&relative);
@@ -675,7 +683,8 @@ async fn check_photos(
 /// the person's first target gets (with `photos.pick = "best"`, the one chosen). Records the
 /// new hashes and forgets those of photos no one has any more. Holds one small entry per
 /// person. Also returns, by row, the hashes of the other photos of a person whose targets get
-/// different photos (`pick = "best"` choosing per target), looked at every run.
+/// different photos (`pick = "best"` choosing per target): looked at when the person is
+/// decided, and kept with the set (`<source hash>#<k>`) for the nights they are not.
 async fn face_hashes(
     config: &Config,
     store: &Store,
@@ -784,25 +793,19 @@ async fn face_hashes(
     // not (then their items show one photo only).
     let mut others: Vec<(usize, PathBuf)> = Vec::new();
     let mut decided = HashSet::new();
-    for (i, first) in first_copy.iter().enumerate() {
-        let Some(sent) = sent_photo(plan, targets, i).filter(|_| *first) else {
+    for i in (0..people.len()).filter(|&i| first_copy[i]) {
+        let photos = plan.photos_of(i, targets, |_| true);
+        if photos.len() < 2 {
             continue;
-        };
+        }
         if plan.items[i * targets..(i + 1) * targets]
             .iter()
             .any(|item| item.picked.is_some())
         {
             decided.insert(i);
         }
-        let mut seen_here: Vec<&str> = vec![sent];
-        for item in &plan.items[i * targets..(i + 1) * targets] {
-            if let Some(photo) = item.photo.as_deref()
-                && !seen_here.contains(&photo)
-            {
-                seen_here.push(photo);
-                others.push((i, plan.photo_path(photo)));
-            }
-        }
+        // The first is the one hashed above (`sent_photo`).
+        others.extend(photos[1..].iter().map(|(p, _)| (i, plan.photo_path(p))));
     }
     let jobs = others.into_iter().map(|(i, path)| {
         let stage = stage.clone();

@@ -94,9 +94,16 @@ pub struct FaceHint {
     /// The upright width of the means.
     width: u32,
     /// The file's length and (when [`PhotoStage`] read it) modification time: a file changed
-    /// since is searched again.
+    /// since is searched again ([`FaceHint::fits`]).
     len: u64,
     modified: Option<std::time::SystemTime>,
+}
+
+impl FaceHint {
+    /// Whether the hint is about a file of this length and modification time.
+    fn fits(&self, len: u64, modified: Option<std::time::SystemTime>) -> bool {
+        self.len == len && self.modified == modified
+    }
 }
 
 /// Decodes `bytes` once, checks them, and normalizes them for each (target name, profile).
@@ -118,8 +125,9 @@ pub fn prepare_hashed(
     prepare_hinted(bytes, photos, profiles, None)
 }
 
-/// [`prepare_hashed`], taking the faces from `hint` (when it is about this file) instead of
-/// searching for them.
+/// [`prepare_hashed`], taking the faces from `hint` instead of searching for them (the caller
+/// knows the hint is about this file; [`PhotoStage`] checks its length and modification time).
+/// A hint whose block means are not the decoded photo's is left aside.
 pub fn prepare_hinted(
     bytes: &[u8],
     photos: &PhotoConfig,
@@ -141,9 +149,10 @@ pub fn prepare_hinted(
 }
 
 /// The hash of the photo's largest face, or `None` when there is no face or the photo cannot
-/// be decoded: what the duplicate check needs of a photo `prepare` has not seen. Decodes at the
-/// face detector's size only (a JPEG at its DCT scale), whatever the targets' profiles, and
-/// runs the detector; nothing is resized for a target or encoded.
+/// be decoded: what the duplicate check needs of a photo `prepare` has not seen. Decodes a
+/// large JPEG at 1/8 (its block means) when the face is large enough to be found there, else at
+/// the face detector's size, whatever the targets' profiles; nothing is resized for a target or
+/// encoded.
 pub fn face_hash_of(bytes: &[u8], photos: &PhotoConfig) -> Option<FaceHash> {
     face_hash_hinted(bytes, photos).0
 }
@@ -190,17 +199,13 @@ pub fn face_hash_hinted(
     .unwrap_or((None, None))
 }
 
-/// The faces of `hint` in the decoded image's coordinates, when the hint is about this file
-/// and the image has the same block means (a JPEG decoded by the fast path).
-fn hinted_faces(
-    hint: &FaceHint,
-    len: usize,
-    decoded: &decode::Decoded,
-) -> Option<Vec<face::FaceBox>> {
+/// The faces of `hint` in the decoded image's coordinates, when the image has the same block
+/// means (a JPEG decoded by the fast path).
+fn hinted_faces(hint: &FaceHint, decoded: &decode::Decoded) -> Option<Vec<face::FaceBox>> {
     let decode::Pixels::Planes { dc: Some(dc), .. } = &decoded.pixels else {
         return None;
     };
-    if hint.len != len as u64 || dc.width() != hint.width {
+    if dc.width() != hint.width {
         return None;
     }
     Some(check::scaled(
@@ -265,7 +270,7 @@ fn prepare_checked(
     let started = Instant::now();
     let face = if photos.face_check || photos.crop == Crop::Portrait {
         let faces = hint
-            .and_then(|h| hinted_faces(h, bytes.len(), &decoded))
+            .and_then(|h| hinted_faces(h, &decoded))
             .unwrap_or_else(|| check::find_faces(&decoded.pixels, photos));
         let verdict = check::classify(&faces, width.min(height), photos);
         match verdict {

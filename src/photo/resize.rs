@@ -48,6 +48,11 @@ impl Region {
         Region::of(image.width(), image.height())
     }
 
+    /// Left, top, width and height, as the resizer's crop takes them.
+    fn bounds(self) -> [f64; 4] {
+        [self.left, self.top, self.width, self.height].map(f64::from)
+    }
+
     /// All of a `width` x `height` image.
     pub(crate) fn of(width: u32, height: u32) -> Region {
         Region {
@@ -83,14 +88,10 @@ pub(crate) fn rgb(
     )
     .expect("an RgbImage's buffer has 3 bytes a pixel");
     let mut dst = fr::images::Image::new(width.max(1), height.max(1), fr::PixelType::U8x3);
+    let [left, top, w, h] = region.bounds();
     let options = fr::ResizeOptions::new()
         .resize_alg(algorithm(quality))
-        .crop(
-            f64::from(region.left),
-            f64::from(region.top),
-            f64::from(region.width),
-            f64::from(region.height),
-        );
+        .crop(left, top, w, h);
     resize(&src, &mut dst, &options);
     RgbImage::from_raw(dst.width(), dst.height(), dst.into_vec())
         .expect("the destination has 3 bytes a pixel")
@@ -158,12 +159,7 @@ pub(crate) fn planes(
     height: u32,
     quality: Quality,
 ) -> RgbImage {
-    let luma_region = [
-        f64::from(region.left),
-        f64::from(region.top),
-        f64::from(region.width),
-        f64::from(region.height),
-    ];
+    let luma_region = region.bounds();
     let luma = plane(y, luma_region, width, height, quality);
     match chroma {
         None => {
@@ -202,12 +198,7 @@ pub(crate) fn ycbcr(
     height: u32,
     quality: Quality,
 ) -> Ycbcr {
-    let luma_region = [
-        f64::from(region.left),
-        f64::from(region.top),
-        f64::from(region.width),
-        f64::from(region.height),
-    ];
+    let luma_region = region.bounds();
     let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
     // An odd output size gives chroma half a pixel more than luma: the region grows to match.
     let (kw, kh) = (

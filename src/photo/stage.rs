@@ -2,14 +2,13 @@
 //! one photo per core at a time, so a 100,000-person roster never holds more than a few decoded
 //! photos in memory and the async runtime is never blocked by CPU work.
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
-
-use std::collections::HashMap;
 
 use super::{
     FaceHash, FaceHint, FaceSeen, Normalized, face_hash_hinted, file_too_large, prepare_hinted,
@@ -72,9 +71,10 @@ impl PhotoStage {
                 Ok(read) => read,
                 Err(f) => return (FaceSeen::NotLooked, Err(f)),
             };
-            // Only for the file as the pre-pass read it: same length (checked in
-            // `prepare_hinted`) and same modification time.
-            let hint = hints.get(&path).filter(|h| h.modified == modified);
+            // Only for the file as the pre-pass read it.
+            let hint = hints
+                .get(&path)
+                .filter(|h| h.fits(bytes.len() as u64, modified));
             let prepared = prepare_hinted(&bytes, photos, &profiles, hint);
             super::buffers::give(bytes);
             prepared
